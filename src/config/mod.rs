@@ -1,0 +1,277 @@
+//! Loading gw.yaml and the policy files it names.
+//!
+//! gw.yaml holds Pingora's own server settings and the gateway's settings side by
+//! side at the top level. The keys Pingora knows are split off for `ServerConf`; the
+//! rest must be the gateway's, and an unknown key is an error.
+
+pub mod csp;
+mod files;
+pub mod permissions;
+pub mod schema;
+pub mod values;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use pingora_core::server::configuration::ServerConf;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use schema::{GatewayConfig, PolicyDef, PolicyFile};
+
+/// A configuration problem: which file, which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted key path such as `vhosts[0].security.frame_options`; empty for the whole file.
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A named policy and where it was defined.
+#[derive(Debug, Clone)]
+pub struct NamedPolicy {
+    pub def: PolicyDef,
+    pub file: PathBuf,
+}
+
+/// Everything read from disk, parsed and checked key by key.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub server: ServerConf,
+    pub gateway: GatewayConfig,
+    pub policies: IndexMap<String, NamedPolicy>,
+}
+
+/// Reads gw.yaml and every policy file it names.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, "", format!("cannot read the file: {e}")))?;
+    let root: Value = serde_yaml::from_str(&text)
+        .map_err(|e| ConfigError::new(path, "", format!("invalid YAML: {e}")))?;
+    let Value::Mapping(root) = root else {
+        return Err(ConfigError::new(
+            path,
+            "",
+            "the top level must be a mapping of keys",
+        ));
+    };
+
+    let (pingora_part, gateway_part) = split_pingora_keys(root);
+    let server: ServerConf = deserialize_value(path, Value::Mapping(pingora_part))?;
+    let server = server
+        .validate()
+        .map_err(|e| ConfigError::new(path, "", format!("Pingora server settings: {e}")))?;
+    let gateway: GatewayConfig = deserialize_value(path, Value::Mapping(gateway_part))?;
+
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let policies = load_policies(path, base_dir, &gateway)?;
+    Ok(LoadedConfig {
+        path: path.to_path_buf(),
+        server,
+        gateway,
+        policies,
+    })
+}
+
+/// Splits the top-level mapping into Pingora's `ServerConf` keys and the rest.
+fn split_pingora_keys(root: Mapping) -> (Mapping, Mapping) {
+    let known = match serde_yaml::to_value(ServerConf::default()) {
+        Ok(Value::Mapping(m)) => m,
+        _ => Mapping::new(),
+    };
+    root.into_iter().partition(|(k, _)| known.contains_key(k))
+}
+
+fn deserialize_value<T: DeserializeOwned>(file: &Path, value: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| path_error(file, e))
+}
+
+fn path_error(file: &Path, e: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
+    let key = e.path().to_string();
+    let key = if key == "." { String::new() } else { key };
+    // serde_yaml starts its own message with the same path when it has one.
+    let reason = e.into_inner().to_string();
+    let reason = reason
+        .strip_prefix(&format!("{key}: "))
+        .map_or(reason.clone(), str::to_string);
+    ConfigError::new(file, key, reason)
+}
+
+fn load_policies(
+    config_path: &Path,
+    base_dir: &Path,
+    gateway: &GatewayConfig,
+) -> Result<IndexMap<String, NamedPolicy>, ConfigError> {
+    let mut policies: IndexMap<String, NamedPolicy> = IndexMap::new();
+    let Some(specs) = &gateway.policy_files else {
+        return Ok(policies);
+    };
+    let mut seen_files: HashMap<PathBuf, ()> = HashMap::new();
+    for spec in &specs.0 {
+        let paths = files::policy_paths(base_dir, spec)
+            .map_err(|reason| ConfigError::new(config_path, "policy_files", reason))?;
+        for file in paths {
+            if seen_files.insert(file.clone(), ()).is_some() {
+                continue;
+            }
+            for (name, def) in read_policy_file(&file)?.policies {
+                if let Some(existing) = policies.get(&name) {
+                    return Err(ConfigError::new(
+                        &file,
+                        format!("policies.{name}"),
+                        format!(
+                            "policy `{name}` is already defined in {}",
+                            existing.file.display()
+                        ),
+                    ));
+                }
+                let named = NamedPolicy {
+                    def,
+                    file: file.clone(),
+                };
+                policies.insert(name, named);
+            }
+        }
+    }
+    Ok(policies)
+}
+
+fn read_policy_file(file: &Path) -> Result<PolicyFile, ConfigError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError::new(file, "", format!("cannot read the file: {e}")))?;
+    if text.trim().is_empty() {
+        return Err(ConfigError::new(
+            file,
+            "",
+            "the file is empty; a policy file holds `policies: {NAME: {...}}`",
+        ));
+    }
+    let de = serde_yaml::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| path_error(file, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const MINIMAL: &str = "listeners: [{address: \"127.0.0.1:8080\"}]\nvhosts: []\n";
+
+    #[test]
+    fn pingora_keys_go_to_server_conf() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "gw.yaml",
+            &format!("version: 1\nthreads: 3\npid_file: /tmp/x.pid\n{MINIMAL}"),
+        );
+        let loaded = load(&p).unwrap();
+        assert_eq!(loaded.server.threads, 3);
+        assert_eq!(loaded.server.pid_file, "/tmp/x.pid");
+        assert_eq!(loaded.gateway.listeners.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "gw.yaml", &format!("{MINIMAL}listnrs: []\n"));
+        let err = load(&p).unwrap_err();
+        assert_eq!(err.file, p);
+        assert!(err.reason.starts_with("unknown field `listnrs`"), "{err}");
+
+        let p = write(
+            dir.path(),
+            "gw2.yaml",
+            "listeners: [{address: \"127.0.0.1:8080\"}]\nvhosts:\n  - name: a\n    hosts: [a.test]\n    security: {frame_options: ALLOWALL}\n",
+        );
+        let err = load(&p).unwrap_err();
+        assert_eq!(err.key, "vhosts[0].security.frame_options");
+        assert!(err.reason.contains("unknown variant `ALLOWALL`"), "{err}");
+    }
+
+    #[test]
+    fn pingora_settings_are_type_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "gw.yaml", &format!("threads: many\n{MINIMAL}"));
+        let err = load(&p).unwrap_err();
+        assert_eq!(err.key, "threads");
+    }
+
+    #[test]
+    fn policy_files_are_read_and_duplicates_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        write(
+            &dir.path().join("policies"),
+            "a.yaml",
+            "policies:\n  base: {security: {hsts_max_age: 60}}\n",
+        );
+        let p = write(
+            dir.path(),
+            "gw.yaml",
+            &format!("policy_files: policies\n{MINIMAL}"),
+        );
+        let loaded = load(&p).unwrap();
+        assert_eq!(loaded.policies["base"].def.security.hsts_max_age, Some(60));
+
+        let b = write(
+            &dir.path().join("policies"),
+            "b.yaml",
+            "policies:\n  base: {}\n",
+        );
+        let err = load(&p).unwrap_err();
+        assert_eq!(err.file, b);
+        assert_eq!(err.key, "policies.base");
+        assert!(err.reason.contains("already defined in"), "{err}");
+    }
+
+    #[test]
+    fn bad_policy_value_names_policy_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pol = write(
+            dir.path(),
+            "pol.yaml",
+            "policies:\n  strict:\n    headers:\n      set: {X-Test: \"a\\r\\nb\"}\n",
+        );
+        let p = write(
+            dir.path(),
+            "gw.yaml",
+            &format!("policy_files: pol.yaml\n{MINIMAL}"),
+        );
+        let err = load(&p).unwrap_err();
+        assert_eq!(err.file, pol);
+        assert_eq!(err.key, "policies.strict.headers.set.X-Test");
+        assert!(err.reason.contains("carriage return"), "{err}");
+    }
+}

@@ -1,0 +1,391 @@
+//! The YAML schema of gw.yaml and of policy files.
+//!
+//! Every struct denies unknown keys, and every leaf is a validated type, so what
+//! deserializes is well-formed. Cross-key rules are checked when the plan is compiled.
+
+use std::net::SocketAddr;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use super::csp::CspPolicy;
+use super::permissions::PermissionsPolicy;
+use super::values::{
+    CorsOrigin, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany, Origin,
+    ReferrerPolicy, RemovePattern, Toggle, Token, TrustedProxy, VhostName,
+};
+
+/// The gateway's part of gw.yaml (Pingora's own keys are split off before this).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// Directories, files or `dir/*.yaml` globs, relative to gw.yaml.
+    pub policy_files: Option<OneOrMany<String>>,
+    pub vhosts: Vec<VhostConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VhostConfig {
+    pub name: VhostName,
+    pub hosts: Vec<HostPattern>,
+    /// `host:port` upstreams, balanced round-robin.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    /// Answer directly instead of proxying.
+    pub respond: Option<RespondConfig>,
+    /// A named policy from the policy files.
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub security: SecurityOptions,
+    #[serde(default)]
+    pub headers: HeaderActions,
+    #[serde(default)]
+    pub request_headers: HeaderActions,
+    pub connect_timeout_ms: Option<u64>,
+    pub read_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
+}
+
+impl VhostConfig {
+    /// The vhost's inline settings, the strongest layer of its policy.
+    pub fn inline_layer(&self) -> PolicyLayer {
+        PolicyLayer {
+            security: self.security.clone(),
+            headers: self.headers.clone(),
+            request_headers: self.request_headers.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondConfig {
+    #[serde(default = "default_respond_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default = "default_content_type")]
+    pub content_type: HeaderValueText,
+}
+
+fn default_respond_status() -> u16 {
+    200
+}
+
+fn default_content_type() -> HeaderValueText {
+    HeaderValueText("text/plain; charset=utf-8".into())
+}
+
+/// A policy file: `policies: {NAME: {extends, security, headers, request_headers}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub policies: IndexMap<String, PolicyDef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDef {
+    pub extends: Option<String>,
+    #[serde(default)]
+    pub security: SecurityOptions,
+    #[serde(default)]
+    pub headers: HeaderActions,
+    #[serde(default)]
+    pub request_headers: HeaderActions,
+}
+
+impl PolicyDef {
+    pub fn layer(&self) -> PolicyLayer {
+        PolicyLayer {
+            security: self.security.clone(),
+            headers: self.headers.clone(),
+            request_headers: self.request_headers.clone(),
+        }
+    }
+}
+
+/// One layer of settings; layers merge from weakest (built-in defaults) to strongest
+/// (the vhost's inline keys).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLayer {
+    #[serde(default)]
+    pub security: SecurityOptions,
+    #[serde(default)]
+    pub headers: HeaderActions,
+    #[serde(default)]
+    pub request_headers: HeaderActions,
+}
+
+impl PolicyLayer {
+    pub fn merge_over(self, weaker: PolicyLayer) -> PolicyLayer {
+        PolicyLayer {
+            security: self.security.merge_over(weaker.security),
+            headers: self.headers.merge_over(weaker.headers),
+            request_headers: self.request_headers.merge_over(weaker.request_headers),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum FrameOptions {
+    #[serde(rename = "DENY", alias = "deny")]
+    Deny,
+    #[serde(rename = "SAMEORIGIN", alias = "sameorigin")]
+    SameOrigin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XssMode {
+    Block,
+    Filter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpenerPolicy {
+    SameOrigin,
+    SameOriginAllowPopups,
+    NoopenerAllowPopups,
+    UnsafeNone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmbedderPolicy {
+    RequireCorp,
+    Credentialless,
+    UnsafeNone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourcePolicy {
+    SameOrigin,
+    SameSite,
+    CrossOrigin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ClearSiteDataType {
+    #[serde(rename = "cache")]
+    Cache,
+    #[serde(rename = "cookies")]
+    Cookies,
+    #[serde(rename = "storage")]
+    Storage,
+    #[serde(rename = "executionContexts")]
+    ExecutionContexts,
+    #[serde(rename = "clientHints")]
+    ClientHints,
+    #[serde(rename = "prefetchCache")]
+    PrefetchCache,
+    #[serde(rename = "prerenderCache")]
+    PrerenderCache,
+    #[serde(rename = "*")]
+    All,
+}
+
+/// The SecurityMiddleware keyword arguments (seed 000), every one optional so that
+/// layers can leave a key to the weaker layer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityOptions {
+    pub csp_enabled: Option<bool>,
+    pub csp_policy: Option<CspPolicy>,
+    pub csp_report_only: Option<bool>,
+    pub hsts_enabled: Option<bool>,
+    pub hsts_max_age: Option<u64>,
+    pub hsts_include_subdomains: Option<bool>,
+    pub hsts_preload: Option<bool>,
+    pub xss_protection: Option<bool>,
+    pub xss_mode: Option<XssMode>,
+    pub frame_options: Option<Toggle<FrameOptions>>,
+    pub frame_options_allow_from: Option<Toggle<Origin>>,
+    pub content_type_options: Option<bool>,
+    pub referrer_policy: Option<Toggle<ReferrerPolicy>>,
+    pub ssl_redirect: Option<bool>,
+    pub ssl_host: Option<Toggle<HostPattern>>,
+    pub ssl_permanent: Option<bool>,
+    pub ssl_redirect_exempt: Option<Vec<ExemptRule>>,
+    pub cache_control: Option<Toggle<HeaderValueText>>,
+    pub clear_site_data: Option<Toggle<Vec<ClearSiteDataType>>>,
+    pub cross_origin_opener_policy: Option<Toggle<OpenerPolicy>>,
+    pub cross_origin_embedder_policy: Option<Toggle<EmbedderPolicy>>,
+    pub cross_origin_resource_policy: Option<Toggle<ResourcePolicy>>,
+    pub permissions_policy: Option<Toggle<PermissionsPolicy>>,
+    pub expect_ct: Option<bool>,
+    pub expect_ct_max_age: Option<u64>,
+    pub expect_ct_enforce: Option<bool>,
+    pub expect_ct_report_uri: Option<Toggle<Origin>>,
+    pub trusted_types: Option<bool>,
+    pub trusted_types_policies: Option<Vec<Token>>,
+    pub hide_server: Option<bool>,
+    pub cors_enabled: Option<bool>,
+    pub allowed_origins: Option<Vec<CorsOrigin>>,
+    pub allowed_methods: Option<Vec<Token>>,
+    pub allowed_headers: Option<Vec<Token>>,
+    pub expose_headers: Option<Vec<Token>>,
+    pub max_age: Option<u64>,
+    pub allow_credentials: Option<bool>,
+}
+
+/// Field-wise merge: the stronger layer's value wins where it has one.
+macro_rules! merge_fields {
+    ($strong:ident, $weak:ident, [$($field:ident),* $(,)?]) => {
+        SecurityOptions {
+            csp_policy: match ($strong.csp_policy, $weak.csp_policy) {
+                (Some(s), Some(w)) => Some(s.merge_over(w)),
+                (s, w) => s.or(w),
+            },
+            permissions_policy: match ($strong.permissions_policy, $weak.permissions_policy) {
+                (Some(Toggle::On(s)), Some(Toggle::On(w))) => Some(Toggle::On(s.merge_over(w))),
+                (s, w) => s.or(w),
+            },
+            $($field: $strong.$field.or($weak.$field),)*
+        }
+    };
+}
+
+impl SecurityOptions {
+    pub fn merge_over(self, weaker: SecurityOptions) -> SecurityOptions {
+        let strong = self;
+        merge_fields!(
+            strong,
+            weaker,
+            [
+                csp_enabled,
+                csp_report_only,
+                hsts_enabled,
+                hsts_max_age,
+                hsts_include_subdomains,
+                hsts_preload,
+                xss_protection,
+                xss_mode,
+                frame_options,
+                frame_options_allow_from,
+                content_type_options,
+                referrer_policy,
+                ssl_redirect,
+                ssl_host,
+                ssl_permanent,
+                ssl_redirect_exempt,
+                cache_control,
+                clear_site_data,
+                cross_origin_opener_policy,
+                cross_origin_embedder_policy,
+                cross_origin_resource_policy,
+                expect_ct,
+                expect_ct_max_age,
+                expect_ct_enforce,
+                expect_ct_report_uri,
+                trusted_types,
+                trusted_types_policies,
+                hide_server,
+                cors_enabled,
+                allowed_origins,
+                allowed_methods,
+                allowed_headers,
+                expose_headers,
+                max_age,
+                allow_credentials,
+            ]
+        )
+    }
+}
+
+/// What the gateway does when the upstream already sent a header the policy manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictMode {
+    /// Replace the upstream's value(s) with the policy's.
+    #[default]
+    Override,
+    /// Keep the upstream's first value, drop any further copies.
+    Keep,
+    /// Keep the upstream's values and add the policy's beside them.
+    Append,
+}
+
+/// Key of the `conflict` map: a header name, or `*` for every managed header.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ConflictKey {
+    All,
+    Header(http::HeaderName),
+}
+
+impl TryFrom<String> for ConflictKey {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "*" {
+            return Ok(ConflictKey::All);
+        }
+        HeaderNameText::try_from(text).map(|h| ConflictKey::Header(h.name))
+    }
+}
+
+/// Generic header actions, for responses (`headers`) and for requests sent upstream
+/// (`request_headers`, where `conflict` does not apply).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderActions {
+    /// Managed headers: written on every response, upstream copies handled per `conflict`.
+    #[serde(default)]
+    pub set: IndexMap<HeaderNameText, HeaderValueText>,
+    /// Appended beside whatever the upstream sent.
+    #[serde(default)]
+    pub add: IndexMap<HeaderNameText, OneOrMany<HeaderValueText>>,
+    /// Written only when the upstream sent none.
+    #[serde(default)]
+    pub default: IndexMap<HeaderNameText, HeaderValueText>,
+    /// Stripped from upstream responses: names or `Prefix-*`.
+    #[serde(default)]
+    pub remove: Vec<RemovePattern>,
+    /// Per managed header (or `*`): override, keep or append.
+    #[serde(default)]
+    pub conflict: IndexMap<ConflictKey, ConflictMode>,
+}
+
+impl HeaderActions {
+    pub fn merge_over(self, weaker: HeaderActions) -> HeaderActions {
+        HeaderActions {
+            set: merge_maps(self.set, weaker.set),
+            add: merge_maps(self.add, weaker.add),
+            default: merge_maps(self.default, weaker.default),
+            remove: union(self.remove, weaker.remove),
+            conflict: merge_maps(self.conflict, weaker.conflict),
+        }
+    }
+}
+
+fn merge_maps<K: std::hash::Hash + Eq, V>(
+    strong: IndexMap<K, V>,
+    weak: IndexMap<K, V>,
+) -> IndexMap<K, V> {
+    let mut merged = weak;
+    merged.extend(strong);
+    merged
+}
+
+fn union<T: PartialEq>(strong: Vec<T>, weak: Vec<T>) -> Vec<T> {
+    let mut merged = weak;
+    for item in strong {
+        if !merged.contains(&item) {
+            merged.push(item);
+        }
+    }
+    merged
+}

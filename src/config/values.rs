@@ -1,0 +1,554 @@
+//! Validated configuration values.
+//!
+//! Each type here checks its input while the YAML is deserialized, so a bad value is
+//! reported with the file and the exact key path, and everything after parsing can
+//! rely on it being well-formed.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use http::HeaderName;
+use ipnet::IpNet;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
+use serde::Deserialize;
+
+/// A value that may also be `false`, which turns the header it controls off.
+///
+/// An absent key inherits from the weaker layer; `false` is an explicit "off".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Toggle<T> {
+    Off,
+    On(T),
+}
+
+impl<T> Toggle<T> {
+    pub fn as_ref(&self) -> Option<&T> {
+        match self {
+            Toggle::Off => None,
+            Toggle::On(v) => Some(v),
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Toggle<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_yaml::Value::deserialize(d)?;
+        if value == serde_yaml::Value::Bool(false) {
+            return Ok(Toggle::Off);
+        }
+        T::deserialize(value)
+            .map(Toggle::On)
+            .map_err(|e| D::Error::custom(strip_location(&e.to_string())))
+    }
+}
+
+/// One value or a list of them, for keys where both read naturally.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_yaml::Value::deserialize(d)?;
+        let items = match value {
+            serde_yaml::Value::Sequence(_) => Vec::<T>::deserialize(value),
+            other => T::deserialize(other).map(|one| vec![one]),
+        };
+        items
+            .map(OneOrMany)
+            .map_err(|e| D::Error::custom(strip_location(&e.to_string())))
+    }
+}
+
+/// serde_yaml appends " at line L column C" to errors from re-deserialized values,
+/// where the position is relative to a fragment and therefore misleading.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// A response or request header name, kept with the case the user wrote it in
+/// (HTTP/1 responses show that case). Equality ignores case, as header names do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HeaderNameText {
+    pub name: HeaderName,
+    pub text: String,
+}
+
+impl PartialEq for HeaderNameText {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for HeaderNameText {}
+
+impl std::hash::Hash for HeaderNameText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl TryFrom<String> for HeaderNameText {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let name = HeaderName::from_bytes(text.as_bytes())
+            .map_err(|_| format!("`{text}` is not a valid header name"))?;
+        Ok(HeaderNameText { name, text })
+    }
+}
+
+impl fmt::Display for HeaderNameText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A header value: visible ASCII, spaces and tabs only. CR, LF, NUL and other control
+/// or non-ASCII bytes are rejected, so no configuration can split a response.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HeaderValueText(pub String);
+
+impl TryFrom<String> for HeaderValueText {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        check_header_value(&text)?;
+        Ok(HeaderValueText(text.trim().to_string()))
+    }
+}
+
+/// Rejects bytes that must never appear in a header value.
+pub fn check_header_value(text: &str) -> Result<(), String> {
+    for (i, b) in text.bytes().enumerate() {
+        let ok = b == b'\t' || (0x20..0x7f).contains(&b);
+        if !ok {
+            let what = match b {
+                b'\r' => "a carriage return (CR)".to_string(),
+                b'\n' => "a line feed (LF)".to_string(),
+                0 => "a NUL byte".to_string(),
+                _ => format!("the byte 0x{b:02x}"),
+            };
+            return Err(format!(
+                "header value contains {what} at byte {i}; only visible ASCII, spaces and tabs are allowed"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A header removal rule: an exact name, or a prefix written as `X-Prefix-*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum RemovePattern {
+    Exact(HeaderName),
+    /// Lower-cased prefix, matched against lower-case header names.
+    Prefix(String),
+}
+
+impl TryFrom<String> for RemovePattern {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if let Some(prefix) = text.strip_suffix('*') {
+            if prefix.is_empty() || prefix.contains('*') {
+                return Err(format!(
+                    "`{text}`: a remove pattern is a header name or a prefix ending in a single `*`, like `X-AspNet-*`"
+                ));
+            }
+            HeaderName::from_bytes(prefix.as_bytes())
+                .map_err(|_| format!("`{text}`: `{prefix}` is not a valid header name prefix"))?;
+            return Ok(RemovePattern::Prefix(prefix.to_ascii_lowercase()));
+        }
+        HeaderNameText::try_from(text).map(|h| RemovePattern::Exact(h.name))
+    }
+}
+
+impl fmt::Display for RemovePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemovePattern::Exact(n) => f.write_str(n.as_str()),
+            RemovePattern::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
+/// A host name pattern of a virtual host: `example.com`, `*.example.com` or `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum HostPattern {
+    /// `*`: the default virtual host.
+    Any,
+    Exact(String),
+    /// `*.example.com`, stored as `example.com`: matches any name below it.
+    Suffix(String),
+}
+
+impl TryFrom<String> for HostPattern {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "*" {
+            return Ok(HostPattern::Any);
+        }
+        let lower = text.to_ascii_lowercase();
+        let lower = lower.strip_suffix('.').unwrap_or(&lower);
+        if let Some(suffix) = lower.strip_prefix("*.") {
+            check_dns_name(suffix).map_err(|e| format!("`{text}`: {e}"))?;
+            return Ok(HostPattern::Suffix(suffix.to_string()));
+        }
+        if lower.parse::<IpAddr>().is_ok() {
+            return Ok(HostPattern::Exact(lower.to_string()));
+        }
+        if let Some(v6) = lower.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            if v6.parse::<std::net::Ipv6Addr>().is_ok() {
+                return Ok(HostPattern::Exact(lower.to_string()));
+            }
+        }
+        check_dns_name(lower).map_err(|e| format!("`{text}`: {e}"))?;
+        Ok(HostPattern::Exact(lower.to_string()))
+    }
+}
+
+fn check_dns_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("a host name has 1 to 253 characters".into());
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(format!(
+                "`{label}` is not a valid DNS label (letters, digits and inner hyphens; wildcards only as a leading `*.`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address (`10.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TrustedProxy(pub IpNet);
+
+impl TryFrom<String> for TrustedProxy {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if let Ok(net) = text.parse::<IpNet>() {
+            return Ok(TrustedProxy(net.trunc()));
+        }
+        text.parse::<IpAddr>()
+            .map(|ip| TrustedProxy(IpNet::from(ip)))
+            .map_err(|_| format!("`{text}` is neither a CIDR like 10.0.0.0/8 nor an IP address"))
+    }
+}
+
+/// A web origin: `scheme://host[:port]` with no path, query or fragment.
+pub fn check_origin(text: &str) -> Result<(), String> {
+    let (scheme, rest) = text
+        .split_once("://")
+        .ok_or_else(|| format!("`{text}` is not an origin like https://example.com"))?;
+    let scheme_ok = !scheme.is_empty()
+        && scheme.as_bytes()[0].is_ascii_alphabetic()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return Err(format!("`{text}`: `{scheme}` is not a URL scheme"));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().is_err() {
+            return Err(format!(
+                "`{text}`: an origin has no path, and `{port}` is not a port"
+            ));
+        }
+    }
+    if host.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "`{text}`: an origin is scheme://host[:port], without path, query or user"
+        ));
+    }
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    let is_ip = bare.parse::<IpAddr>().is_ok()
+        || bare
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .is_some_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok());
+    if !is_ip {
+        check_dns_name(&bare.to_ascii_lowercase()).map_err(|e| format!("`{text}`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// An exact origin, as used by `frame_options_allow_from` and Permissions-Policy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Origin(pub String);
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text.contains('*') {
+            return Err(format!("`{text}`: wildcards are not allowed here"));
+        }
+        check_origin(&text)?;
+        Ok(Origin(text))
+    }
+}
+
+/// A CORS allowed origin: `*`, an exact origin, or `scheme://*.suffix` for subdomains.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum CorsOrigin {
+    Any,
+    Exact(String),
+    /// scheme, suffix (without `*.`) and optional port of `scheme://*.suffix[:port]`.
+    Subdomains {
+        scheme: String,
+        suffix: String,
+        port: Option<u16>,
+    },
+}
+
+impl TryFrom<String> for CorsOrigin {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text == "*" {
+            return Ok(CorsOrigin::Any);
+        }
+        check_origin(&text)?;
+        let (scheme, rest) = text.split_once("://").unwrap_or_default();
+        match rest.strip_prefix("*.") {
+            Some(after) => {
+                let (suffix, port) = match after.split_once(':') {
+                    Some((s, p)) => (s, p.parse().ok()),
+                    None => (after, None),
+                };
+                Ok(CorsOrigin::Subdomains {
+                    scheme: scheme.to_ascii_lowercase(),
+                    suffix: suffix.to_ascii_lowercase(),
+                    port,
+                })
+            }
+            None if rest.contains('*') => Err(format!(
+                "`{text}`: a wildcard origin is written scheme://*.example.com"
+            )),
+            None => Ok(CorsOrigin::Exact(text.to_ascii_lowercase())),
+        }
+    }
+}
+
+/// An HTTP token (RFC 9110 `tchar`s): methods and header names in CORS lists.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Token(pub String);
+
+impl TryFrom<String> for Token {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if text.is_empty() || !text.bytes().all(tchar) {
+            return Err(format!("`{text}` is not an HTTP token"));
+        }
+        Ok(Token(text))
+    }
+}
+
+/// A path the HTTPS redirect leaves alone: a prefix starting with `/`, or a regex
+/// starting with `^`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ExemptRule {
+    Prefix(String),
+    Regex(String),
+}
+
+impl TryFrom<String> for ExemptRule {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text.starts_with('^') {
+            regex::Regex::new(&text).map_err(|e| format!("`{text}` is not a valid regex: {e}"))?;
+            Ok(ExemptRule::Regex(text))
+        } else if text.starts_with('/') {
+            Ok(ExemptRule::Prefix(text))
+        } else {
+            Err(format!(
+                "`{text}`: an exempt rule is a path prefix starting with `/` or a regex starting with `^`"
+            ))
+        }
+    }
+}
+
+impl PartialEq for ExemptRule {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ExemptRule::Prefix(a), ExemptRule::Prefix(b)) => a == b,
+            (ExemptRule::Regex(a), ExemptRule::Regex(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// `Referrer-Policy`: one token or a comma-separated fallback list of known tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ReferrerPolicy(pub String);
+
+pub const REFERRER_POLICIES: &[&str] = &[
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "origin",
+    "origin-when-cross-origin",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+];
+
+impl TryFrom<String> for ReferrerPolicy {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let tokens: Vec<&str> = text.split(',').map(str::trim).collect();
+        for t in &tokens {
+            if !REFERRER_POLICIES.contains(t) {
+                return Err(format!(
+                    "`{t}` is not a referrer policy; expected one of {}",
+                    REFERRER_POLICIES.join(", ")
+                ));
+            }
+        }
+        Ok(ReferrerPolicy(tokens.join(", ")))
+    }
+}
+
+/// A virtual host name, used in logs and as a metrics label: short and plain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct VhostName(pub String);
+
+impl TryFrom<String> for VhostName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(format!(
+                "`{text}`: a vhost name has 1 to 64 letters, digits, `-`, `_` or `.`"
+            ));
+        }
+        Ok(VhostName(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_reject_control_bytes() {
+        assert!(HeaderValueText::try_from("max-age=1".to_string()).is_ok());
+        let err = HeaderValueText::try_from("a\r\nSet-Cookie: x".to_string()).unwrap_err();
+        assert_eq!(
+            err,
+            "header value contains a carriage return (CR) at byte 1; only visible ASCII, spaces and tabs are allowed"
+        );
+        assert!(HeaderValueText::try_from("a\nb".to_string())
+            .unwrap_err()
+            .contains("line feed (LF) at byte 1"));
+        assert!(HeaderValueText::try_from("a\0".to_string())
+            .unwrap_err()
+            .contains("NUL byte at byte 1"));
+        assert!(HeaderValueText::try_from("caf\u{e9}".to_string())
+            .unwrap_err()
+            .contains("byte 0xc3 at byte 3"));
+    }
+
+    #[test]
+    fn host_patterns_are_normalized() {
+        let p = |s: &str| HostPattern::try_from(s.to_string());
+        assert_eq!(p("*").unwrap(), HostPattern::Any);
+        assert_eq!(
+            p("Example.COM.").unwrap(),
+            HostPattern::Exact("example.com".into())
+        );
+        assert_eq!(
+            p("*.Example.com").unwrap(),
+            HostPattern::Suffix("example.com".into())
+        );
+        assert_eq!(
+            p("127.0.0.1").unwrap(),
+            HostPattern::Exact("127.0.0.1".into())
+        );
+        assert!(p("a.*.com").is_err());
+        assert!(p("exa mple.com").is_err());
+        assert!(p("-bad.com").is_err());
+    }
+
+    #[test]
+    fn remove_patterns() {
+        let r = |s: &str| RemovePattern::try_from(s.to_string());
+        assert_eq!(
+            r("X-Powered-By").unwrap(),
+            RemovePattern::Exact(HeaderName::from_static("x-powered-by"))
+        );
+        assert_eq!(
+            r("X-AspNet-*").unwrap(),
+            RemovePattern::Prefix("x-aspnet-".into())
+        );
+        assert!(r("*").is_err());
+        assert!(r("X-*-Y*").is_err());
+    }
+
+    #[test]
+    fn cors_origins() {
+        let o = |s: &str| CorsOrigin::try_from(s.to_string());
+        assert_eq!(o("*").unwrap(), CorsOrigin::Any);
+        assert_eq!(
+            o("https://*.example.com").unwrap(),
+            CorsOrigin::Subdomains {
+                scheme: "https".into(),
+                suffix: "example.com".into(),
+                port: None
+            }
+        );
+        assert_eq!(
+            o("https://App.example.com:8443").unwrap(),
+            CorsOrigin::Exact("https://app.example.com:8443".into())
+        );
+        assert!(o("https://example.com/path").is_err());
+        assert!(o("example.com").is_err());
+        assert!(o("https://ex*ample.com").is_err());
+    }
+
+    #[test]
+    fn referrer_policy_lists() {
+        assert_eq!(
+            ReferrerPolicy::try_from("no-referrer,strict-origin-when-cross-origin".to_string())
+                .unwrap()
+                .0,
+            "no-referrer, strict-origin-when-cross-origin"
+        );
+        assert!(ReferrerPolicy::try_from("never".to_string()).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_accept_cidrs_and_addresses() {
+        let t = |s: &str| TrustedProxy::try_from(s.to_string()).map(|t| t.0.to_string());
+        assert_eq!(t("10.1.2.3/8").unwrap(), "10.0.0.0/8");
+        assert_eq!(t("10.1.2.3").unwrap(), "10.1.2.3/32");
+        assert_eq!(t("::1").unwrap(), "::1/128");
+        assert!(t("10.0.0.0/33").is_err());
+    }
+}

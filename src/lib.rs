@@ -1,0 +1,13 @@
+//! pingora-secgw: an edge gateway on Pingora that puts the right security headers on
+//! every response.
+//!
+//! The flow: [`config`] reads and checks YAML -> [`policy`] compiles it into an
+//! immutable [`policy::Plan`] -> [`proxy`] applies the plan in Pingora's hooks, with
+//! [`routing`] picking the vhost and [`forwarded`] deciding what a client may claim.
+
+pub mod config;
+pub mod forwarded;
+pub mod policy;
+pub mod proxy;
+pub mod routing;
+pub mod server;

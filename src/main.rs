@@ -1,0 +1,47 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pingora_core::server::configuration::Opt;
+
+use pingora_secgw::{config, policy::Plan, server};
+
+/// An edge gateway on Pingora that puts the right security headers on every response.
+#[derive(Parser)]
+#[command(name = "pingora-secgw", version)]
+struct Cli {
+    #[command(flatten)]
+    opt: Opt,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let Some(conf) = cli.opt.conf.clone() else {
+        eprintln!(
+            "pingora-secgw: no configuration file given; run `pingora-secgw -c conf/gw.yaml`"
+        );
+        return ExitCode::from(2);
+    };
+    let loaded = match config::load(Path::new(&conf)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("pingora-secgw: invalid configuration: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let plan = match Plan::compile(&loaded) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pingora-secgw: invalid configuration: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.opt.test {
+        println!(
+            "pingora-secgw: configuration {conf} is valid ({} vhosts)",
+            plan.vhosts.len()
+        );
+    }
+    server::build(cli.opt, loaded, plan).run_forever()
+}

@@ -1,0 +1,330 @@
+//! Compiled header actions and the code that applies them on the request path.
+//!
+//! Everything here is built once per configuration: names and values are ready
+//! `HeaderName`s, wire-case names and `HeaderValue`s, so applying a plan clones
+//! reference-counted bytes and formats nothing.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use pingora_http::{RequestHeader, ResponseHeader};
+
+use crate::config::schema::ConflictMode;
+use crate::config::values::RemovePattern;
+
+/// A header ready to write: lookup name, wire-case name and value.
+#[derive(Debug, Clone)]
+pub struct HeaderEntry {
+    pub name: HeaderName,
+    /// The name as written on HTTP/1 (Pingora's case-preserving name type is private;
+    /// it converts from `Bytes` by reference count).
+    case: Bytes,
+    pub value: HeaderValue,
+}
+
+impl HeaderEntry {
+    /// `text` is the name as it should appear on HTTP/1 (callers have validated both).
+    pub fn new(text: &str, value: &str) -> Result<HeaderEntry, String> {
+        let name = HeaderName::from_bytes(text.as_bytes())
+            .map_err(|_| format!("`{text}` is not a valid header name"))?;
+        let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes()))
+            .map_err(|_| format!("invalid value for header `{text}`"))?;
+        Ok(HeaderEntry {
+            name,
+            case: Bytes::copy_from_slice(text.as_bytes()),
+            value,
+        })
+    }
+}
+
+/// Pingora's request and response headers share these operations but no trait.
+/// Going through Pingora's own methods keeps its case-preserving name map in step.
+pub trait HeaderTarget {
+    fn headers(&self) -> &HeaderMap;
+    fn insert(&mut self, e: &HeaderEntry);
+    fn insert_value(&mut self, e: &HeaderEntry, value: HeaderValue);
+    fn append(&mut self, e: &HeaderEntry);
+    fn remove(&mut self, name: &HeaderName);
+}
+
+macro_rules! header_target {
+    ($t:ty) => {
+        impl HeaderTarget for $t {
+            fn headers(&self) -> &HeaderMap {
+                &self.headers
+            }
+            fn insert(&mut self, e: &HeaderEntry) {
+                self.insert_value(e, e.value.clone());
+            }
+            fn insert_value(&mut self, e: &HeaderEntry, value: HeaderValue) {
+                // Cannot fail: the name was parsed when the plan was compiled.
+                let _ = self.insert_header(e.case.clone(), value);
+            }
+            fn append(&mut self, e: &HeaderEntry) {
+                let _ = self.append_header(e.case.clone(), e.value.clone());
+            }
+            fn remove(&mut self, name: &HeaderName) {
+                self.remove_header(name);
+            }
+        }
+    };
+}
+
+header_target!(ResponseHeader);
+header_target!(RequestHeader);
+
+/// Removal rules: exact names and lower-case prefixes.
+#[derive(Debug, Clone, Default)]
+pub struct RemoveRules {
+    exact: Vec<HeaderName>,
+    prefixes: Vec<String>,
+}
+
+impl RemoveRules {
+    pub fn new(patterns: &[RemovePattern]) -> RemoveRules {
+        let mut rules = RemoveRules::default();
+        for p in patterns {
+            match p {
+                RemovePattern::Exact(n) => rules.exact.push(n.clone()),
+                RemovePattern::Prefix(p) => rules.prefixes.push(p.clone()),
+            }
+        }
+        rules
+    }
+
+    pub fn push_exact(&mut self, name: HeaderName) {
+        if !self.exact.contains(&name) {
+            self.exact.push(name);
+        }
+    }
+
+    pub fn apply(&self, target: &mut impl HeaderTarget) {
+        for name in &self.exact {
+            target.remove(name);
+        }
+        if self.prefixes.is_empty() {
+            return;
+        }
+        // HeaderMap names are lower case, like the stored prefixes. The Vec only
+        // allocates when something matches.
+        let doomed: Vec<HeaderName> = target
+            .headers()
+            .keys()
+            .filter(|k| self.prefixes.iter().any(|p| k.as_str().starts_with(p)))
+            .cloned()
+            .collect();
+        for name in &doomed {
+            target.remove(name);
+        }
+    }
+}
+
+/// A header the policy manages, with what to do when the upstream sent it too.
+#[derive(Debug, Clone)]
+pub struct ManagedHeader {
+    pub entry: HeaderEntry,
+    pub mode: ConflictMode,
+    /// Strict-Transport-Security: never sent over plain HTTP (RFC 6797 7.2).
+    pub https_only: bool,
+}
+
+/// Everything a vhost does to response headers, in order: remove, managed, add, default.
+#[derive(Debug, Clone, Default)]
+pub struct ResponsePlan {
+    pub remove: RemoveRules,
+    pub managed: Vec<ManagedHeader>,
+    pub add: Vec<HeaderEntry>,
+    pub default: Vec<HeaderEntry>,
+}
+
+impl ResponsePlan {
+    /// Applies the plan to a response from the upstream or made by the gateway.
+    pub fn apply(&self, resp: &mut ResponseHeader, https: bool) {
+        self.remove.apply(resp);
+        for m in &self.managed {
+            if m.https_only && !https {
+                continue;
+            }
+            apply_managed(resp, m);
+        }
+        add_and_default(resp, &self.add, &self.default);
+    }
+}
+
+fn apply_managed(resp: &mut ResponseHeader, m: &ManagedHeader) {
+    let e = &m.entry;
+    let mut existing = resp.headers().get_all(&e.name).iter();
+    let first = existing.next().cloned();
+    let more = existing.next().is_some();
+    match (first, m.mode) {
+        (None, _) | (Some(_), ConflictMode::Override) => resp.insert(e),
+        (Some(_), ConflictMode::Keep) if !more => {}
+        (Some(first), ConflictMode::Keep) => resp.insert_value(e, first),
+        (Some(_), ConflictMode::Append) => {
+            if !resp.headers().get_all(&e.name).iter().any(|v| v == e.value) {
+                resp.append(e);
+            }
+        }
+    }
+}
+
+/// Request-header actions applied to the request sent upstream.
+#[derive(Debug, Clone, Default)]
+pub struct RequestPlan {
+    pub remove: RemoveRules,
+    pub set: Vec<HeaderEntry>,
+    pub add: Vec<HeaderEntry>,
+    pub default: Vec<HeaderEntry>,
+}
+
+impl RequestPlan {
+    pub fn apply(&self, req: &mut RequestHeader) {
+        self.remove.apply(req);
+        for e in &self.set {
+            req.insert(e);
+        }
+        add_and_default(req, &self.add, &self.default);
+    }
+}
+
+/// `add` appends beside what is there; `default` fills in only what is missing.
+fn add_and_default(target: &mut impl HeaderTarget, add: &[HeaderEntry], default: &[HeaderEntry]) {
+    for e in add {
+        target.append(e);
+    }
+    for e in default {
+        if !target.headers().contains_key(&e.name) {
+            target.insert(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn managed(name: &str, value: &str, mode: ConflictMode) -> ManagedHeader {
+        ManagedHeader {
+            entry: HeaderEntry::new(name, value).unwrap(),
+            mode,
+            https_only: false,
+        }
+    }
+
+    fn upstream(headers: &[(&str, &str)]) -> ResponseHeader {
+        let mut r = ResponseHeader::build(200, None).unwrap();
+        for (n, v) in headers {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn values(r: &ResponseHeader, name: &str) -> Vec<String> {
+        r.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn conflict_modes() {
+        let plan = ResponsePlan {
+            managed: vec![
+                managed("X-Frame-Options", "DENY", ConflictMode::Override),
+                managed("Referrer-Policy", "no-referrer", ConflictMode::Keep),
+                managed(
+                    "Content-Security-Policy",
+                    "default-src 'self'",
+                    ConflictMode::Append,
+                ),
+            ],
+            ..Default::default()
+        };
+        let mut r = upstream(&[
+            ("X-Frame-Options", "SAMEORIGIN"),
+            ("X-Frame-Options", "ALLOWALL"),
+            ("Referrer-Policy", "origin"),
+            ("Referrer-Policy", "unsafe-url"),
+            ("Content-Security-Policy", "img-src *"),
+        ]);
+        plan.apply(&mut r, false);
+        assert_eq!(values(&r, "x-frame-options"), ["DENY"]);
+        assert_eq!(values(&r, "referrer-policy"), ["origin"]);
+        assert_eq!(
+            values(&r, "content-security-policy"),
+            ["img-src *", "default-src 'self'"]
+        );
+        // Applying twice changes nothing: append does not repeat an identical value.
+        plan.apply(&mut r, false);
+        assert_eq!(values(&r, "content-security-policy").len(), 2);
+        assert_eq!(values(&r, "x-frame-options"), ["DENY"]);
+    }
+
+    #[test]
+    fn https_only_headers_wait_for_https() {
+        let mut hsts = managed(
+            "Strict-Transport-Security",
+            "max-age=60",
+            ConflictMode::Override,
+        );
+        hsts.https_only = true;
+        let plan = ResponsePlan {
+            managed: vec![hsts],
+            ..Default::default()
+        };
+        let mut r = upstream(&[]);
+        plan.apply(&mut r, false);
+        assert!(values(&r, "strict-transport-security").is_empty());
+        plan.apply(&mut r, true);
+        assert_eq!(values(&r, "strict-transport-security"), ["max-age=60"]);
+    }
+
+    #[test]
+    fn remove_add_default() {
+        let plan = ResponsePlan {
+            remove: RemoveRules::new(&[
+                RemovePattern::Exact(HeaderName::from_static("server")),
+                RemovePattern::Prefix("x-aspnet".into()),
+            ]),
+            add: vec![HeaderEntry::new("Link", "</a.css>; rel=preload").unwrap()],
+            default: vec![
+                HeaderEntry::new("Cache-Control", "no-store").unwrap(),
+                HeaderEntry::new("X-Robots-Tag", "noindex").unwrap(),
+            ],
+            ..Default::default()
+        };
+        let mut r = upstream(&[
+            ("Server", "nginx"),
+            ("X-AspNet-Version", "4"),
+            ("X-AspNetMvc-Version", "5"),
+            ("Link", "</b.js>; rel=preload"),
+            ("Cache-Control", "public"),
+        ]);
+        plan.apply(&mut r, false);
+        assert!(values(&r, "server").is_empty());
+        assert!(values(&r, "x-aspnet-version").is_empty());
+        assert!(values(&r, "x-aspnetmvc-version").is_empty());
+        assert_eq!(
+            values(&r, "link"),
+            ["</b.js>; rel=preload", "</a.css>; rel=preload"]
+        );
+        assert_eq!(values(&r, "cache-control"), ["public"]);
+        assert_eq!(values(&r, "x-robots-tag"), ["noindex"]);
+    }
+
+    #[test]
+    fn wire_case_is_the_configured_case() {
+        let plan = ResponsePlan {
+            managed: vec![managed("X-Frame-Options", "DENY", ConflictMode::Override)],
+            ..Default::default()
+        };
+        let mut r = upstream(&[]);
+        plan.apply(&mut r, false);
+        let mut wire = Vec::new();
+        r.header_to_h1_wire(&mut wire);
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "X-Frame-Options: DENY\r\n"
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! Serializing the typed security options into response headers.
+
+use crate::config::permissions::{Allow, PermissionsPolicy};
+use crate::config::schema::{
+    ClearSiteDataType, EmbedderPolicy, FrameOptions, OpenerPolicy, ResourcePolicy, SecurityOptions,
+    XssMode,
+};
+use crate::config::values::Toggle;
+
+/// One header the security options produce, in the canonical case it is sent in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityHeader {
+    pub name: &'static str,
+    pub value: String,
+}
+
+/// The headers a (fully merged) set of security options produces, in a stable order.
+/// HSTS is included; the caller sends it over HTTPS only.
+pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
+    let mut out = Vec::new();
+    let mut push = |name: &'static str, value: String| out.push(SecurityHeader { name, value });
+
+    if let Some((name, value)) = csp(o) {
+        push(name, value);
+    }
+    if o.hsts_enabled == Some(true) {
+        let mut v = format!("max-age={}", o.hsts_max_age.unwrap_or(31_536_000));
+        if o.hsts_include_subdomains == Some(true) {
+            v.push_str("; includeSubDomains");
+        }
+        if o.hsts_preload == Some(true) {
+            v.push_str("; preload");
+        }
+        push("Strict-Transport-Security", v);
+    }
+    let xss = match (o.xss_protection, o.xss_mode) {
+        (Some(true), Some(XssMode::Filter)) => "1",
+        (Some(true), _) => "1; mode=block",
+        _ => "0",
+    };
+    push("X-XSS-Protection", xss.to_string());
+    let allow_from = on(&o.frame_options_allow_from);
+    if allow_from.is_none() {
+        if let Some(fo) = on(&o.frame_options) {
+            let v = match fo {
+                FrameOptions::Deny => "DENY",
+                FrameOptions::SameOrigin => "SAMEORIGIN",
+            };
+            push("X-Frame-Options", v.to_string());
+        }
+    }
+    if o.content_type_options == Some(true) {
+        push("X-Content-Type-Options", "nosniff".to_string());
+    }
+    if let Some(rp) = on(&o.referrer_policy) {
+        push("Referrer-Policy", rp.0.clone());
+    }
+    if let Some(cc) = on(&o.cache_control) {
+        push("Cache-Control", cc.0.clone());
+    }
+    if let Some(types) = on(&o.clear_site_data).filter(|t| !t.is_empty()) {
+        let quoted: Vec<String> = types
+            .iter()
+            .map(|t| format!("\"{}\"", clear_site_data_name(*t)))
+            .collect();
+        push("Clear-Site-Data", quoted.join(", "));
+    }
+    if let Some(p) = on(&o.cross_origin_opener_policy) {
+        push("Cross-Origin-Opener-Policy", opener(*p).to_string());
+    }
+    if let Some(p) = on(&o.cross_origin_embedder_policy) {
+        push("Cross-Origin-Embedder-Policy", embedder(*p).to_string());
+    }
+    if let Some(p) = on(&o.cross_origin_resource_policy) {
+        push("Cross-Origin-Resource-Policy", resource(*p).to_string());
+    }
+    if let Some(pp) = on(&o.permissions_policy) {
+        if let Some(v) = permissions_policy(pp) {
+            push("Permissions-Policy", v);
+        }
+    }
+    if o.expect_ct == Some(true) {
+        let mut v = format!("max-age={}", o.expect_ct_max_age.unwrap_or(86_400));
+        if o.expect_ct_enforce == Some(true) {
+            v.push_str(", enforce");
+        }
+        if let Some(uri) = on(&o.expect_ct_report_uri) {
+            v.push_str(&format!(", report-uri=\"{}\"", uri.0));
+        }
+        push("Expect-CT", v);
+    }
+    out
+}
+
+fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
+    v.as_ref().and_then(Toggle::as_ref)
+}
+
+/// The CSP header: the configured policy when enabled, plus the directives other
+/// options imply (`frame_options_allow_from` -> `frame-ancestors`, Trusted Types).
+fn csp(o: &SecurityOptions) -> Option<(&'static str, String)> {
+    let mut directives: Vec<(String, Vec<String>)> = Vec::new();
+    if o.csp_enabled == Some(true) {
+        let policy = o.csp_policy.clone().unwrap_or_default();
+        directives.extend(
+            policy
+                .0
+                .into_iter()
+                .filter_map(|(d, sources)| sources.map(|s| (d, s))),
+        );
+    }
+    let mut set =
+        |name: &str, values: Vec<String>| match directives.iter_mut().find(|(d, _)| d == name) {
+            Some(entry) => entry.1 = values,
+            None => directives.push((name.to_string(), values)),
+        };
+    if let Some(origin) = on(&o.frame_options_allow_from) {
+        set("frame-ancestors", vec![origin.0.clone()]);
+    }
+    if o.trusted_types == Some(true) {
+        set("require-trusted-types-for", vec!["'script'".to_string()]);
+        let names: Vec<String> = o
+            .trusted_types_policies
+            .iter()
+            .flatten()
+            .map(|t| t.0.clone())
+            .collect();
+        if !names.is_empty() {
+            set("trusted-types", names);
+        }
+    }
+    if directives.is_empty() {
+        return None;
+    }
+    let value = directives
+        .iter()
+        .map(|(d, s)| {
+            if s.is_empty() {
+                d.clone()
+            } else {
+                format!("{d} {}", s.join(" "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let name = if o.csp_report_only == Some(true) {
+        "Content-Security-Policy-Report-Only"
+    } else {
+        "Content-Security-Policy"
+    };
+    Some((name, value))
+}
+
+/// Permissions-Policy as an RFC 8941 dictionary: `camera=(), geolocation=(self "https://x")`.
+fn permissions_policy(pp: &PermissionsPolicy) -> Option<String> {
+    let mut ser = sfv::DictSerializer::new();
+    for (feature, allowlist) in &pp.0 {
+        let Some(allowlist) = allowlist else { continue };
+        // Names and origins were checked at load, so these conversions cannot fail.
+        let Ok(key) = sfv::KeyRef::from_str(feature) else {
+            continue;
+        };
+        let mut inner = ser.inner_list(key);
+        for allow in &allowlist.0 {
+            match allow {
+                Allow::SelfOrigin => inner.bare_item(sfv::token_ref("self")),
+                Allow::Src => inner.bare_item(sfv::token_ref("src")),
+                Allow::All => inner.bare_item(sfv::token_ref("*")),
+                Allow::Origin(o) => match sfv::StringRef::from_str(o) {
+                    Ok(s) => inner.bare_item(s),
+                    Err(_) => continue,
+                },
+            };
+        }
+        let _ = inner.finish();
+    }
+    ser.finish()
+}
+
+fn clear_site_data_name(t: ClearSiteDataType) -> &'static str {
+    match t {
+        ClearSiteDataType::Cache => "cache",
+        ClearSiteDataType::Cookies => "cookies",
+        ClearSiteDataType::Storage => "storage",
+        ClearSiteDataType::ExecutionContexts => "executionContexts",
+        ClearSiteDataType::ClientHints => "clientHints",
+        ClearSiteDataType::PrefetchCache => "prefetchCache",
+        ClearSiteDataType::PrerenderCache => "prerenderCache",
+        ClearSiteDataType::All => "*",
+    }
+}
+
+fn opener(p: OpenerPolicy) -> &'static str {
+    match p {
+        OpenerPolicy::SameOrigin => "same-origin",
+        OpenerPolicy::SameOriginAllowPopups => "same-origin-allow-popups",
+        OpenerPolicy::NoopenerAllowPopups => "noopener-allow-popups",
+        OpenerPolicy::UnsafeNone => "unsafe-none",
+    }
+}
+
+fn embedder(p: EmbedderPolicy) -> &'static str {
+    match p {
+        EmbedderPolicy::RequireCorp => "require-corp",
+        EmbedderPolicy::Credentialless => "credentialless",
+        EmbedderPolicy::UnsafeNone => "unsafe-none",
+    }
+}
+
+fn resource(p: ResourcePolicy) -> &'static str {
+    match p {
+        ResourcePolicy::SameOrigin => "same-origin",
+        ResourcePolicy::SameSite => "same-site",
+        ResourcePolicy::CrossOrigin => "cross-origin",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(yaml: &str) -> SecurityOptions {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn header(o: &SecurityOptions, name: &str) -> Option<String> {
+        security_headers(o)
+            .into_iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value)
+    }
+
+    #[test]
+    fn seed_permissions_policy_is_a_structured_dictionary() {
+        let o = opts(
+            r#"
+permissions_policy:
+  camera: "'none'"
+  microphone: "'self'"
+  geolocation: ["'self'", "https://maps.example.com"]
+  payment: "'self'"
+  fullscreen: "*"
+"#,
+        );
+        assert_eq!(
+            header(&o, "Permissions-Policy").unwrap(),
+            r#"camera=(), microphone=(self), geolocation=(self "https://maps.example.com"), payment=(self), fullscreen=(*)"#
+        );
+    }
+
+    #[test]
+    fn csp_with_allow_from_and_trusted_types() {
+        let o = opts(
+            r#"
+csp_enabled: true
+csp_policy: {default-src: ["'self'"], frame-ancestors: ["'none'"], upgrade-insecure-requests: []}
+frame_options: DENY
+frame_options_allow_from: https://trusted.com
+trusted_types: true
+trusted_types_policies: [default, escape]
+"#,
+        );
+        assert_eq!(
+            header(&o, "Content-Security-Policy").unwrap(),
+            "default-src 'self'; frame-ancestors https://trusted.com; upgrade-insecure-requests; require-trusted-types-for 'script'; trusted-types default escape"
+        );
+        assert_eq!(header(&o, "X-Frame-Options"), None);
+    }
+
+    #[test]
+    fn csp_disabled_still_carries_implied_directives() {
+        let o = opts("csp_enabled: false\nframe_options_allow_from: https://trusted.com\n");
+        assert_eq!(
+            header(&o, "Content-Security-Policy").unwrap(),
+            "frame-ancestors https://trusted.com"
+        );
+        assert_eq!(
+            header(&opts("csp_enabled: false\n"), "Content-Security-Policy"),
+            None
+        );
+    }
+
+    #[test]
+    fn report_only_changes_the_header_name() {
+        let o = opts(
+            "csp_enabled: true\ncsp_report_only: true\ncsp_policy: {default-src: [\"'self'\"]}\n",
+        );
+        assert_eq!(
+            header(&o, "Content-Security-Policy-Report-Only").unwrap(),
+            "default-src 'self'"
+        );
+        assert_eq!(header(&o, "Content-Security-Policy"), None);
+    }
+
+    #[test]
+    fn hsts_xss_expect_ct_and_clear_site_data() {
+        let o = opts(
+            r#"
+hsts_enabled: true
+hsts_max_age: 63072000
+hsts_include_subdomains: true
+hsts_preload: true
+xss_protection: true
+xss_mode: block
+expect_ct: true
+expect_ct_max_age: 86400
+expect_ct_enforce: true
+expect_ct_report_uri: https://example.com
+clear_site_data: [cache, cookies]
+"#,
+        );
+        assert_eq!(
+            header(&o, "Strict-Transport-Security").unwrap(),
+            "max-age=63072000; includeSubDomains; preload"
+        );
+        assert_eq!(header(&o, "X-XSS-Protection").unwrap(), "1; mode=block");
+        assert_eq!(
+            header(&o, "Expect-CT").unwrap(),
+            "max-age=86400, enforce, report-uri=\"https://example.com\""
+        );
+        assert_eq!(
+            header(&o, "Clear-Site-Data").unwrap(),
+            "\"cache\", \"cookies\""
+        );
+        assert_eq!(
+            header(
+                &opts("xss_protection: true\nxss_mode: filter\n"),
+                "X-XSS-Protection"
+            )
+            .unwrap(),
+            "1"
+        );
+        assert_eq!(
+            header(&opts("xss_protection: false\n"), "X-XSS-Protection").unwrap(),
+            "0"
+        );
+    }
+
+    #[test]
+    fn false_turns_a_header_off() {
+        let o = opts(
+            "frame_options: false\nreferrer_policy: false\ncross_origin_opener_policy: false\n",
+        );
+        assert_eq!(header(&o, "X-Frame-Options"), None);
+        assert_eq!(header(&o, "Referrer-Policy"), None);
+        assert_eq!(header(&o, "Cross-Origin-Opener-Policy"), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! The `ProxyHttp` implementation: route by Host, then apply the vhost's plan.
+//!
+//! Each phase does one visible thing. The plan is taken once per request (`new_ctx`),
+//! so a request sees one whole configuration even if another is swapped in meanwhile.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use log::warn;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::forwarded;
+use crate::policy::headers::ResponsePlan;
+use crate::policy::{Plan, Route, VhostPlan};
+use crate::routing::{normalize_host, HostMatch};
+
+pub struct Gateway {
+    plan: Arc<ArcSwap<Plan>>,
+}
+
+impl Gateway {
+    pub fn new(plan: Arc<ArcSwap<Plan>>) -> Gateway {
+        Gateway { plan }
+    }
+}
+
+pub struct RequestCtx {
+    plan: Arc<Plan>,
+    vhost: Option<usize>,
+    https: bool,
+    trusted_peer: bool,
+    client_ip: Option<IpAddr>,
+}
+
+impl RequestCtx {
+    fn vhost(&self) -> Option<&VhostPlan> {
+        self.vhost.and_then(|i| self.plan.vhosts.get(i))
+    }
+
+    /// The vhost's response plan, or the built-in baseline before routing succeeds.
+    fn response_plan(&self) -> &ResponsePlan {
+        self.vhost().map_or(&self.plan.baseline, |v| &v.response)
+    }
+}
+
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const ALLOW_METHODS: HeaderValue =
+    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            plan: self.plan.load_full(),
+            vhost: None,
+            https: false,
+            trusted_peer: false,
+            client_ip: None,
+        }
+    }
+
+    /// Classify the client, route by Host, then answer here when the vhost says so
+    /// (redirect, direct response) or when nothing may be proxied.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.trusted_peer = forwarded::is_trusted(&ctx.plan.trusted_proxies, ctx.client_ip);
+        ctx.https = ctx.trusted_peer && forwarded::forwarded_https(session.req_header());
+
+        let routed = {
+            let host = normalize_host(request_host(session.req_header()));
+            ctx.plan
+                .router
+                .route(&host)
+                .map(|(i, m)| (i, m, host.into_owned()))
+        };
+        let Some((index, matched, host)) = routed else {
+            let body = status_body(StatusCode::MISDIRECTED_REQUEST);
+            send_text(session, ctx, StatusCode::MISDIRECTED_REQUEST, body).await?;
+            return Ok(true);
+        };
+        ctx.vhost = Some(index);
+
+        if session.req_header().method == Method::CONNECT {
+            let mut resp = ResponseHeader::build(StatusCode::METHOD_NOT_ALLOWED, Some(4))?;
+            resp.insert_header("Allow", ALLOW_METHODS)?;
+            resp.insert_header(header::CONTENT_TYPE, TEXT_PLAIN)?;
+            session.set_keepalive(None);
+            send(
+                session,
+                ctx,
+                resp,
+                status_body(StatusCode::METHOD_NOT_ALLOWED),
+            )
+            .await?;
+            return Ok(true);
+        }
+
+        let vhost = &ctx.plan.vhosts[index];
+        if let Some(redirect) = vhost.redirect.as_ref().filter(|_| !ctx.https) {
+            let uri = &session.req_header().uri;
+            if redirect.applies_to(uri.path()) {
+                // A Host that only matched `*` is not a configured name: never
+                // redirect to it (compile requires ssl_host on such vhosts).
+                let own_host = (matched != HostMatch::Default).then_some(host.as_str());
+                let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+                let Some(location) = redirect.location(own_host, target) else {
+                    let status = StatusCode::MISDIRECTED_REQUEST;
+                    send_text(session, ctx, status, status_body(status)).await?;
+                    return Ok(true);
+                };
+                let status = redirect.status(&session.req_header().method);
+                let mut resp = ResponseHeader::build(status, Some(4))?;
+                resp.insert_header(header::LOCATION, location)?;
+                send(session, ctx, resp, Bytes::new()).await?;
+                return Ok(true);
+            }
+        }
+
+        if let Route::Respond(direct) = &vhost.route {
+            let mut resp = ResponseHeader::build(direct.status, Some(4))?;
+            resp.insert_header(header::CONTENT_TYPE, direct.content_type.clone())?;
+            send(session, ctx, resp, direct.body.clone()).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        match ctx.vhost().map(|v| &v.route) {
+            Some(Route::Proxy(upstreams)) => upstreams
+                .next_peer()
+                .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no upstream available")),
+            _ => Err(Error::explain(
+                ErrorType::InternalError,
+                "request reached upstream_peer without a proxied vhost",
+            )),
+        }
+    }
+
+    /// Forwarding headers, then the vhost's request-header actions.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        forwarded::rewrite(upstream_request, ctx.client_ip, ctx.trusted_peer, ctx.https);
+        if let Some(v) = ctx.vhost() {
+            v.request.apply(upstream_request);
+        }
+        Ok(())
+    }
+
+    /// The vhost's response plan on whatever the upstream sent.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.response_plan().apply(upstream_response, ctx.https);
+        Ok(())
+    }
+
+    /// Pingora's default error response skips `response_filter` (pingora #381), so
+    /// the gateway writes its own, with the policy applied.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = error_status(e);
+        if code > 0 {
+            let vhost = ctx.vhost().map_or("-", |v| v.name.as_str());
+            warn!(
+                "vhost={vhost} path={} status={code} error={e}",
+                session.req_header().uri.path()
+            );
+            let already_sent = session
+                .as_downstream()
+                .response_written()
+                .is_some_and(|r| !r.status.is_informational());
+            if !already_sent {
+                session.set_keepalive(None);
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+                if let Err(err) = send_text(session, ctx, status, status_body(status)).await {
+                    warn!("vhost={vhost} failed to send the error response: {err}");
+                }
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+}
+
+/// The Host header, or the URI's authority (HTTP/2, absolute-form requests).
+fn request_host(req: &RequestHeader) -> &str {
+    req.headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+/// 504 for upstream timeouts, 502 for other upstream failures, 0 when the client is gone.
+fn error_status(e: &Error) -> u16 {
+    match (e.etype(), e.esource()) {
+        (ErrorType::HTTPStatus(code), _) => *code,
+        (
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+            ErrorSource::Upstream,
+        ) => 504,
+        (_, ErrorSource::Upstream) => 502,
+        (
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ErrorSource::Downstream,
+        ) => 0,
+        (_, ErrorSource::Downstream) => 400,
+        _ => 500,
+    }
+}
+
+fn status_body(status: StatusCode) -> Bytes {
+    Bytes::from(format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    ))
+}
+
+async fn send_text(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: StatusCode,
+    body: Bytes,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header(header::CONTENT_TYPE, TEXT_PLAIN)?;
+    send(session, ctx, resp, body).await
+}
+
+/// Writes a response the gateway makes itself, with the same plan as proxied ones.
+async fn send(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    mut resp: ResponseHeader,
+    body: Bytes,
+) -> Result<()> {
+    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+    ctx.response_plan().apply(&mut resp, ctx.https);
+    let bodyless = body.is_empty() || session.req_header().method == Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), bodyless)
+        .await?;
+    if !bodyless {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Assembling the Pingora server from a loaded configuration.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use log::info;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::server::configuration::Opt;
+use pingora_core::server::Server;
+use pingora_proxy::http_proxy_service_with_name;
+
+use crate::config::LoadedConfig;
+use crate::policy::Plan;
+use crate::proxy::Gateway;
+
+/// Builds the server; with `-t` Pingora's bootstrap exits here after its own checks.
+pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
+    // The configuration is already loaded; Pingora would warn that it ignores `-c`.
+    opt.conf = None;
+    let vhost_count = plan.vhosts.len();
+    let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
+    server.bootstrap();
+
+    let plan = Arc::new(ArcSwap::from_pointee(plan));
+    let mut service =
+        http_proxy_service_with_name(&server.configuration, Gateway::new(plan), "pingora-secgw");
+    if let Some(app) = service.app_logic_mut() {
+        // CONNECT is refused by the gateway itself, so the 405 carries the policy;
+        // Pingora's built-in refusal would bypass every filter.
+        let mut options = HttpServerOptions::default();
+        options.allow_connect_method_proxying = true;
+        app.server_options = Some(options);
+    }
+    for listener in &loaded.gateway.listeners {
+        service.add_tcp(&listener.address.to_string());
+        info!("listening on http://{}", listener.address);
+    }
+    info!(
+        "loaded {} with {vhost_count} vhost(s) and {} named policies",
+        loaded.path.display(),
+        loaded.policies.len()
+    );
+    server.add_service(service);
+    server
+}

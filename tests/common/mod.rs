@@ -1,0 +1,417 @@
+//! Shared test parts: a real HTTP upstream, the real gateway binary on ephemeral
+//! loopback ports, and a real HTTP client.
+#![allow(dead_code)] // each test crate uses a different subset of these helpers
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pingora-secgw");
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What the upstream saw of one request.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// A real HTTP/1.1 upstream (hyper) on its own runtime thread.
+///
+/// Paths:
+/// - `/conflict`: sends its own HSTS, X-Frame-Options twice, CSP, Server, X-Powered-By, ...
+/// - `/status/N`: answers with status N
+/// - `/slow`: answers after 3 s
+/// - anything else: 200 `hello from upstream NAME`
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub name: String,
+    hits: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<SeenRequest>>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Upstream {
+    pub fn start(name: &str) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (hits2, seen2, name2) = (hits.clone(), seen.clone(), name.to_string());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let serve = async {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let (hits, seen, name) = (hits2.clone(), seen2.clone(), name2.clone());
+                        tokio::spawn(async move {
+                            let svc = service_fn(move |req| {
+                                let (hits, seen, name) = (hits.clone(), seen.clone(), name.clone());
+                                async move {
+                                    Ok::<_, Infallible>(handle(req, &hits, &seen, &name).await)
+                                }
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = serve => {}
+                    _ = rx => {}
+                }
+            });
+        });
+        Upstream {
+            addr,
+            name: name.to_string(),
+            hits,
+            seen,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn last_request(&self) -> SeenRequest {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream saw no request")
+    }
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    hits: &AtomicUsize,
+    seen: &Mutex<Vec<SeenRequest>>,
+    name: &str,
+) -> Response<Full<Bytes>> {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let path = req.uri().path().to_string();
+    seen.lock().unwrap().push(SeenRequest {
+        method: req.method().to_string(),
+        path: path.clone(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+    });
+    let mut resp = Response::builder()
+        .header("Content-Type", "text/plain")
+        .header("X-Upstream", name);
+    let mut status = 200;
+    match path.as_str() {
+        "/conflict" => {
+            resp = resp
+                .header("Strict-Transport-Security", "max-age=1")
+                .header("X-Frame-Options", "SAMEORIGIN")
+                .header("X-Frame-Options", "ALLOWALL")
+                .header("Content-Security-Policy", "img-src *")
+                .header("Referrer-Policy", "unsafe-url")
+                .header("Server", "upstream/1.0")
+                .header("X-Powered-By", "PHP/8.3")
+                .header("X-AspNet-Version", "4.0")
+                .header("Cache-Control", "public, max-age=60")
+                .header("Vary", "Accept-Encoding");
+        }
+        "/slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+        p if p.starts_with("/status/") => status = p[8..].parse().unwrap_or(500),
+        _ => {}
+    }
+    resp.status(status)
+        .body(Full::new(Bytes::from(format!(
+            "hello from upstream {name}\n"
+        ))))
+        .unwrap()
+}
+
+/// The real gateway binary, killed on drop.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+/// Pingora's pid file and upgrade socket go into the test's own directory, so
+/// gateways started in parallel never share them.
+fn pingora_settings(dir: &Path) -> String {
+    format!(
+        "pid_file: {}\nupgrade_sock: {}\nthreads: 1\n",
+        dir.join("gw.pid").display(),
+        dir.join("upgrade.sock").display()
+    )
+}
+
+/// Writes `files` (relative path -> contents) and gw.yaml into a fresh directory.
+/// `{listen}` in gw.yaml becomes the listener address.
+fn write_config(
+    gw_yaml: &str,
+    files: &[(&str, &str)],
+    listen: &str,
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let conf = dir.path().join("gw.yaml");
+    let text = format!(
+        "{}{}",
+        pingora_settings(dir.path()),
+        gw_yaml.replace("{listen}", listen)
+    );
+    std::fs::write(&conf, text).unwrap();
+    (dir, conf)
+}
+
+impl Gateway {
+    pub fn start(gw_yaml: &str) -> Gateway {
+        Gateway::start_with_files(gw_yaml, &[])
+    }
+
+    pub fn start_with_files(gw_yaml: &str, files: &[(&str, &str)]) -> Gateway {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let (dir, conf) = write_config(gw_yaml, files, &listen);
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("-c")
+            .arg(&conf)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut gw = Gateway {
+            addr: listen.parse().unwrap(),
+            dir,
+            child,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gateway exited with {status}:\n{}", self.log());
+            }
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("gateway did not listen on {}:\n{}", self.addr, self.log());
+    }
+
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("gateway.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `pingora-secgw -t -c gw.yaml` and returns (exit code, stdout + stderr, the
+/// directory holding gw.yaml).
+pub fn check_config(gw_yaml: &str, files: &[(&str, &str)]) -> (i32, String, tempfile::TempDir) {
+    let (dir, conf) = write_config(gw_yaml, files, "127.0.0.1:1");
+    let out = Command::new(BIN)
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text, dir)
+}
+
+/// gw.yaml with one proxied vhost `app`. `hosts` and `trusted` are YAML flow lists
+/// (`[app.test]`, `["127.0.0.1"]`); `vhost_extra` is more keys of the vhost, indented
+/// by four spaces.
+pub fn one_vhost(hosts: &str, upstream: &str, trusted: &str, vhost_extra: &str) -> String {
+    format!(
+        "listeners: [{{address: \"{{listen}}\"}}]\ntrusted_proxies: {trusted}\nvhosts:\n  - name: app\n    hosts: {hosts}\n    upstreams: [\"{upstream}\"]\n{vhost_extra}\n"
+    )
+}
+
+/// A real HTTP client that follows no redirects and uses no proxy.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap()
+}
+
+/// A response reduced to what tests compare: status, headers (all values, lower-case
+/// names) and body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, Vec<String>>,
+    pub body: String,
+}
+
+impl Reply {
+    /// All values of a header.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The one value of a header; fails if it is missing or sent more than once.
+    pub fn one(&self, name: &str) -> &str {
+        let all = self.all(name);
+        assert_eq!(all.len(), 1, "expected exactly one {name}, got {all:?}");
+        all[0]
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        !self.all(name).is_empty()
+    }
+}
+
+pub fn reply(resp: reqwest::blocking::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let mut headers: HashMap<String, Vec<String>> = HashMap::new();
+    for (n, v) in resp.headers() {
+        headers
+            .entry(n.as_str().to_string())
+            .or_default()
+            .push(v.to_str().unwrap().to_string());
+    }
+    let body = resp.text().unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// GET `path` on the gateway with the given Host and extra headers.
+pub fn get(gw: &Gateway, host: &str, path: &str, extra: &[(&str, &str)]) -> Reply {
+    request(gw, "GET", host, path, extra)
+}
+
+pub fn request(
+    gw: &Gateway,
+    method: &str,
+    host: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let mut req = client()
+        .request(method.parse().unwrap(), gw.url(path))
+        .header("Host", host);
+    for (n, v) in extra {
+        req = req.header(*n, *v);
+    }
+    reply(req.send().unwrap())
+}
+
+/// The built-in default headers on plain HTTP (HSTS is HTTPS-only), exactly.
+pub const DEFAULT_HEADERS_HTTP: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'self'; base-uri 'self'; font-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; style-src 'self' https: 'unsafe-inline'; upgrade-insecure-requests",
+    ),
+    ("x-xss-protection", "0"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    (
+        "permissions-policy",
+        "camera=(), geolocation=(), microphone=(), payment=(), usb=()",
+    ),
+];
+
+pub const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// Asserts the full default set, each exactly once, and HSTS only when `https`.
+pub fn assert_default_headers(r: &Reply, https: bool) {
+    for (name, value) in DEFAULT_HEADERS_HTTP {
+        assert_eq!(r.all(name), [*value], "header {name}");
+    }
+    if https {
+        assert_eq!(r.all("strict-transport-security"), [DEFAULT_HSTS]);
+    } else {
+        assert_eq!(r.all("strict-transport-security"), Vec::<&str>::new());
+    }
+    assert!(
+        !r.has("server"),
+        "Server must be hidden: {:?}",
+        r.all("server")
+    );
+}
