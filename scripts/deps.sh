@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Makes sure what the build needs beyond the Rust toolchain is installed.
+# Makes sure what the build needs beyond the Rust toolchain is installed; with the
+# argument `test`, also what the test suite needs.
 # Pingora builds zlib-ng with cmake. On Debian/Ubuntu as root (or with sudo) the
 # missing packages are installed; elsewhere the script says what to install.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_pkgs=()
 command -v cmake >/dev/null 2>&1 || need_pkgs+=(cmake)
@@ -29,4 +31,24 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "pingora-secgw needs the Rust toolchain (cargo): see https://rustup.rs" >&2
   exit 1
+fi
+
+# promtool checks the /metrics exposition in the tests. Only the binary is taken
+# from Debian's prometheus package, so no Prometheus server gets installed.
+if [ "${1:-}" = "test" ] && ! command -v promtool >/dev/null 2>&1 && [ ! -x target/tools/promtool ]; then
+  if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+    echo "The tests need promtool (Prometheus). Put it on PATH or set PROMTOOL." >&2
+    exit 1
+  fi
+  echo "Fetching promtool from Debian's prometheus package into target/tools..." >&2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1)
+  fi
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+  mkdir -p target/tools
+  cp "$tmp/x/usr/bin/promtool" target/tools/promtool
 fi

@@ -5,8 +5,10 @@
 //! immutable [`policy::Plan`] -> [`proxy`] applies the plan in Pingora's hooks, with
 //! [`routing`] picking the vhost and [`forwarded`] deciding what a client may claim.
 
+pub mod admin;
 pub mod config;
 pub mod forwarded;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod routing;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pingora_core::server::configuration::Opt;
 
-use pingora_secgw::{config, policy::Plan, server};
+use pingora_secgw::{config, metrics::metrics, policy::Plan, server};
 
 /// An edge gateway on Pingora that puts the right security headers on every response.
 #[derive(Parser)]
@@ -37,6 +37,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics().config_loaded(loaded.hash, now);
     if cli.opt.test {
         println!(
             "pingora-secgw: configuration {conf} is valid ({} vhosts)",

@@ -5,18 +5,20 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
-use log::warn;
+use log::{debug, error, warn};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::forwarded;
+use crate::metrics::{UpstreamErrorKind, VhostMetrics};
 use crate::policy::headers::ResponsePlan;
 use crate::policy::{Plan, Route, VhostPlan};
 use crate::routing::{normalize_host, HostMatch};
@@ -33,6 +35,7 @@ impl Gateway {
 
 pub struct RequestCtx {
     plan: Arc<Plan>,
+    start: Instant,
     vhost: Option<usize>,
     https: bool,
     trusted_peer: bool,
@@ -48,6 +51,15 @@ impl RequestCtx {
     fn response_plan(&self) -> &ResponsePlan {
         self.vhost().map_or(&self.plan.baseline, |v| &v.response)
     }
+
+    fn metrics(&self) -> &VhostMetrics {
+        self.vhost().map_or(&self.plan.unmatched, |v| &v.metrics)
+    }
+
+    fn vhost_name(&self) -> &str {
+        self.vhost()
+            .map_or(crate::metrics::UNMATCHED, |v| v.name.as_str())
+    }
 }
 
 const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -61,6 +73,7 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             plan: self.plan.load_full(),
+            start: Instant::now(),
             vhost: None,
             https: false,
             trusted_peer: false,
@@ -123,6 +136,7 @@ impl ProxyHttp for Gateway {
                 let status = redirect.status(&session.req_header().method);
                 let mut resp = ResponseHeader::build(status, Some(4))?;
                 resp.insert_header(header::LOCATION, location)?;
+                vhost.metrics.redirect(status);
                 send(session, ctx, resp, Bytes::new()).await?;
                 return Ok(true);
             }
@@ -187,28 +201,67 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = error_status(e);
-        if code > 0 {
-            let vhost = ctx.vhost().map_or("-", |v| v.name.as_str());
-            warn!(
-                "vhost={vhost} path={} status={code} error={e}",
-                session.req_header().uri.path()
-            );
-            let already_sent = session
-                .as_downstream()
-                .response_written()
-                .is_some_and(|r| !r.status.is_informational());
-            if !already_sent {
-                session.set_keepalive(None);
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-                if let Err(err) = send_text(session, ctx, status, status_body(status)).await {
-                    warn!("vhost={vhost} failed to send the error response: {err}");
-                }
+        let vhost = ctx.vhost_name();
+        let path = session.req_header().uri.path();
+        // The one log line per failure (Pingora's own is suppressed below).
+        match code {
+            0 => debug!("vhost={vhost} path={path} client gone: {e}"),
+            400..=499 => warn!("vhost={vhost} path={path} status={code} reason={e}"),
+            _ => error!("vhost={vhost} path={path} status={code} reason={e}"),
+        }
+        if *e.esource() == ErrorSource::Upstream {
+            ctx.metrics().upstream_error(upstream_error_kind(e));
+        }
+        let already_sent = session
+            .as_downstream()
+            .response_written()
+            .is_some_and(|r| !r.status.is_informational());
+        if code > 0 && !already_sent {
+            session.set_keepalive(None);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Err(err) = send_text(session, ctx, status, status_body(status)).await {
+                debug!(
+                    "vhost={} could not send the error response: {err}",
+                    ctx.vhost_name()
+                );
             }
         }
         FailToProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _e: &Error) -> bool {
+        true
+    }
+
+    /// Counts every request once, whichever way it ended.
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .as_downstream()
+            .response_written()
+            .map_or(0, |r| r.status.as_u16());
+        ctx.metrics().request_done(status, ctx.start.elapsed());
+    }
+}
+
+fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
+    match e.etype() {
+        ErrorType::ConnectRefused => UpstreamErrorKind::ConnectRefused,
+        ErrorType::ConnectTimedout => UpstreamErrorKind::ConnectTimeout,
+        ErrorType::ConnectError | ErrorType::ConnectNoRoute | ErrorType::BindError => {
+            UpstreamErrorKind::ConnectError
+        }
+        ErrorType::ReadTimedout => UpstreamErrorKind::ReadTimeout,
+        ErrorType::WriteTimedout => UpstreamErrorKind::WriteTimeout,
+        ErrorType::ReadError => UpstreamErrorKind::ReadError,
+        ErrorType::WriteError => UpstreamErrorKind::WriteError,
+        ErrorType::ConnectionClosed => UpstreamErrorKind::Closed,
+        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => {
+            UpstreamErrorKind::InvalidResponse
+        }
+        _ => UpstreamErrorKind::Other,
     }
 }
 

@@ -7,8 +7,10 @@ use log::info;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
+use pingora_core::services::listening::Service;
 use pingora_proxy::http_proxy_service_with_name;
 
+use crate::admin::AdminApp;
 use crate::config::LoadedConfig;
 use crate::policy::Plan;
 use crate::proxy::Gateway;
@@ -41,5 +43,16 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
         loaded.policies.len()
     );
     server.add_service(service);
+
+    if let Some(admin) = &loaded.gateway.admin {
+        let public = loaded.gateway.listeners.iter().map(|l| l.address).collect();
+        let mut service = Service::new("pingora-secgw admin".to_string(), AdminApp::new(public));
+        service.add_tcp(&admin.address.to_string());
+        info!(
+            "admin (/metrics, /healthz, /readyz) on http://{}",
+            admin.address
+        );
+        server.add_service(service);
+    }
     server
 }

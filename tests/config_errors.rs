@@ -67,7 +67,7 @@ fn the_shipped_configuration_passes_the_test_flag() {
 #[test]
 fn syntax_and_unknown_keys() {
     refused("listeners: [\n", &[], "gw.yaml", "", "invalid YAML");
-    refused(&format!("{HEAD}vhosts: []\nlistners: []\n"), &[], "gw.yaml", "listners", "unknown field `listners`, expected one of `listeners`, `trusted_proxies`, `policy_files`, `vhosts`");
+    refused(&format!("{HEAD}vhosts: []\nlistners: []\n"), &[], "gw.yaml", "listners", "unknown field `listners`, expected one of `listeners`, `admin`, `trusted_proxies`, `policy_files`, `vhosts`");
     refused(
         &vhost("    security: {csp_enable: true}\n"),
         &[],

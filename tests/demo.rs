@@ -11,8 +11,10 @@ fn shipped_demo() -> Gateway {
     let root = env!("CARGO_MANIFEST_DIR");
     let gw_yaml = std::fs::read_to_string(format!("{root}/conf/gw.yaml")).unwrap();
     assert!(gw_yaml.contains("address: \"127.0.0.1:8080\""));
+    assert!(gw_yaml.contains("address: \"127.0.0.1:9100\""));
     let gw_yaml: String = gw_yaml
         .replace("127.0.0.1:8080", "{listen}")
+        .replace("127.0.0.1:9100", "{admin}")
         .lines()
         .filter(|l| {
             !["pid_file:", "upgrade_sock:", "threads:"]
@@ -50,4 +52,11 @@ fn the_demo_answers_with_the_full_default_header_set_exactly_once() {
     let r = get(&gw, "whatever.example", "/nonexistent", &[]);
     assert_eq!(r.status, 200);
     assert_default_headers(&r, false);
+
+    assert_eq!(gw.admin_get("/readyz"), (200, "ready\n".to_string()));
+    let (status, metrics) = gw.admin_get("/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics
+        .lines()
+        .any(|l| l == "secgw_requests_total{status_class=\"2xx\",vhost=\"demo\"} 2"));
 }

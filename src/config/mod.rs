@@ -12,6 +12,7 @@ pub mod values;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -63,6 +64,8 @@ pub struct NamedPolicy {
 #[derive(Debug)]
 pub struct LoadedConfig {
     pub path: PathBuf,
+    /// Hash of gw.yaml and every policy file read, to tell configurations apart.
+    pub hash: u64,
     pub server: ServerConf,
     pub gateway: GatewayConfig,
     pub policies: IndexMap<String, NamedPolicy>,
@@ -90,9 +93,12 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let gateway: GatewayConfig = deserialize_value(path, Value::Mapping(gateway_part))?;
 
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let policies = load_policies(path, base_dir, &gateway)?;
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    let policies = load_policies(path, base_dir, &gateway, &mut hasher)?;
     Ok(LoadedConfig {
         path: path.to_path_buf(),
+        hash: hasher.finish(),
         server,
         gateway,
         policies,
@@ -127,6 +133,7 @@ fn load_policies(
     config_path: &Path,
     base_dir: &Path,
     gateway: &GatewayConfig,
+    hasher: &mut DefaultHasher,
 ) -> Result<IndexMap<String, NamedPolicy>, ConfigError> {
     let mut policies: IndexMap<String, NamedPolicy> = IndexMap::new();
     let Some(specs) = &gateway.policy_files else {
@@ -140,7 +147,11 @@ fn load_policies(
             if seen_files.insert(file.clone(), ()).is_some() {
                 continue;
             }
-            for (name, def) in read_policy_file(&file)?.policies {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| ConfigError::new(&file, "", format!("cannot read the file: {e}")))?;
+            file.hash(hasher);
+            text.hash(hasher);
+            for (name, def) in parse_policy_file(&file, &text)?.policies {
                 if let Some(existing) = policies.get(&name) {
                     return Err(ConfigError::new(
                         &file,
@@ -162,9 +173,7 @@ fn load_policies(
     Ok(policies)
 }
 
-fn read_policy_file(file: &Path) -> Result<PolicyFile, ConfigError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| ConfigError::new(file, "", format!("cannot read the file: {e}")))?;
+fn parse_policy_file(file: &Path, text: &str) -> Result<PolicyFile, ConfigError> {
     if text.trim().is_empty() {
         return Err(ConfigError::new(
             file,
@@ -172,7 +181,7 @@ fn read_policy_file(file: &Path) -> Result<PolicyFile, ConfigError> {
             "the file is empty; a policy file holds `policies: {NAME: {...}}`",
         ));
     }
-    let de = serde_yaml::Deserializer::from_str(&text);
+    let de = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| path_error(file, e))
 }
 

@@ -20,6 +20,8 @@ use super::values::{
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     pub listeners: Vec<ListenerConfig>,
+    /// The admin listener for /metrics, /healthz and /readyz; off when absent.
+    pub admin: Option<ListenerConfig>,
     #[serde(default)]
     pub trusted_proxies: Vec<TrustedProxy>,
     /// Directories, files or `dir/*.yaml` globs, relative to gw.yaml.

@@ -440,12 +440,14 @@ impl TryFrom<String> for VhostName {
     fn try_from(text: String) -> Result<Self, String> {
         let ok = !text.is_empty()
             && text.len() <= 64
+            && !text.starts_with('_')
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !ok {
             return Err(format!(
-                "`{text}`: a vhost name has 1 to 64 letters, digits, `-`, `_` or `.`"
+                "`{text}`: a vhost name has 1 to 64 letters, digits, `-`, `_` or `.`, and does \
+                 not start with `_` (reserved for labels such as `_unmatched`)"
             ));
         }
         Ok(VhostName(text))

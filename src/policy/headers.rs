@@ -8,8 +8,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 
+use prometheus::IntCounter;
+
 use crate::config::schema::ConflictMode;
 use crate::config::values::RemovePattern;
+use crate::metrics::HeaderCounters;
 
 /// A header ready to write: lookup name, wire-case name and value.
 #[derive(Debug, Clone)]
@@ -43,7 +46,8 @@ pub trait HeaderTarget {
     fn insert(&mut self, e: &HeaderEntry);
     fn insert_value(&mut self, e: &HeaderEntry, value: HeaderValue);
     fn append(&mut self, e: &HeaderEntry);
-    fn remove(&mut self, name: &HeaderName);
+    /// Whether anything was removed.
+    fn remove(&mut self, name: &HeaderName) -> bool;
 }
 
 macro_rules! header_target {
@@ -62,8 +66,8 @@ macro_rules! header_target {
             fn append(&mut self, e: &HeaderEntry) {
                 let _ = self.append_header(e.case.clone(), e.value.clone());
             }
-            fn remove(&mut self, name: &HeaderName) {
-                self.remove_header(name);
+            fn remove(&mut self, name: &HeaderName) -> bool {
+                self.remove_header(name).is_some()
             }
         }
     };
@@ -72,48 +76,62 @@ macro_rules! header_target {
 header_target!(ResponseHeader);
 header_target!(RequestHeader);
 
+/// One removal rule, with the counter of what it stripped (response rules only).
+#[derive(Debug, Clone)]
+struct RemoveRule {
+    pattern: RemovePattern,
+    stripped: Option<IntCounter>,
+}
+
 /// Removal rules: exact names and lower-case prefixes.
 #[derive(Debug, Clone, Default)]
 pub struct RemoveRules {
-    exact: Vec<HeaderName>,
-    prefixes: Vec<String>,
+    rules: Vec<RemoveRule>,
 }
 
 impl RemoveRules {
-    pub fn new(patterns: &[RemovePattern]) -> RemoveRules {
-        let mut rules = RemoveRules::default();
-        for p in patterns {
-            match p {
-                RemovePattern::Exact(n) => rules.exact.push(n.clone()),
-                RemovePattern::Prefix(p) => rules.prefixes.push(p.clone()),
-            }
-        }
-        rules
+    /// `counter` gives the stripped-headers counter of a rule, if it is counted.
+    pub fn new(
+        patterns: &[RemovePattern],
+        counter: impl Fn(&RemovePattern) -> Option<IntCounter>,
+    ) -> RemoveRules {
+        let rules = patterns
+            .iter()
+            .map(|p| RemoveRule {
+                stripped: counter(p),
+                pattern: p.clone(),
+            })
+            .collect();
+        RemoveRules { rules }
     }
 
-    pub fn push_exact(&mut self, name: HeaderName) {
-        if !self.exact.contains(&name) {
-            self.exact.push(name);
+    pub fn push(&mut self, pattern: RemovePattern, stripped: Option<IntCounter>) {
+        if !self.rules.iter().any(|r| r.pattern == pattern) {
+            self.rules.push(RemoveRule { pattern, stripped });
         }
     }
 
     pub fn apply(&self, target: &mut impl HeaderTarget) {
-        for name in &self.exact {
-            target.remove(name);
-        }
-        if self.prefixes.is_empty() {
-            return;
-        }
-        // HeaderMap names are lower case, like the stored prefixes. The Vec only
-        // allocates when something matches.
-        let doomed: Vec<HeaderName> = target
-            .headers()
-            .keys()
-            .filter(|k| self.prefixes.iter().any(|p| k.as_str().starts_with(p)))
-            .cloned()
-            .collect();
-        for name in &doomed {
-            target.remove(name);
+        for rule in &self.rules {
+            let removed = match &rule.pattern {
+                RemovePattern::Exact(name) => u64::from(target.remove(name)),
+                RemovePattern::Prefix(prefix) => {
+                    // HeaderMap names are lower case, like the stored prefix. The Vec
+                    // only allocates when something matches.
+                    let doomed: Vec<HeaderName> = target
+                        .headers()
+                        .keys()
+                        .filter(|k| k.as_str().starts_with(prefix.as_str()))
+                        .cloned()
+                        .collect();
+                    doomed.iter().filter(|n| target.remove(n)).count() as u64
+                }
+            };
+            if removed > 0 {
+                if let Some(c) = &rule.stripped {
+                    c.inc_by(removed);
+                }
+            }
         }
     }
 }
@@ -125,6 +143,7 @@ pub struct ManagedHeader {
     pub mode: ConflictMode,
     /// Strict-Transport-Security: never sent over plain HTTP (RFC 6797 7.2).
     pub https_only: bool,
+    pub counters: HeaderCounters,
 }
 
 /// Everything a vhost does to response headers, in order: remove, managed, add, default.
@@ -153,15 +172,27 @@ impl ResponsePlan {
 fn apply_managed(resp: &mut ResponseHeader, m: &ManagedHeader) {
     let e = &m.entry;
     let mut existing = resp.headers().get_all(&e.name).iter();
-    let first = existing.next().cloned();
+    let Some(first) = existing.next().cloned() else {
+        resp.insert(e);
+        m.counters.injected.inc();
+        return;
+    };
     let more = existing.next().is_some();
-    match (first, m.mode) {
-        (None, _) | (Some(_), ConflictMode::Override) => resp.insert(e),
-        (Some(_), ConflictMode::Keep) if !more => {}
-        (Some(first), ConflictMode::Keep) => resp.insert_value(e, first),
-        (Some(_), ConflictMode::Append) => {
+    m.counters.duplicated.inc();
+    match m.mode {
+        ConflictMode::Override => {
+            resp.insert(e);
+            m.counters.injected.inc();
+        }
+        ConflictMode::Keep => {
+            if more {
+                resp.insert_value(e, first);
+            }
+        }
+        ConflictMode::Append => {
             if !resp.headers().get_all(&e.name).iter().any(|v| v == e.value) {
                 resp.append(e);
+                m.counters.injected.inc();
             }
         }
     }
@@ -207,6 +238,7 @@ mod tests {
             entry: HeaderEntry::new(name, value).unwrap(),
             mode,
             https_only: false,
+            counters: crate::metrics::metrics().header("unit-headers", name, mode),
         }
     }
 
@@ -282,10 +314,13 @@ mod tests {
     #[test]
     fn remove_add_default() {
         let plan = ResponsePlan {
-            remove: RemoveRules::new(&[
-                RemovePattern::Exact(HeaderName::from_static("server")),
-                RemovePattern::Prefix("x-aspnet".into()),
-            ]),
+            remove: RemoveRules::new(
+                &[
+                    RemovePattern::Exact(HeaderName::from_static("server")),
+                    RemovePattern::Prefix("x-aspnet".into()),
+                ],
+                |_| None,
+            ),
             add: vec![HeaderEntry::new("Link", "</a.css>; rel=preload").unwrap()],
             default: vec![
                 HeaderEntry::new("Cache-Control", "no-store").unwrap(),

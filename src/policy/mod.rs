@@ -19,8 +19,9 @@ use ipnet::IpNet;
 use crate::config::schema::{
     ConflictKey, ConflictMode, PolicyLayer, RespondConfig, SecurityOptions, VhostConfig,
 };
-use crate::config::values::{CorsOrigin, HostPattern, Toggle};
+use crate::config::values::{CorsOrigin, HostPattern, RemovePattern, Toggle};
 use crate::config::{ConfigError, LoadedConfig, NamedPolicy};
+use crate::metrics::{metrics, VhostMetrics, UNMATCHED};
 use crate::routing::Router;
 use headers::{HeaderEntry, ManagedHeader, RemoveRules, RequestPlan, ResponsePlan};
 use redirect::RedirectPlan;
@@ -40,6 +41,8 @@ pub struct Plan {
     pub vhosts: Vec<VhostPlan>,
     /// The built-in defaults, for responses to requests no vhost takes.
     pub baseline: ResponsePlan,
+    /// Counters for requests no vhost takes.
+    pub unmatched: VhostMetrics,
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -50,6 +53,7 @@ pub struct VhostPlan {
     pub response: ResponsePlan,
     pub request: RequestPlan,
     pub redirect: Option<RedirectPlan>,
+    pub metrics: VhostMetrics,
 }
 
 #[derive(Debug)]
@@ -124,12 +128,13 @@ impl Plan {
             );
         }
 
-        let baseline = response_plan(&builtin)
+        let baseline = response_plan(&builtin, UNMATCHED)
             .map_err(|(k, reason)| ConfigError::new(Path::new("<built-in defaults>"), k, reason))?;
         Ok(Plan {
             router,
             vhosts,
             baseline,
+            unmatched: metrics().vhost(UNMATCHED, false),
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
         })
     }
@@ -239,12 +244,14 @@ fn compile_vhost(v: &VhostConfig, layer: &PolicyLayer) -> Result<VhostPlan, Vhos
     } else {
         None
     };
+    let name = v.name.0.as_str();
     Ok(VhostPlan {
-        name: v.name.0.clone(),
+        name: name.to_string(),
         route,
-        response: response_plan(layer)?,
+        response: response_plan(layer, name)?,
         request: request_plan(layer)?,
         redirect,
+        metrics: metrics().vhost(name, sec.cors_enabled == Some(true)),
     })
 }
 
@@ -314,7 +321,8 @@ fn entry(key: &str, name: &str, value: &str) -> Result<HeaderEntry, VhostError> 
     HeaderEntry::new(name, value).map_err(|e| (key.to_string(), e))
 }
 
-fn response_plan(layer: &PolicyLayer) -> Result<ResponsePlan, VhostError> {
+/// `vhost` is the metrics label of the plan's counters.
+fn response_plan(layer: &PolicyLayer, vhost: &str) -> Result<ResponsePlan, VhostError> {
     let h = &layer.headers;
     let conflict = |name: &http::HeaderName| -> ConflictMode {
         h.conflict
@@ -330,19 +338,13 @@ fn response_plan(layer: &PolicyLayer) -> Result<ResponsePlan, VhostError> {
         if h.set.keys().any(|k| k.name == e.name) {
             continue;
         }
-        managed.push(ManagedHeader {
-            mode: conflict(&e.name),
-            https_only: e.name == http::header::STRICT_TRANSPORT_SECURITY,
-            entry: e,
-        });
+        let mode = conflict(&e.name);
+        managed.push(managed_header(e, mode, vhost));
     }
     for (name, value) in &h.set {
         let e = entry(&format!(".headers.set.{name}"), &name.text, &value.0)?;
-        managed.push(ManagedHeader {
-            mode: conflict(&e.name),
-            https_only: e.name == http::header::STRICT_TRANSPORT_SECURITY,
-            entry: e,
-        });
+        let mode = conflict(&e.name);
+        managed.push(managed_header(e, mode, vhost));
     }
     let is_managed = |n: &http::HeaderName| managed.iter().any(|m| m.entry.name == *n);
 
@@ -369,9 +371,14 @@ fn response_plan(layer: &PolicyLayer) -> Result<ResponsePlan, VhostError> {
         default.push(entry(&key, &name.text, &value.0)?);
     }
 
-    let mut remove = RemoveRules::new(&h.remove);
+    let mut remove = RemoveRules::new(&h.remove, |rule| {
+        Some(metrics().stripped(vhost, &rule.to_string()))
+    });
     if layer.security.hide_server == Some(true) {
-        remove.push_exact(http::header::SERVER);
+        remove.push(
+            RemovePattern::Exact(http::header::SERVER),
+            Some(metrics().stripped(vhost, "server")),
+        );
     }
     Ok(ResponsePlan {
         remove,
@@ -379,6 +386,15 @@ fn response_plan(layer: &PolicyLayer) -> Result<ResponsePlan, VhostError> {
         add,
         default,
     })
+}
+
+fn managed_header(entry: HeaderEntry, mode: ConflictMode, vhost: &str) -> ManagedHeader {
+    ManagedHeader {
+        https_only: entry.name == http::header::STRICT_TRANSPORT_SECURITY,
+        counters: metrics().header(vhost, entry.name.as_str(), mode),
+        mode,
+        entry,
+    }
 }
 
 fn request_plan(layer: &PolicyLayer) -> Result<RequestPlan, VhostError> {
@@ -390,7 +406,7 @@ fn request_plan(layer: &PolicyLayer) -> Result<RequestPlan, VhostError> {
         ));
     }
     let mut plan = RequestPlan {
-        remove: RemoveRules::new(&r.remove),
+        remove: RemoveRules::new(&r.remove, |_| None),
         ..Default::default()
     };
     for (name, value) in &r.set {
@@ -425,7 +441,7 @@ mod tests {
 
     #[test]
     fn builtin_defaults_parse_and_compile() {
-        let plan = response_plan(&builtin_layer()).unwrap();
+        let plan = response_plan(&builtin_layer(), "unit-defaults").unwrap();
         let names: Vec<&str> = plan.managed.iter().map(|m| m.entry.name.as_str()).collect();
         assert_eq!(
             names,

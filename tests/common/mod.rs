@@ -176,6 +176,8 @@ async fn handle(
 /// The real gateway binary, killed on drop.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// Where `{admin}` in gw.yaml pointed.
+    pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     child: Child,
 }
@@ -191,11 +193,12 @@ fn pingora_settings(dir: &Path) -> String {
 }
 
 /// Writes `files` (relative path -> contents) and gw.yaml into a fresh directory.
-/// `{listen}` in gw.yaml becomes the listener address.
+/// `{listen}` and `{admin}` in gw.yaml become the listener and admin addresses.
 fn write_config(
     gw_yaml: &str,
     files: &[(&str, &str)],
     listen: &str,
+    admin: &str,
 ) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in files {
@@ -207,7 +210,9 @@ fn write_config(
     let text = format!(
         "{}{}",
         pingora_settings(dir.path()),
-        gw_yaml.replace("{listen}", listen)
+        gw_yaml
+            .replace("{listen}", listen)
+            .replace("{admin}", admin)
     );
     std::fs::write(&conf, text).unwrap();
     (dir, conf)
@@ -219,9 +224,16 @@ impl Gateway {
     }
 
     pub fn start_with_files(gw_yaml: &str, files: &[(&str, &str)]) -> Gateway {
-        let port = free_port();
+        let mut gw = Gateway::launch(gw_yaml, files, free_port());
+        gw.wait_for(gw.addr);
+        gw
+    }
+
+    /// Starts the binary with the public listener on `port`, without waiting.
+    pub fn launch(gw_yaml: &str, files: &[(&str, &str)], port: u16) -> Gateway {
         let listen = format!("127.0.0.1:{port}");
-        let (dir, conf) = write_config(gw_yaml, files, &listen);
+        let admin = format!("127.0.0.1:{}", free_port());
+        let (dir, conf) = write_config(gw_yaml, files, &listen, &admin);
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = Command::new(BIN)
             .arg("-c")
@@ -231,27 +243,38 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut gw = Gateway {
+        Gateway {
             addr: listen.parse().unwrap(),
+            admin: admin.parse().unwrap(),
             dir,
             child,
-        };
-        gw.wait_ready();
-        gw
+        }
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until `addr` accepts connections (or the gateway dies).
+    pub fn wait_for(&mut self, addr: SocketAddr) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("gateway exited with {status}:\n{}", self.log());
             }
-            if TcpStream::connect(self.addr).is_ok() {
+            if TcpStream::connect(addr).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("gateway did not listen on {}:\n{}", self.addr, self.log());
+        panic!("gateway did not listen on {addr}:\n{}", self.log());
+    }
+
+    /// GET on the admin listener: (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let r = reply(
+            client()
+                .get(format!("http://{}{path}", self.admin))
+                .send()
+                .unwrap(),
+        );
+        (r.status, r.body)
     }
 
     pub fn log(&self) -> String {
@@ -277,7 +300,7 @@ impl Drop for Gateway {
 /// Runs `pingora-secgw -t -c gw.yaml` and returns (exit code, stdout + stderr, the
 /// directory holding gw.yaml).
 pub fn check_config(gw_yaml: &str, files: &[(&str, &str)]) -> (i32, String, tempfile::TempDir) {
-    let (dir, conf) = write_config(gw_yaml, files, "127.0.0.1:1");
+    let (dir, conf) = write_config(gw_yaml, files, "127.0.0.1:1", "127.0.0.1:2");
     let out = Command::new(BIN)
         .arg("-t")
         .arg("-c")
