@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v cmake >/dev/null 2>&1 || need_pkgs+=(cmake)
 command -v c++ >/dev/null 2>&1 || need_pkgs+=(g++)
+if [ "${1:-}" = "test" ]; then
+  # Real TLS and HTTP clients for the integration tests.
+  command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+  command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then

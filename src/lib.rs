@@ -13,3 +13,4 @@ pub mod policy;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod tls;

@@ -89,7 +89,9 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.trusted_peer = forwarded::is_trusted(&ctx.plan.trusted_proxies, ctx.client_ip);
-        ctx.https = ctx.trusted_peer && forwarded::forwarded_https(session.req_header());
+        let over_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        ctx.https =
+            over_tls || (ctx.trusted_peer && forwarded::forwarded_https(session.req_header()));
 
         let routed = {
             let host = normalize_host(request_host(session.req_header()));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use log::info;
 use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
 use pingora_core::services::listening::Service;
@@ -14,6 +15,7 @@ use crate::admin::AdminApp;
 use crate::config::LoadedConfig;
 use crate::policy::Plan;
 use crate::proxy::Gateway;
+use crate::tls::SniResolver;
 
 /// Builds the server; with `-t` Pingora's bootstrap exits here after its own checks.
 pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
@@ -24,8 +26,11 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
     server.bootstrap();
 
     let plan = Arc::new(ArcSwap::from_pointee(plan));
-    let mut service =
-        http_proxy_service_with_name(&server.configuration, Gateway::new(plan), "pingora-secgw");
+    let mut service = http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(plan.clone()),
+        "pingora-secgw",
+    );
     if let Some(app) = service.app_logic_mut() {
         // CONNECT is refused by the gateway itself, so the 405 carries the policy;
         // Pingora's built-in refusal would bypass every filter.
@@ -34,8 +39,19 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
         app.server_options = Some(options);
     }
     for listener in &loaded.gateway.listeners {
-        service.add_tcp(&listener.address.to_string());
-        info!("listening on http://{}", listener.address);
+        let addr = listener.address;
+        if listener.tls.is_some() {
+            // rustls offers TLS 1.2 and 1.3 with AEAD suites only; ALPN prefers h2.
+            let mut tls =
+                TlsSettings::intermediate("", "").expect("TLS settings without files cannot fail");
+            tls.set_cert_resolver(Arc::new(SniResolver::new(addr, plan.clone())));
+            tls.enable_h2();
+            service.add_tls_with_settings(&addr.to_string(), None, tls);
+            info!("listening on https://{addr} (h2, http/1.1)");
+        } else {
+            service.add_tcp(&addr.to_string());
+            info!("listening on http://{addr}");
+        }
     }
     info!(
         "loaded {} with {vhost_count} vhost(s) and {} named policies",

@@ -21,7 +21,7 @@ use super::values::{
 pub struct GatewayConfig {
     pub listeners: Vec<ListenerConfig>,
     /// The admin listener for /metrics, /healthz and /readyz; off when absent.
-    pub admin: Option<ListenerConfig>,
+    pub admin: Option<AdminConfig>,
     #[serde(default)]
     pub trusted_proxies: Vec<TrustedProxy>,
     /// Directories, files or `dir/*.yaml` globs, relative to gw.yaml.
@@ -33,6 +33,35 @@ pub struct GatewayConfig {
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     pub address: SocketAddr,
+    /// Terminate TLS here; this pair is the default certificate (no or unknown SNI).
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+}
+
+/// PEM files, relative to gw.yaml; the certificate file may hold a chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: String,
+    pub key: String,
+}
+
+/// How the gateway talks TLS to `tls://` upstreams.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    /// The name sent as SNI and verified in the certificate; defaults to the
+    /// upstream's host name. Required for IP upstreams unless `verify` is false.
+    pub sni: Option<String>,
+    /// PEM CA certificates to trust instead of the system's roots.
+    pub ca_file: Option<String>,
+    /// Verify the upstream's certificate and name (default true).
+    pub verify: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,9 +69,12 @@ pub struct ListenerConfig {
 pub struct VhostConfig {
     pub name: VhostName,
     pub hosts: Vec<HostPattern>,
-    /// `host:port` upstreams, balanced round-robin.
+    /// `host:port` or `tls://host:port` upstreams, balanced round-robin.
     #[serde(default)]
     pub upstreams: Vec<String>,
+    pub upstream_tls: Option<UpstreamTlsConfig>,
+    /// This vhost's certificate, chosen when the SNI matches its hosts.
+    pub tls: Option<TlsFiles>,
     /// Answer directly instead of proxying.
     pub respond: Option<RespondConfig>,
     /// A named policy from the policy files.
@@ -220,6 +252,8 @@ pub struct SecurityOptions {
     pub referrer_policy: Option<Toggle<ReferrerPolicy>>,
     pub ssl_redirect: Option<bool>,
     pub ssl_host: Option<Toggle<HostPattern>>,
+    /// The port in redirect Locations; none by default (the public port is 443).
+    pub ssl_port: Option<Toggle<u16>>,
     pub ssl_permanent: Option<bool>,
     pub ssl_redirect_exempt: Option<Vec<ExemptRule>>,
     pub cache_control: Option<Toggle<HeaderValueText>>,
@@ -282,6 +316,7 @@ impl SecurityOptions {
                 referrer_policy,
                 ssl_redirect,
                 ssl_host,
+                ssl_port,
                 ssl_permanent,
                 ssl_redirect_exempt,
                 cache_control,

@@ -9,15 +9,18 @@ pub mod security;
 pub mod upstream;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use ipnet::IpNet;
+use rustls::sign::CertifiedKey;
 
 use crate::config::schema::{
-    ConflictKey, ConflictMode, PolicyLayer, RespondConfig, SecurityOptions, VhostConfig,
+    ConflictKey, ConflictMode, PolicyLayer, RespondConfig, SecurityOptions, TlsFiles, VhostConfig,
 };
 use crate::config::values::{CorsOrigin, HostPattern, RemovePattern, Toggle};
 use crate::config::{ConfigError, LoadedConfig, NamedPolicy};
@@ -26,7 +29,7 @@ use crate::routing::Router;
 use headers::{HeaderEntry, ManagedHeader, RemoveRules, RequestPlan, ResponsePlan};
 use redirect::RedirectPlan;
 use security::security_headers;
-use upstream::Upstreams;
+use upstream::{Timeouts, Upstreams};
 
 const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
 
@@ -44,6 +47,8 @@ pub struct Plan {
     /// Counters for requests no vhost takes.
     pub unmatched: VhostMetrics,
     pub trusted_proxies: Vec<IpNet>,
+    /// The default certificate of each TLS listener.
+    pub listener_certs: HashMap<SocketAddr, Arc<CertifiedKey>>,
 }
 
 #[derive(Debug)]
@@ -54,6 +59,8 @@ pub struct VhostPlan {
     pub request: RequestPlan,
     pub redirect: Option<RedirectPlan>,
     pub metrics: VhostMetrics,
+    /// The vhost's own certificate, for SNI matching its hosts.
+    pub cert: Option<Arc<CertifiedKey>>,
 }
 
 #[derive(Debug)]
@@ -74,6 +81,17 @@ impl Plan {
         let builtin = builtin_layer();
         let policies = resolve_policies(&loaded.policies)?;
         let file = loaded.path.as_path();
+        let base_dir = file.parent().unwrap_or(Path::new("."));
+
+        let mut listener_certs = HashMap::new();
+        for (i, l) in loaded.gateway.listeners.iter().enumerate() {
+            if let Some(tls) = &l.tls {
+                let cert = certified_key(tls, base_dir).map_err(|(k, reason)| {
+                    ConfigError::new(file, format!("listeners[{i}]{k}"), reason)
+                })?;
+                listener_certs.insert(l.address, cert);
+            }
+        }
 
         let mut router = Router::default();
         let mut vhosts = Vec::with_capacity(loaded.gateway.vhosts.len());
@@ -123,7 +141,7 @@ impl Plan {
             }
             let layer = v.inline_layer().merge_over(layer);
             vhosts.push(
-                compile_vhost(v, &layer)
+                compile_vhost(v, &layer, base_dir)
                     .map_err(|(k, reason)| ConfigError::new(file, format!("{key}{k}"), reason))?,
             );
         }
@@ -136,6 +154,7 @@ impl Plan {
             baseline,
             unmatched: metrics().vhost(UNMATCHED, false),
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
+            listener_certs,
         })
     }
 }
@@ -198,7 +217,24 @@ fn resolve_policies(
 /// Errors are (key path below the vhost, reason).
 type VhostError = (String, String);
 
-fn compile_vhost(v: &VhostConfig, layer: &PolicyLayer) -> Result<VhostPlan, VhostError> {
+fn certified_key(tls: &TlsFiles, base_dir: &Path) -> Result<Arc<CertifiedKey>, VhostError> {
+    crate::tls::load_certified_key(&base_dir.join(&tls.cert), &base_dir.join(&tls.key)).map_err(
+        |(cert_at_fault, reason)| {
+            let key = if cert_at_fault {
+                ".tls.cert"
+            } else {
+                ".tls.key"
+            };
+            (key.to_string(), reason)
+        },
+    )
+}
+
+fn compile_vhost(
+    v: &VhostConfig,
+    layer: &PolicyLayer,
+    base_dir: &Path,
+) -> Result<VhostPlan, VhostError> {
     let sec = &layer.security;
     check_security(v, sec)?;
     let route = match (&v.respond, v.upstreams.is_empty()) {
@@ -218,11 +254,15 @@ fn compile_vhost(v: &VhostConfig, layer: &PolicyLayer) -> Result<VhostPlan, Vhos
         (None, false) => Route::Proxy(
             Upstreams::new(
                 &v.upstreams,
-                Duration::from_millis(v.connect_timeout_ms.unwrap_or(5_000)),
-                Duration::from_millis(v.read_timeout_ms.unwrap_or(60_000)),
-                Duration::from_millis(v.write_timeout_ms.unwrap_or(60_000)),
+                v.upstream_tls.as_ref(),
+                base_dir,
+                Timeouts {
+                    connect: Duration::from_millis(v.connect_timeout_ms.unwrap_or(5_000)),
+                    read: Duration::from_millis(v.read_timeout_ms.unwrap_or(60_000)),
+                    write: Duration::from_millis(v.write_timeout_ms.unwrap_or(60_000)),
+                },
             )
-            .map_err(|e| (".upstreams".to_string(), e))?,
+            .map_err(|(k, e)| (k.to_string(), e))?,
         ),
     };
     let redirect = if sec.ssl_redirect == Some(true) {
@@ -237,8 +277,12 @@ fn compile_vhost(v: &VhostConfig, layer: &PolicyLayer) -> Result<VhostPlan, Vhos
             _ => None,
         };
         let exempt = sec.ssl_redirect_exempt.as_deref().unwrap_or_default();
+        let port = match sec.ssl_port {
+            Some(Toggle::On(p)) => Some(p),
+            _ => None,
+        };
         Some(
-            RedirectPlan::new(ssl_host, sec.ssl_permanent != Some(false), exempt)
+            RedirectPlan::new(ssl_host, port, sec.ssl_permanent != Some(false), exempt)
                 .map_err(|e| (".security.ssl_redirect_exempt".to_string(), e))?,
         )
     } else {
@@ -252,6 +296,11 @@ fn compile_vhost(v: &VhostConfig, layer: &PolicyLayer) -> Result<VhostPlan, Vhos
         request: request_plan(layer)?,
         redirect,
         metrics: metrics().vhost(name, sec.cors_enabled == Some(true)),
+        cert: v
+            .tls
+            .as_ref()
+            .map(|t| certified_key(t, base_dir))
+            .transpose()?,
     })
 }
 

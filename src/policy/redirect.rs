@@ -11,6 +11,9 @@ pub struct RedirectPlan {
     /// `ssl_host`: the host every redirect goes to. Without it, the request's host,
     /// which routing has already matched against the vhost's configured names.
     ssl_host: Option<String>,
+    /// `ssl_port`: named in the Location only when set (the public port is usually
+    /// 443 even when the gateway listens elsewhere, behind a Service or LB).
+    port: Option<u16>,
     permanent: bool,
     exempt_prefixes: Vec<String>,
     exempt_regexes: RegexSet,
@@ -19,6 +22,7 @@ pub struct RedirectPlan {
 impl RedirectPlan {
     pub fn new(
         ssl_host: Option<String>,
+        port: Option<u16>,
         permanent: bool,
         exempt: &[ExemptRule],
     ) -> Result<RedirectPlan, String> {
@@ -33,6 +37,7 @@ impl RedirectPlan {
         let exempt_regexes = RegexSet::new(&regexes).map_err(|e| e.to_string())?;
         Ok(RedirectPlan {
             ssl_host,
+            port,
             permanent,
             exempt_prefixes,
             exempt_regexes,
@@ -69,9 +74,13 @@ impl RedirectPlan {
         } else {
             "/"
         };
-        let mut loc = String::with_capacity(8 + host.len() + path.len());
+        let mut loc = String::with_capacity(14 + host.len() + path.len());
         loc.push_str("https://");
         loc.push_str(host);
+        if let Some(port) = self.port.filter(|p| *p != 443) {
+            loc.push(':');
+            loc.push_str(&port.to_string());
+        }
         loc.push_str(path);
         Some(loc)
     }
@@ -84,6 +93,7 @@ mod tests {
     fn plan(ssl_host: Option<&str>, permanent: bool) -> RedirectPlan {
         RedirectPlan::new(
             ssl_host.map(str::to_string),
+            None,
             permanent,
             &[
                 ExemptRule::Prefix("/.well-known/acme-challenge/".into()),
@@ -130,5 +140,15 @@ mod tests {
             Some("https://app.example.com/".into())
         );
         assert_eq!(plan(None, true).location(None, "/a"), None);
+        let with_port = RedirectPlan::new(None, Some(8443), true, &[]).unwrap();
+        assert_eq!(
+            with_port.location(Some("a.test"), "/x"),
+            Some("https://a.test:8443/x".into())
+        );
+        let default_port = RedirectPlan::new(None, Some(443), true, &[]).unwrap();
+        assert_eq!(
+            default_port.location(Some("a.test"), "/x"),
+            Some("https://a.test/x".into())
+        );
     }
 }

@@ -1,59 +1,202 @@
-//! A vhost's upstream pool: round-robin over its addresses, with its timeouts.
+//! A vhost's upstream pool: round-robin over its addresses, with its timeouts and,
+//! for `tls://` upstreams, SNI, verification and trusted CAs.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use pingora_core::protocols::tls::CaType;
 use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::utils::tls::{parse_x509, WrappedX509};
 use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::LoadBalancer;
 
+use crate::config::schema::UpstreamTlsConfig;
+use crate::tls::read_certs;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+}
+
+struct UpstreamTls {
+    sni: String,
+    verify: bool,
+    ca: Option<Arc<CaType>>,
+    /// Identifies the trusted CAs. Pingora's connection-reuse key covers address,
+    /// SNI and the verify flags but not the CA list, so without this a connection
+    /// verified against one vhost's CA would be reused by a vhost trusting others.
+    trust_group: u64,
+}
+
 pub struct Upstreams {
     lb: LoadBalancer<RoundRobin>,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
+    timeouts: Timeouts,
+    tls: Option<UpstreamTls>,
 }
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstreams")
-            .field("connect_timeout", &self.connect_timeout)
-            .field("read_timeout", &self.read_timeout)
+            .field("timeouts", &self.timeouts)
+            .field("tls", &self.tls.as_ref().map(|t| &t.sni))
             .finish_non_exhaustive()
     }
 }
 
+/// Errors are (key below the vhost, reason).
+type UpstreamError = (&'static str, String);
+
 impl Upstreams {
-    /// `addrs` are `host:port`; names are resolved once, here.
+    /// `addrs` are `host:port` or `tls://host:port`; names are resolved once, here.
     pub fn new(
         addrs: &[String],
-        connect_timeout: Duration,
-        read_timeout: Duration,
-        write_timeout: Duration,
-    ) -> Result<Upstreams, String> {
+        tls_config: Option<&UpstreamTlsConfig>,
+        base_dir: &Path,
+        timeouts: Timeouts,
+    ) -> Result<Upstreams, UpstreamError> {
+        let mut tls_count = 0;
+        let mut hosts = Vec::with_capacity(addrs.len());
+        let mut plain = Vec::with_capacity(addrs.len());
         for a in addrs {
-            if a.contains("://") {
-                return Err(format!(
-                    "`{a}`: upstreams are host:port (TLS upstreams are not supported yet)"
+            let rest = if let Some(rest) = a.strip_prefix("tls://") {
+                tls_count += 1;
+                rest
+            } else if let Some(rest) = a.strip_prefix("http://") {
+                rest
+            } else if a.contains("://") {
+                return Err((
+                    ".upstreams",
+                    format!("`{a}`: upstreams are host:port, http://host:port or tls://host:port"),
+                ));
+            } else {
+                a.as_str()
+            };
+            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+            hosts.push(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            );
+            plain.push(rest.to_string());
+        }
+        if tls_count != 0 && tls_count != addrs.len() {
+            return Err((
+                ".upstreams",
+                "all upstreams of a vhost use TLS (tls://) or none do".into(),
+            ));
+        }
+        let lb = LoadBalancer::try_from_iter(plain.iter().map(String::as_str)).map_err(|e| {
+            (
+                ".upstreams",
+                format!("cannot resolve upstreams {addrs:?}: {e}"),
+            )
+        })?;
+        let tls = if tls_count > 0 {
+            Some(upstream_tls(
+                &hosts,
+                tls_config.cloned().unwrap_or_default(),
+                base_dir,
+            )?)
+        } else {
+            if tls_config.is_some() {
+                return Err((
+                    ".upstream_tls",
+                    "upstream_tls needs tls:// upstreams".into(),
                 ));
             }
-        }
-        let lb = LoadBalancer::try_from_iter(addrs.iter().map(String::as_str))
-            .map_err(|e| format!("cannot resolve upstreams {addrs:?}: {e}"))?;
-        Ok(Upstreams {
-            lb,
-            connect_timeout,
-            read_timeout,
-            write_timeout,
-        })
+            None
+        };
+        Ok(Upstreams { lb, timeouts, tls })
     }
 
     /// The next upstream in round-robin order.
     pub fn next_peer(&self) -> Option<Box<HttpPeer>> {
         let backend = self.lb.select(b"", 256)?;
-        let mut peer = Box::new(HttpPeer::new(backend, false, String::new()));
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        peer.options.read_timeout = Some(self.read_timeout);
-        peer.options.write_timeout = Some(self.write_timeout);
+        let mut peer = match &self.tls {
+            None => Box::new(HttpPeer::new(backend, false, String::new())),
+            Some(tls) => {
+                let mut peer = Box::new(HttpPeer::new(backend, true, tls.sni.clone()));
+                peer.options.verify_cert = tls.verify;
+                peer.options.verify_hostname = tls.verify;
+                peer.options.ca = tls.ca.clone();
+                peer.group_key = tls.trust_group;
+                peer
+            }
+        };
+        peer.options.connection_timeout = Some(self.timeouts.connect);
+        peer.options.read_timeout = Some(self.timeouts.read);
+        peer.options.write_timeout = Some(self.timeouts.write);
         Some(peer)
     }
+}
+
+fn upstream_tls(
+    hosts: &[String],
+    config: UpstreamTlsConfig,
+    base_dir: &Path,
+) -> Result<UpstreamTls, UpstreamError> {
+    let verify = config.verify != Some(false);
+    let sni = match config.sni {
+        Some(sni) => sni,
+        None => {
+            let first = &hosts[0];
+            if hosts.iter().any(|h| h != first) {
+                return Err((
+                    ".upstream_tls.sni",
+                    "tls:// upstreams with different host names need one `sni` to verify".into(),
+                ));
+            }
+            if first.parse::<IpAddr>().is_ok() {
+                if verify {
+                    // Pingora skips verification when the SNI is empty: refuse that silently
+                    // unverified setup rather than pretend.
+                    return Err((
+                        ".upstream_tls.sni",
+                        format!(
+                            "upstream {first} is an IP address: set `sni` to the name in its \
+                             certificate (or `verify: false` to skip verification)"
+                        ),
+                    ));
+                }
+                String::new()
+            } else {
+                first.clone()
+            }
+        }
+    };
+    let (ca, trust_group) = match &config.ca_file {
+        None => (None, 0),
+        Some(file) => {
+            let (ca, group) =
+                load_ca(&base_dir.join(file)).map_err(|e| (".upstream_tls.ca_file", e))?;
+            (Some(ca), group)
+        }
+    };
+    Ok(UpstreamTls {
+        sni,
+        verify,
+        ca,
+        trust_group,
+    })
+}
+
+/// The CA list and a hash of its certificates (non-zero), for connection grouping.
+fn load_ca(path: &Path) -> Result<(Arc<CaType>, u64), String> {
+    let mut wrapped = Vec::new();
+    let mut hasher = DefaultHasher::new();
+    for der in read_certs(path)? {
+        der.as_ref().hash(&mut hasher);
+        // Check the DER parses as a CA certificate before Pingora's parser (which
+        // panics on bad input) sees it.
+        rustls::RootCertStore::empty()
+            .add(der.clone())
+            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        wrapped.push(WrappedX509::new(der.to_vec(), parse_x509));
+    }
+    Ok((Arc::from(wrapped.into_boxed_slice()), hasher.finish() | 1))
 }

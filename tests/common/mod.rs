@@ -2,6 +2,8 @@
 //! loopback ports, and a real HTTP client.
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
+pub mod tls;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Read;
@@ -64,6 +66,15 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(name: &str) -> Upstream {
+        Upstream::start_with(name, None)
+    }
+
+    /// An upstream that speaks HTTPS with the given server configuration.
+    pub fn start_tls(name: &str, tls: Arc<rustls::ServerConfig>) -> Upstream {
+        Upstream::start_with(name, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -85,6 +96,7 @@ impl Upstream {
                             continue;
                         };
                         let (hits, seen, name) = (hits2.clone(), seen2.clone(), name2.clone());
+                        let tls = tls.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req| {
                                 let (hits, seen, name) = (hits.clone(), seen.clone(), name.clone());
@@ -92,9 +104,18 @@ impl Upstream {
                                     Ok::<_, Infallible>(handle(req, &hits, &seen, &name).await)
                                 }
                             });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
+                            let http = hyper::server::conn::http1::Builder::new();
+                            match tls {
+                                None => {
+                                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                                }
+                                Some(acceptor) => {
+                                    if let Ok(stream) = acceptor.accept(stream).await {
+                                        let _ =
+                                            http.serve_connection(TokioIo::new(stream), svc).await;
+                                    }
+                                }
+                            }
                         });
                     }
                 };
@@ -178,6 +199,8 @@ pub struct Gateway {
     pub addr: SocketAddr,
     /// Where `{admin}` in gw.yaml pointed.
     pub admin: SocketAddr,
+    /// Where `{tls}` in gw.yaml pointed.
+    pub tls_addr: SocketAddr,
     pub dir: tempfile::TempDir,
     child: Child,
 }
@@ -193,12 +216,13 @@ fn pingora_settings(dir: &Path) -> String {
 }
 
 /// Writes `files` (relative path -> contents) and gw.yaml into a fresh directory.
-/// `{listen}` and `{admin}` in gw.yaml become the listener and admin addresses.
+/// `{listen}`, `{admin}` and `{tls}` in gw.yaml become the given addresses.
 fn write_config(
     gw_yaml: &str,
     files: &[(&str, &str)],
     listen: &str,
     admin: &str,
+    tls: &str,
 ) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     for (rel, text) in files {
@@ -213,6 +237,8 @@ fn write_config(
         gw_yaml
             .replace("{listen}", listen)
             .replace("{admin}", admin)
+            .replace("{tls}", tls)
+            .replace("{tls_port}", tls.rsplit_once(':').map_or("", |(_, p)| p))
     );
     std::fs::write(&conf, text).unwrap();
     (dir, conf)
@@ -233,7 +259,8 @@ impl Gateway {
     pub fn launch(gw_yaml: &str, files: &[(&str, &str)], port: u16) -> Gateway {
         let listen = format!("127.0.0.1:{port}");
         let admin = format!("127.0.0.1:{}", free_port());
-        let (dir, conf) = write_config(gw_yaml, files, &listen, &admin);
+        let tls = format!("127.0.0.1:{}", free_port());
+        let (dir, conf) = write_config(gw_yaml, files, &listen, &admin, &tls);
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = Command::new(BIN)
             .arg("-c")
@@ -246,6 +273,7 @@ impl Gateway {
         Gateway {
             addr: listen.parse().unwrap(),
             admin: admin.parse().unwrap(),
+            tls_addr: tls.parse().unwrap(),
             dir,
             child,
         }
@@ -300,7 +328,7 @@ impl Drop for Gateway {
 /// Runs `pingora-secgw -t -c gw.yaml` and returns (exit code, stdout + stderr, the
 /// directory holding gw.yaml).
 pub fn check_config(gw_yaml: &str, files: &[(&str, &str)]) -> (i32, String, tempfile::TempDir) {
-    let (dir, conf) = write_config(gw_yaml, files, "127.0.0.1:1", "127.0.0.1:2");
+    let (dir, conf) = write_config(gw_yaml, files, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3");
     let out = Command::new(BIN)
         .arg("-t")
         .arg("-c")
@@ -327,6 +355,7 @@ pub fn one_vhost(hosts: &str, upstream: &str, trusted: &str, vhost_extra: &str) 
 
 /// A real HTTP client that follows no redirects and uses no proxy.
 pub fn client() -> reqwest::blocking::Client {
+    tls::install_provider();
     reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
