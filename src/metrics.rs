@@ -180,13 +180,16 @@ impl Metrics {
         self.stripped.with_label_values(&[vhost, rule])
     }
 
+    /// The (allowed, denied) preflight counters of one vhost.
+    pub fn cors_preflights(&self, vhost: &str) -> (IntCounter, IntCounter) {
+        (
+            self.cors_preflights.with_label_values(&[vhost, "allowed"]),
+            self.cors_preflights.with_label_values(&[vhost, "denied"]),
+        )
+    }
+
     /// Everything counted per request for one vhost.
-    pub fn vhost(&self, vhost: &str, cors_enabled: bool) -> VhostMetrics {
-        if cors_enabled {
-            for result in ["allowed", "denied"] {
-                self.cors_preflights.with_label_values(&[vhost, result]);
-            }
-        }
+    pub fn vhost(&self, vhost: &str) -> VhostMetrics {
         VhostMetrics {
             requests: STATUS_CLASSES.map(|c| self.requests.with_label_values(&[vhost, c])),
             duration: self.duration.with_label_values(&[vhost]),
@@ -297,7 +300,7 @@ mod tests {
     #[test]
     fn pre_resolved_counters_show_in_the_exposition() {
         let m = metrics();
-        let v = m.vhost("unit-metrics", false);
+        let v = m.vhost("unit-metrics");
         v.request_done(204, Duration::from_millis(3));
         v.request_done(0, Duration::from_millis(1));
         v.redirect(308);

@@ -19,7 +19,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::forwarded;
 use crate::metrics::{UpstreamErrorKind, VhostMetrics};
-use crate::policy::headers::ResponsePlan;
+use crate::policy::cors::Preflight;
 use crate::policy::{Plan, Route, VhostPlan};
 use crate::routing::{normalize_host, HostMatch};
 
@@ -36,6 +36,10 @@ impl Gateway {
 pub struct RequestCtx {
     plan: Arc<Plan>,
     start: Instant,
+    /// The request's Origin, when the vhost's CORS policy allows it.
+    cors_origin: Option<HeaderValue>,
+    /// The response is a preflight answer that already carries its CORS headers.
+    preflight_answered: bool,
     vhost: Option<usize>,
     https: bool,
     trusted_peer: bool,
@@ -47,9 +51,18 @@ impl RequestCtx {
         self.vhost.and_then(|i| self.plan.vhosts.get(i))
     }
 
-    /// The vhost's response plan, or the built-in baseline before routing succeeds.
-    fn response_plan(&self) -> &ResponsePlan {
-        self.vhost().map_or(&self.plan.baseline, |v| &v.response)
+    /// Everything the policy does to a response header: the vhost's plan (or the
+    /// built-in baseline before routing succeeds), then its CORS headers.
+    fn finish_response(&self, resp: &mut ResponseHeader) {
+        match self.vhost() {
+            None => self.plan.baseline.apply(resp, self.https),
+            Some(v) => {
+                v.response.apply(resp, self.https);
+                if let Some(cors) = v.cors.as_ref().filter(|_| !self.preflight_answered) {
+                    cors.apply(resp, self.cors_origin.as_ref());
+                }
+            }
+        }
     }
 
     fn metrics(&self) -> &VhostMetrics {
@@ -74,6 +87,8 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             plan: self.plan.load_full(),
             start: Instant::now(),
+            cors_origin: None,
+            preflight_answered: false,
             vhost: None,
             https: false,
             trusted_peer: false,
@@ -123,6 +138,9 @@ impl ProxyHttp for Gateway {
         }
 
         let vhost = &ctx.plan.vhosts[index];
+        if let Some(cors) = &vhost.cors {
+            ctx.cors_origin = cors.allowed_origin(&session.req_header().headers);
+        }
         if let Some(redirect) = vhost.redirect.as_ref().filter(|_| !ctx.https) {
             let uri = &session.req_header().uri;
             if redirect.applies_to(uri.path()) {
@@ -142,6 +160,27 @@ impl ProxyHttp for Gateway {
                 send(session, ctx, resp, Bytes::new()).await?;
                 return Ok(true);
             }
+        }
+
+        let req = session.req_header();
+        match vhost
+            .cors
+            .as_ref()
+            .and_then(|c| c.preflight(&req.method, &req.headers))
+        {
+            Some(Preflight::Allowed(resp)) => {
+                ctx.preflight_answered = true;
+                send(session, ctx, *resp, Bytes::new()).await?;
+                return Ok(true);
+            }
+            Some(Preflight::Denied) => {
+                // The origin may be allowed while the method or headers are not.
+                ctx.cors_origin = None;
+                let status = StatusCode::FORBIDDEN;
+                send_text(session, ctx, status, status_body(status)).await?;
+                return Ok(true);
+            }
+            None => {}
         }
 
         if let Route::Respond(direct) = &vhost.route {
@@ -183,14 +222,14 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// The vhost's response plan on whatever the upstream sent.
+    /// The vhost's response plan and CORS headers on whatever the upstream sent.
     async fn response_filter(
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.response_plan().apply(upstream_response, ctx.https);
+        ctx.finish_response(upstream_response);
         Ok(())
     }
 
@@ -321,7 +360,7 @@ async fn send(
     body: Bytes,
 ) -> Result<()> {
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
-    ctx.response_plan().apply(&mut resp, ctx.https);
+    ctx.finish_response(&mut resp);
     let bodyless = body.is_empty() || session.req_header().method == Method::HEAD;
     session
         .write_response_header(Box::new(resp), bodyless)

@@ -228,6 +228,20 @@ fn cross_key_rules_are_refused() {
         "not a final HTTP status",
     );
     refused(
+        &vhost("    security: {cors_enabled: true}\n"),
+        &[],
+        "gw.yaml",
+        "vhosts[0].security.allowed_origins",
+        "cors_enabled needs at least one allowed origin",
+    );
+    refused(
+        &vhost("    security: {cors_enabled: true, allowed_origins: [\"https://a.test\"], allow_credentials: true, expose_headers: [\"*\"]}\n"),
+        &[],
+        "gw.yaml",
+        "vhosts[0].security.expose_headers",
+        "list the headers to expose",
+    );
+    refused(
         &vhost("    request_headers: {conflict: {X-A: keep}}\n"),
         &[],
         "gw.yaml",

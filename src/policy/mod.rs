@@ -3,6 +3,7 @@
 //! Layers merge from weakest to strongest: built-in defaults (`defaults.yaml`), then
 //! the named policy's `extends` chain from its root down, then the vhost's inline keys.
 
+pub mod cors;
 pub mod headers;
 pub mod redirect;
 pub mod security;
@@ -26,6 +27,7 @@ use crate::config::values::{CorsOrigin, HostPattern, RemovePattern, Toggle};
 use crate::config::{ConfigError, LoadedConfig, NamedPolicy};
 use crate::metrics::{metrics, VhostMetrics, UNMATCHED};
 use crate::routing::Router;
+use cors::CorsPlan;
 use headers::{HeaderEntry, ManagedHeader, RemoveRules, RequestPlan, ResponsePlan};
 use redirect::RedirectPlan;
 use security::security_headers;
@@ -61,6 +63,8 @@ pub struct VhostPlan {
     pub metrics: VhostMetrics,
     /// The vhost's own certificate, for SNI matching its hosts.
     pub cert: Option<Arc<CertifiedKey>>,
+    /// CORS handled at the edge, when `cors_enabled`.
+    pub cors: Option<CorsPlan>,
 }
 
 #[derive(Debug)]
@@ -152,7 +156,7 @@ impl Plan {
             router,
             vhosts,
             baseline,
-            unmatched: metrics().vhost(UNMATCHED, false),
+            unmatched: metrics().vhost(UNMATCHED),
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
             listener_certs,
         })
@@ -289,18 +293,25 @@ fn compile_vhost(
         None
     };
     let name = v.name.0.as_str();
+    let cors = if sec.cors_enabled == Some(true) {
+        let (allowed, denied) = metrics().cors_preflights(name);
+        Some(CorsPlan::new(sec, allowed, denied).map_err(|(k, e)| (k.to_string(), e))?)
+    } else {
+        None
+    };
     Ok(VhostPlan {
         name: name.to_string(),
         route,
         response: response_plan(layer, name)?,
         request: request_plan(layer)?,
         redirect,
-        metrics: metrics().vhost(name, sec.cors_enabled == Some(true)),
+        metrics: metrics().vhost(name),
         cert: v
             .tls
             .as_ref()
             .map(|t| certified_key(t, base_dir))
             .transpose()?,
+        cors,
     })
 }
 

@@ -54,6 +54,7 @@ impl SeenRequest {
 /// Paths:
 /// - `/conflict`: sends its own HSTS, X-Frame-Options twice, CSP, Server, X-Powered-By, ...
 /// - `/status/N`: answers with status N
+/// - `/cors`: sends its own CORS headers and `Vary: Accept-Encoding`
 /// - `/slow`: answers after 3 s
 /// - anything else: 200 `hello from upstream NAME`
 pub struct Upstream {
@@ -181,6 +182,16 @@ async fn handle(
                 .header("X-Powered-By", "PHP/8.3")
                 .header("X-AspNet-Version", "4.0")
                 .header("Cache-Control", "public, max-age=60")
+                .header("Vary", "Accept-Encoding");
+        }
+        "/cors" => {
+            resp = resp
+                .header(
+                    "Access-Control-Allow-Origin",
+                    "https://upstream-choice.test",
+                )
+                .header("Access-Control-Allow-Credentials", "true")
+                .header("Access-Control-Expose-Headers", "X-Upstream")
                 .header("Vary", "Accept-Encoding");
         }
         "/slow" => tokio::time::sleep(Duration::from_secs(3)).await,
