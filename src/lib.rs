@@ -11,6 +11,7 @@ pub mod forwarded;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod tls;

@@ -162,6 +162,19 @@ impl Metrics {
             .set(1);
     }
 
+    /// Records a configuration swapped in by a reload.
+    pub fn config_reloaded(&self, hash: u64, unix_time: f64) {
+        self.config_loaded(hash, unix_time);
+        self.config_reloads.with_label_values(&["success"]).inc();
+    }
+
+    /// Records a reload that was rejected (the previous configuration still serves).
+    pub fn config_reload_failed(&self, unix_time: f64) {
+        self.config_reloads.with_label_values(&["failure"]).inc();
+        self.config_last_reload_successful.set(0);
+        self.config_last_reload_timestamp.set(unix_time);
+    }
+
     /// Counters of one managed header of one vhost.
     pub fn header(&self, vhost: &str, header: &str, mode: ConflictMode) -> HeaderCounters {
         let action = match mode {

@@ -8,6 +8,7 @@ use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use pingora_proxy::http_proxy_service_with_name;
 
@@ -15,6 +16,7 @@ use crate::admin::AdminApp;
 use crate::config::LoadedConfig;
 use crate::policy::Plan;
 use crate::proxy::Gateway;
+use crate::reload::Reloader;
 use crate::tls::SniResolver;
 
 /// Builds the server; with `-t` Pingora's bootstrap exits here after its own checks.
@@ -22,10 +24,11 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
     // The configuration is already loaded; Pingora would warn that it ignores `-c`.
     opt.conf = None;
     let vhost_count = plan.vhosts.len();
+    let plan = Arc::new(ArcSwap::from_pointee(plan));
+    let reloader = Reloader::new(&loaded, plan.clone());
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
-    let plan = Arc::new(ArcSwap::from_pointee(plan));
     let mut service = http_proxy_service_with_name(
         &server.configuration,
         Gateway::new(plan.clone()),
@@ -59,6 +62,7 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
         loaded.policies.len()
     );
     server.add_service(service);
+    server.add_service(background_service("config reload", reloader));
 
     if let Some(admin) = &loaded.gateway.admin {
         let public = loaded.gateway.listeners.iter().map(|l| l.address).collect();

@@ -67,6 +67,8 @@ pub struct LoadedConfig {
     /// Hash of gw.yaml and every policy file read, to tell configurations apart.
     pub hash: u64,
     pub server: ServerConf,
+    /// Pingora's settings as read, to tell whether a reload changed them.
+    pub server_settings: String,
     pub gateway: GatewayConfig,
     pub policies: IndexMap<String, NamedPolicy>,
 }
@@ -90,6 +92,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let server = server
         .validate()
         .map_err(|e| ConfigError::new(path, "", format!("Pingora server settings: {e}")))?;
+    let server_settings = server.to_yaml();
     let gateway: GatewayConfig = deserialize_value(path, Value::Mapping(gateway_part))?;
 
     let base_dir = path.parent().unwrap_or(Path::new("."));
@@ -100,9 +103,91 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         hash: hasher.finish(),
         server,
+        server_settings,
         gateway,
         policies,
     })
+}
+
+/// The files a configuration is read from, for reloads: gw.yaml, what its policy
+/// specs match (re-listed each time, so new files count), and TLS/CA files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sources {
+    path: PathBuf,
+    base_dir: PathBuf,
+    policy_specs: Vec<String>,
+    tls_files: Vec<PathBuf>,
+}
+
+impl LoadedConfig {
+    pub fn sources(&self) -> Sources {
+        let base_dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let g = &self.gateway;
+        let tls_files = g
+            .listeners
+            .iter()
+            .filter_map(|l| l.tls.as_ref())
+            .chain(g.vhosts.iter().filter_map(|v| v.tls.as_ref()))
+            .flat_map(|t| [&t.cert, &t.key])
+            .chain(
+                g.vhosts
+                    .iter()
+                    .filter_map(|v| v.upstream_tls.as_ref()?.ca_file.as_ref()),
+            )
+            .map(|f| base_dir.join(f))
+            .collect();
+        Sources {
+            path: self.path.clone(),
+            policy_specs: g.policy_files.iter().flat_map(|s| s.0.clone()).collect(),
+            tls_files,
+            base_dir,
+        }
+    }
+}
+
+impl Sources {
+    /// The directories holding those files. Watching directories rather than
+    /// files follows Kubernetes' `..data` symlink swaps and new policy files.
+    pub fn watch_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.base_dir.clone()];
+        let spec_dirs = self.policy_specs.iter().map(|spec| {
+            let full = self.base_dir.join(spec);
+            if full.is_dir() {
+                full
+            } else {
+                full.parent().unwrap_or(&self.base_dir).to_path_buf()
+            }
+        });
+        let file_dirs = self
+            .tls_files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf));
+        for dir in spec_dirs.chain(file_dirs) {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
+
+    /// A hash of the contents of every source file, to tell whether anything the
+    /// configuration reads has changed, whatever the file system reported.
+    pub fn fingerprint(&self) -> u64 {
+        let mut files = vec![self.path.clone()];
+        let mut hasher = DefaultHasher::new();
+        for spec in &self.policy_specs {
+            match files::policy_paths(&self.base_dir, spec) {
+                Ok(paths) => files.extend(paths),
+                Err(e) => e.hash(&mut hasher),
+            }
+        }
+        files.extend(self.tls_files.iter().cloned());
+        for f in &files {
+            f.hash(&mut hasher);
+            std::fs::read(f).ok().hash(&mut hasher);
+        }
+        hasher.finish()
+    }
 }
 
 /// Splits the top-level mapping into Pingora's `ServerConf` keys and the rest.
@@ -121,11 +206,13 @@ fn deserialize_value<T: DeserializeOwned>(file: &Path, value: Value) -> Result<T
 fn path_error(file: &Path, e: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
     let key = e.path().to_string();
     let key = if key == "." { String::new() } else { key };
-    // serde_yaml starts its own message with the same path when it has one.
+    // serde_yaml starts its own message with its view of the path (the same one,
+    // or a shorter one inside maps); the full path is already in `key`.
     let reason = e.into_inner().to_string();
-    let reason = reason
-        .strip_prefix(&format!("{key}: "))
-        .map_or(reason.clone(), str::to_string);
+    let reason = match reason.split_once(": ") {
+        Some((head, rest)) if !head.is_empty() && key.starts_with(head) => rest.to_string(),
+        _ => reason,
+    };
     ConfigError::new(file, key, reason)
 }
 
@@ -281,6 +368,10 @@ mod tests {
         let err = load(&p).unwrap_err();
         assert_eq!(err.file, pol);
         assert_eq!(err.key, "policies.strict.headers.set.X-Test");
-        assert!(err.reason.contains("carriage return"), "{err}");
+        assert!(
+            err.reason
+                .starts_with("header value contains a carriage return (CR) at byte 1"),
+            "{err}"
+        );
     }
 }

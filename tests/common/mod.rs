@@ -218,7 +218,7 @@ pub struct Gateway {
 
 /// Pingora's pid file and upgrade socket go into the test's own directory, so
 /// gateways started in parallel never share them.
-fn pingora_settings(dir: &Path) -> String {
+pub fn pingora_settings(dir: &Path) -> String {
     format!(
         "pid_file: {}\nupgrade_sock: {}\nthreads: 1\n",
         dir.join("gw.pid").display(),
@@ -272,11 +272,23 @@ impl Gateway {
         let admin = format!("127.0.0.1:{}", free_port());
         let tls = format!("127.0.0.1:{}", free_port());
         let (dir, conf) = write_config(gw_yaml, files, &listen, &admin, &tls);
+        Gateway::spawn(dir, &conf, &listen, &admin, &tls)
+    }
+
+    /// Starts the binary on a configuration the caller laid out in `dir`, whose
+    /// listener and admin addresses are `listen` and `admin`.
+    pub fn spawn(
+        dir: tempfile::TempDir,
+        conf: &Path,
+        listen: &str,
+        admin: &str,
+        tls: &str,
+    ) -> Gateway {
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = Command::new(BIN)
             .arg("-c")
-            .arg(&conf)
-            .env("RUST_LOG", "warn")
+            .arg(conf)
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -288,6 +300,22 @@ impl Gateway {
             dir,
             child,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The value of one sample on /metrics, e.g. `secgw_config_last_reload_successful`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let (_, text) = self.admin_get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// Waits until `addr` accepts connections (or the gateway dies).

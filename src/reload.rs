@@ -1,0 +1,208 @@
+//! Hot reload of gw.yaml, the policy files and certificates.
+//!
+//! Triggers: file-system events on the watched directories (debounced), SIGHUP, and
+//! a periodic content check as a safety net for file systems that miss events. Each
+//! trigger compares a fingerprint of the files with the last one tried, so an
+//! unchanged configuration (good or bad) is not loaded again. A new configuration
+//! is loaded and compiled off the request path and swapped in whole; an invalid one
+//! is rejected and the last good one keeps serving.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use log::{error, info, warn};
+use notify::{EventKind, RecursiveMode, Watcher};
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::config::{self, LoadedConfig, Sources};
+use crate::metrics::metrics;
+use crate::policy::Plan;
+
+/// How long the files must stay quiet after an event before reloading; editors and
+/// `kubectl` write in several steps.
+const DEBOUNCE: Duration = Duration::from_millis(25);
+/// The safety-net content check.
+const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What cannot change without restarting: listeners and Pingora's own settings.
+#[derive(Debug, Clone, PartialEq)]
+struct Fixed {
+    listeners: Vec<(SocketAddr, bool)>,
+    admin: Option<SocketAddr>,
+    server_settings: String,
+}
+
+impl Fixed {
+    fn of(loaded: &LoadedConfig) -> Fixed {
+        Fixed {
+            listeners: loaded
+                .gateway
+                .listeners
+                .iter()
+                .map(|l| (l.address, l.tls.is_some()))
+                .collect(),
+            admin: loaded.gateway.admin.as_ref().map(|a| a.address),
+            server_settings: loaded.server_settings.clone(),
+        }
+    }
+}
+
+struct State {
+    /// As started: a reload cannot change it, only report that it would.
+    fixed: Fixed,
+    /// Of the configuration being served.
+    sources: Sources,
+    last_attempt: u64,
+}
+
+pub struct Reloader {
+    path: PathBuf,
+    plan: Arc<ArcSwap<Plan>>,
+    state: Mutex<State>,
+}
+
+impl Reloader {
+    pub fn new(loaded: &LoadedConfig, plan: Arc<ArcSwap<Plan>>) -> Reloader {
+        let sources = loaded.sources();
+        Reloader {
+            path: loaded.path.clone(),
+            plan,
+            state: Mutex::new(State {
+                fixed: Fixed::of(loaded),
+                last_attempt: sources.fingerprint(),
+                sources,
+            }),
+        }
+    }
+
+    fn watch_dirs(&self) -> Vec<PathBuf> {
+        self.lock().sources.watch_dirs()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reloads when the files changed since the last attempt (or always, if
+    /// `force`). Returns the directories to watch from now on.
+    fn reload(&self, force: bool) -> Vec<PathBuf> {
+        let mut state = self.lock();
+        let print = state.sources.fingerprint();
+        if !force && print == state.last_attempt {
+            return state.sources.watch_dirs();
+        }
+        state.last_attempt = print;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let loaded = config::load(&self.path)
+            .and_then(|loaded| Plan::compile(&loaded).map(|plan| (loaded, plan)));
+        match loaded {
+            Ok((loaded, plan)) => {
+                let fixed = Fixed::of(&loaded);
+                if fixed != state.fixed {
+                    warn!(
+                        "{}: listeners or Pingora server settings changed; they take effect after a \
+                         graceful upgrade (pingora-secgw -u) or a restart, the rest of the change is applied",
+                        self.path.display()
+                    );
+                }
+                let vhosts = plan.vhosts.len();
+                self.plan.store(Arc::new(plan));
+                metrics().config_reloaded(loaded.hash, now);
+                // The new configuration may read other files.
+                state.sources = loaded.sources();
+                state.last_attempt = state.sources.fingerprint();
+                info!(
+                    "reloaded {} ({vhosts} vhosts, hash {:016x})",
+                    self.path.display(),
+                    loaded.hash
+                );
+            }
+            Err(e) => {
+                metrics().config_reload_failed(now);
+                error!("reload rejected, still serving the last good configuration: {e}");
+            }
+        }
+        state.sources.watch_dirs()
+    }
+}
+
+/// Keeps the watcher on exactly `dirs`.
+fn rewatch(
+    watcher: &mut Option<notify::RecommendedWatcher>,
+    watched: &mut Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+) {
+    let Some(w) = watcher.as_mut() else { return };
+    if *watched == dirs {
+        return;
+    }
+    for old in watched.iter().filter(|d| !dirs.contains(d)) {
+        let _ = w.unwatch(old);
+    }
+    for dir in dirs.iter().filter(|d| !watched.contains(d)) {
+        if let Err(e) = w.watch(dir, RecursiveMode::NonRecursive) {
+            warn!(
+                "cannot watch {}: {e}; the periodic check still covers it",
+                dir.display()
+            );
+        }
+    }
+    *watched = dirs;
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut events) = mpsc::unbounded_channel::<()>();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Reads (including the gateway's own) are not changes.
+            if event.is_ok_and(|e| !matches!(e.kind, EventKind::Access(_))) {
+                let _ = tx.send(());
+            }
+        });
+        let mut watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!("file watching unavailable ({e}); reloading on SIGHUP and every {CHECK_INTERVAL:?}");
+                None
+            }
+        };
+        let mut watched = Vec::new();
+        rewatch(&mut watcher, &mut watched, self.watch_dirs());
+
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("cannot handle SIGHUP: {e}");
+                None
+            }
+        };
+        let mut check = tokio::time::interval(CHECK_INTERVAL);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let force = tokio::select! {
+                _ = shutdown.changed() => return,
+                Some(()) = events.recv() => {
+                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, events.recv()).await {}
+                    false
+                }
+                Some(()) = async { hangup.as_mut()?.recv().await } => {
+                    info!("SIGHUP: reloading the configuration");
+                    true
+                }
+                _ = check.tick() => false,
+            };
+            let dirs = self.reload(force);
+            rewatch(&mut watcher, &mut watched, dirs);
+        }
+    }
+}
