@@ -6,6 +6,9 @@ use pingora_core::server::configuration::Opt;
 
 use pingora_secgw::{config, metrics::metrics, policy::Plan, server};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An edge gateway on Pingora that puts the right security headers on every response.
 #[derive(Parser)]
 #[command(name = "pingora-secgw", version)]

@@ -56,12 +56,9 @@ impl RequestCtx {
     fn finish_response(&self, resp: &mut ResponseHeader) {
         match self.vhost() {
             None => self.plan.baseline.apply(resp, self.https),
-            Some(v) => {
-                v.response.apply(resp, self.https);
-                if let Some(cors) = v.cors.as_ref().filter(|_| !self.preflight_answered) {
-                    cors.apply(resp, self.cors_origin.as_ref());
-                }
-            }
+            // A preflight answer already carries its CORS headers.
+            Some(v) if self.preflight_answered => v.response.apply(resp, self.https),
+            Some(v) => v.apply_response(resp, self.https, self.cors_origin.as_ref()),
         }
     }
 

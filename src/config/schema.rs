@@ -245,7 +245,8 @@ pub struct SecurityOptions {
     pub hsts_include_subdomains: Option<bool>,
     pub hsts_preload: Option<bool>,
     pub xss_protection: Option<bool>,
-    pub xss_mode: Option<XssMode>,
+    /// `false` sends no X-XSS-Protection at all.
+    pub xss_mode: Option<Toggle<XssMode>>,
     pub frame_options: Option<Toggle<FrameOptions>>,
     pub frame_options_allow_from: Option<Toggle<Origin>>,
     pub content_type_options: Option<bool>,

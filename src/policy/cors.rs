@@ -303,28 +303,46 @@ fn matches_subdomain(origin: &str, scheme: &str, suffix: &str, port: Option<u16>
 
 /// Adds `token` to the response's Vary as one line, keeping every token the
 /// upstream sent (across all its Vary lines) and never repeating one.
-pub fn merge_vary(resp: &mut ResponseHeader, token: &str) {
-    let mut tokens: Vec<String> = Vec::new();
+pub fn merge_vary(resp: &mut ResponseHeader, token: &'static str) {
+    let mut lines = resp.headers.get_all(VARY).iter();
+    let (first, more) = (lines.next(), lines.next().is_some());
+    let has = |v: &HeaderValue| {
+        v.to_str()
+            .unwrap_or("")
+            .split(',')
+            .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case(token))
+    };
+    // The common cases allocate nothing beyond the new value itself.
+    match (first, more) {
+        (None, _) => {
+            let _ = resp.insert_header("Vary", HeaderValue::from_static(token));
+            return;
+        }
+        (Some(v), false) if has(v) => return,
+        (Some(v), false) => {
+            let joined = format!("{}, {token}", v.to_str().unwrap_or("").trim());
+            let _ = resp.insert_header("Vary", joined);
+            return;
+        }
+        (Some(_), true) => {}
+    }
+    let mut tokens: Vec<&str> = Vec::new();
     for value in resp.headers.get_all(VARY) {
         for t in value.to_str().unwrap_or("").split(',') {
             let t = t.trim();
             if !t.is_empty() && !tokens.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-                tokens.push(t.to_string());
+                tokens.push(t);
             }
         }
     }
-    if tokens
+    if !tokens
         .iter()
-        .any(|t| t == "*" || t.eq_ignore_ascii_case(token))
+        .any(|t| *t == "*" || t.eq_ignore_ascii_case(token))
     {
-        if resp.headers.get_all(VARY).iter().count() > 1 {
-            let joined = tokens.join(", ");
-            let _ = resp.insert_header("Vary", joined);
-        }
-        return;
+        tokens.push(token);
     }
-    tokens.push(token.to_string());
-    let _ = resp.insert_header("Vary", tokens.join(", "));
+    let joined = tokens.join(", ");
+    let _ = resp.insert_header("Vary", joined);
 }
 
 #[cfg(test)]
@@ -352,7 +370,7 @@ mod tests {
         ));
     }
 
-    fn vary(values: &[&str], token: &str) -> Vec<String> {
+    fn vary(values: &[&str], token: &'static str) -> Vec<String> {
         let mut r = ResponseHeader::build(200, None).unwrap();
         for v in values {
             r.append_header("Vary", *v).unwrap();

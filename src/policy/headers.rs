@@ -180,6 +180,8 @@ fn apply_managed(resp: &mut ResponseHeader, m: &ManagedHeader) {
     let more = existing.next().is_some();
     m.counters.duplicated.inc();
     match m.mode {
+        // The upstream's one copy already says exactly this: nothing to write.
+        ConflictMode::Override if !more && first == e.value => {}
         ConflictMode::Override => {
             resp.insert(e);
             m.counters.injected.inc();

@@ -67,6 +67,22 @@ pub struct VhostPlan {
     pub cors: Option<CorsPlan>,
 }
 
+impl VhostPlan {
+    /// Everything the vhost's policy does to a response: the security headers, then
+    /// the CORS headers for `cors_origin` (the request's Origin, if allowed).
+    pub fn apply_response(
+        &self,
+        resp: &mut pingora_http::ResponseHeader,
+        https: bool,
+        cors_origin: Option<&HeaderValue>,
+    ) {
+        self.response.apply(resp, https);
+        if let Some(cors) = &self.cors {
+            cors.apply(resp, cors_origin);
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Route {
     Proxy(Upstreams),

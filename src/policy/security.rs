@@ -33,12 +33,15 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
         }
         push("Strict-Transport-Security", v);
     }
-    let xss = match (o.xss_protection, o.xss_mode) {
-        (Some(true), Some(XssMode::Filter)) => "1",
-        (Some(true), _) => "1; mode=block",
-        _ => "0",
+    let xss = match (o.xss_protection, &o.xss_mode) {
+        (_, Some(Toggle::Off)) => None,
+        (Some(true), Some(Toggle::On(XssMode::Filter))) => Some("1"),
+        (Some(true), _) => Some("1; mode=block"),
+        _ => Some("0"),
     };
-    push("X-XSS-Protection", xss.to_string());
+    if let Some(xss) = xss {
+        push("X-XSS-Protection", xss.to_string());
+    }
     let allow_from = on(&o.frame_options_allow_from);
     if allow_from.is_none() {
         if let Some(fo) = on(&o.frame_options) {

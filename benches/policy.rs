@@ -1,0 +1,71 @@
+//! Micro-benchmarks of the request path: applying a compiled policy to an upstream
+//! response, and Host -> vhost lookup. `cargo bench --bench policy`.
+
+mod support;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pingora_secgw::policy::headers::ResponsePlan;
+use pingora_secgw::routing::normalize_host;
+
+fn apply(c: &mut Criterion) {
+    let upstream = support::upstream_response();
+    let default = support::plan(None);
+    let production = support::plan(Some("production"));
+    let origin = support::cors_origin();
+    let empty = ResponsePlan::default();
+
+    // Each iteration copies the upstream response and applies the policy to the
+    // copy while it is hot in cache, as the proxy does with a response it just
+    // parsed. "copy only" is the copy and its drop: subtract it from the others.
+    let mut group = c.benchmark_group("apply");
+    group.bench_function("copy only", |b| b.iter(|| black_box(upstream.clone())));
+    group.bench_function("empty policy", |b| {
+        b.iter(|| {
+            let mut r = upstream.clone();
+            empty.apply(&mut r, true);
+            r
+        })
+    });
+    group.bench_function("default policy", |b| {
+        let v = support::vhost(&default);
+        b.iter(|| {
+            let mut r = upstream.clone();
+            v.apply_response(&mut r, true, None);
+            r
+        })
+    });
+    group.bench_function("production policy", |b| {
+        let v = support::vhost(&production);
+        b.iter(|| {
+            let mut r = upstream.clone();
+            v.apply_response(&mut r, true, Some(&origin));
+            r
+        })
+    });
+    group.finish();
+}
+
+fn route(c: &mut Criterion) {
+    let mut group = c.benchmark_group("route");
+    for n in [1, 1_000, 10_000] {
+        let (router, [exact, wildcard]) = support::router(n);
+        group.bench_function(format!("{n} vhosts, exact"), |b| {
+            b.iter(|| router.route(&normalize_host(black_box(exact))))
+        });
+        group.bench_function(format!("{n} vhosts, wildcard"), |b| {
+            b.iter(|| router.route(&normalize_host(black_box(wildcard))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = apply, route
+}
+criterion_main!(benches);
