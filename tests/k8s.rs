@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::BIN;
+use common::test_flag;
 
 #[test]
 fn the_configmap_is_a_valid_configuration() {
@@ -25,17 +23,7 @@ fn the_configmap_is_a_valid_configuration() {
         .unwrap();
     }
     assert!(data.len() >= 2, "gw.yaml and at least one policy file");
-    let out = Command::new(BIN)
-        .arg("-t")
-        .arg("-c")
-        .arg(dir.path().join("gw.yaml"))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = test_flag(&dir.path().join("gw.yaml"));
+    assert_eq!(code, 0, "{text}");
     assert!(text.contains("is valid (1 vhosts)"), "{text}");
 }

@@ -365,7 +365,7 @@ impl TryFrom<String> for Token {
 
 /// A path the HTTPS redirect leaves alone: a prefix starting with `/`, or a regex
 /// starting with `^`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum ExemptRule {
     Prefix(String),
@@ -384,16 +384,6 @@ impl TryFrom<String> for ExemptRule {
             Err(format!(
                 "`{text}`: an exempt rule is a path prefix starting with `/` or a regex starting with `^`"
             ))
-        }
-    }
-}
-
-impl PartialEq for ExemptRule {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (ExemptRule::Prefix(a), ExemptRule::Prefix(b)) => a == b,
-            (ExemptRule::Regex(a), ExemptRule::Regex(b)) => a == b,
-            _ => false,
         }
     }
 }

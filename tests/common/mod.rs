@@ -364,14 +364,20 @@ impl Drop for Gateway {
     }
 }
 
-/// Runs `pingora-secgw -t -c gw.yaml` and returns (exit code, stdout + stderr, the
-/// directory holding gw.yaml).
+/// Writes gw.yaml and `files`, runs `pingora-secgw -t` on them and returns (exit
+/// code, stdout + stderr, the directory holding gw.yaml).
 pub fn check_config(gw_yaml: &str, files: &[(&str, &str)]) -> (i32, String, tempfile::TempDir) {
     let (dir, conf) = write_config(gw_yaml, files, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3");
+    let (code, text) = test_flag(&conf);
+    (code, text, dir)
+}
+
+/// Runs `pingora-secgw -t -c CONF`: (exit code, stdout + stderr).
+pub fn test_flag(conf: &Path) -> (i32, String) {
     let out = Command::new(BIN)
         .arg("-t")
         .arg("-c")
-        .arg(&conf)
+        .arg(conf)
         .env("RUST_LOG", "error")
         .output()
         .unwrap();
@@ -380,7 +386,7 @@ pub fn check_config(gw_yaml: &str, files: &[(&str, &str)]) -> (i32, String, temp
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.code().unwrap_or(-1), text, dir)
+    (out.status.code().unwrap_or(-1), text)
 }
 
 /// gw.yaml with one proxied vhost `app`. `hosts` and `trusted` are YAML flow lists
