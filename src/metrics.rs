@@ -8,6 +8,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
@@ -34,12 +35,19 @@ pub struct Metrics {
     config_info: IntGaugeVec,
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+/// Registers `metric` and hands it back (the registry keeps a shared clone).
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
-        .register(Box::new(v.clone()))
+        .register(Box::new(metric.clone()))
         .expect("unique metric");
-    v
+    metric
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
 }
 
 impl Metrics {
@@ -57,22 +65,19 @@ impl Metrics {
             &["vhost"],
         )
         .expect("valid metric");
-        r.register(Box::new(duration.clone()))
-            .expect("unique metric");
+        let duration = register(&r, duration);
         let config_last_reload_successful = IntGauge::new(
             "secgw_config_last_reload_successful",
             "1 if the last configuration load or reload succeeded, else 0.",
         )
         .expect("valid metric");
-        r.register(Box::new(config_last_reload_successful.clone()))
-            .expect("unique metric");
+        let config_last_reload_successful = register(&r, config_last_reload_successful);
         let config_last_reload_timestamp = Gauge::new(
             "secgw_config_last_reload_timestamp_seconds",
             "Unix time of the last configuration load or reload attempt.",
         )
         .expect("valid metric");
-        r.register(Box::new(config_last_reload_timestamp.clone()))
-            .expect("unique metric");
+        let config_last_reload_timestamp = register(&r, config_last_reload_timestamp);
         let config_info = IntGaugeVec::new(
             Opts::new(
                 "secgw_config_info",
@@ -81,8 +86,7 @@ impl Metrics {
             &["hash"],
         )
         .expect("valid metric");
-        r.register(Box::new(config_info.clone()))
-            .expect("unique metric");
+        let config_info = register(&r, config_info);
         Metrics {
             injected: counter_vec(
                 &r,

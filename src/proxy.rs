@@ -110,14 +110,11 @@ impl ProxyHttp for Gateway {
         ctx.https =
             over_tls || (ctx.trusted_peer && forwarded::forwarded_https(session.req_header()));
 
-        let routed = {
-            let host = normalize_host(request_host(session.req_header()));
-            ctx.plan
-                .router
-                .route(&host)
-                .map(|(i, m)| (i, m, host.into_owned()))
-        };
-        let Some((index, matched, host)) = routed else {
+        let routed = ctx
+            .plan
+            .router
+            .route(&normalize_host(request_host(session.req_header())));
+        let Some((index, matched)) = routed else {
             let body = status_body(StatusCode::MISDIRECTED_REQUEST);
             send_text(session, ctx, StatusCode::MISDIRECTED_REQUEST, body).await?;
             return Ok(true);
@@ -148,7 +145,8 @@ impl ProxyHttp for Gateway {
             if redirect.applies_to(uri.path()) {
                 // A Host that only matched `*` is not a configured name: never
                 // redirect to it (compile requires ssl_host on such vhosts).
-                let own_host = (matched != HostMatch::Default).then_some(host.as_str());
+                let host = normalize_host(request_host(session.req_header()));
+                let own_host = (matched != HostMatch::Default).then_some(host.as_ref());
                 let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
                 let Some(location) = redirect.location(own_host, target) else {
                     let status = StatusCode::MISDIRECTED_REQUEST;
