@@ -5,6 +5,9 @@
 2. in front of it: pingora-secgw with the production policy (1 worker thread),
    pingora-secgw with the empty policy, and nginx as a reverse proxy (1 worker,
    upstream keepalive) with the same headers via proxy_hide_header + add_header always;
+   as a control, pingora-secgw with the empty policy in front of a second upstream that
+   sends those headers itself (the same response carried, no policy applied), and
+   nginx proxying without the headers (what the headers cost nginx);
 3. checks that nginx and pingora-secgw send the same security headers;
 4. drives each with wrk in alternating rounds and reports requests/s, p50/p99
    latency and CPU microseconds per request of the proxy process (from /proc).
@@ -16,6 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "pingora-secgw")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CARRIED = "empty, headers upstream"
+NGINX_BARE = "nginx, no headers"
 BENCH_HEADERS = {"X-Forwarded-Proto": "https"}  # HSTS is part of what is measured
 
 
@@ -134,8 +139,12 @@ def run_wrk(port, seconds, connections, pid):
     if errors:
         sys.exit(f"wrk saw errors against port {port}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = to_us(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = to_us(re.search(r"99%\s+(\S+)", out).group(1))
+    try:
+        # Anchored: the Stdev column above also ends in `%` (for example `82.99%`).
+        p50 = to_us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+        p99 = to_us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    except AttributeError:
+        sys.exit(f"unexpected wrk output against port {port}:\n{out}")
     cpu_us = (after - before) * 1_000_000 / CLK_TCK / requests
     return dict(rps=rps, p50=p50, p99=p99, cpu=cpu_us)
 
@@ -160,34 +169,61 @@ def main():
         wait_port(up_port, upstream, "upstream nginx")
 
         targets = {}
-        for name, policy in [("pingora-secgw", "production"), ("pingora-secgw empty", "empty")]:
+
+        def gateway(name, policy, upstream_port):
             port = free_port()
-            p = start_gateway(workdir, name.replace(" ", "-"), port, up_port, policy)
+            p = start_gateway(workdir, name.replace(" ", "-"), port, upstream_port, policy)
             procs.append(p)
             wait_port(port, p, name)
             targets[name] = (port, p.pid)
+
+        gateway("pingora-secgw", "production", up_port)
+        gateway("pingora-secgw empty", "empty", up_port)
 
         # nginx gets exactly the headers pingora-secgw sends.
         wanted = security_headers(fetch_headers(targets["pingora-secgw"][0]))
         hide = "\n".join(f"    proxy_hide_header {k};" for k, _ in wanted)
         add = "\n".join('    add_header {} "{}" always;'.format(k, v.replace('"', '\\"')) for k, v in wanted)
-        nginx_port = free_port()
-        proxy = start_nginx(workdir, "proxy", f"""
+
+        # The control: the empty policy in front of an upstream that sends those headers
+        # itself, so the gateway carries the same response without applying any policy.
+        # It splits the policy's cost into carrying the headers and applying the policy.
+        loud_port = free_port()
+        loud = start_nginx(workdir, "upstream-headers", f"""
+  server {{
+    listen 127.0.0.1:{loud_port};
+    location / {{
+{add}
+      return 200 "hello from upstream\\n";
+    }}
+  }}""")
+        procs.append(loud)
+        wait_port(loud_port, loud, "upstream nginx with headers")
+        gateway(CARRIED, "empty", loud_port)
+        if security_headers(fetch_headers(targets[CARRIED][0])) != wanted:
+            sys.exit("the control does not carry the production policy's headers")
+        def nginx_proxy(name, headers):
+            port = free_port()
+            proxy = start_nginx(workdir, name.replace(" ", "-").replace(",", ""), f"""
   upstream backend {{ server 127.0.0.1:{up_port}; keepalive 128; }}
   server {{
-    listen 127.0.0.1:{nginx_port};
+    listen 127.0.0.1:{port};
     location / {{
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
-{hide}
-{add}
+{headers}
     }}
   }}""")
-        procs.append(proxy)
-        wait_port(nginx_port, proxy, "nginx proxy")
-        targets["nginx"] = (nginx_port, worker_pid(proxy))
+            procs.append(proxy)
+            wait_port(port, proxy, name)
+            targets[name] = (port, worker_pid(proxy))
+            return port
+
+        nginx_port = nginx_proxy("nginx", f"{hide}\n{add}")
+        # What nginx itself pays for the same headers: the scale for the policy's cost.
+        nginx_proxy(NGINX_BARE, "")
 
         got = security_headers(fetch_headers(nginx_port))
         if got != wanted:
@@ -202,17 +238,21 @@ def main():
                 port, pid = targets[name]
                 res = run_wrk(port, args.seconds, args.connections, pid)
                 results[name].append(res)
-                print(f"round {r + 1} {name:<20} {res['rps']:>9.0f} req/s  p50 {res['p50']:>7.0f} us  p99 {res['p99']:>7.0f} us  {res['cpu']:>6.1f} us CPU/req")
+                print(f"round {r + 1} {name:<26} {res['rps']:>9.0f} req/s  p50 {res['p50']:>7.0f} us  p99 {res['p99']:>7.0f} us  {res['cpu']:>6.1f} us CPU/req")
 
         med = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for name, rs in results.items()}
         print("\nmedians")
-        print(f"{'':<22}{'req/s':>9}{'p50 us':>9}{'p99 us':>9}{'CPU us/req':>12}")
+        print(f"{'':<28}{'req/s':>9}{'p50 us':>9}{'p99 us':>9}{'CPU us/req':>12}")
         for name, m in med.items():
-            print(f"{name:<22}{m['rps']:>9.0f}{m['p50']:>9.0f}{m['p99']:>9.0f}{m['cpu']:>12.1f}")
-        g, n, e = med["pingora-secgw"], med["nginx"], med["pingora-secgw empty"]
+            print(f"{name:<28}{m['rps']:>9.0f}{m['p50']:>9.0f}{m['p99']:>9.0f}{m['cpu']:>12.1f}")
+        g, n, e, c = med["pingora-secgw"], med["nginx"], med["pingora-secgw empty"], med[CARRIED]
         print("\nratios")
         print(f"pingora-secgw / nginx:        CPU/req {g['cpu'] / n['cpu']:.2f}   req/s {g['rps'] / n['rps']:.2f}   p99 {g['p99'] / n['p99']:.2f}")
         print(f"production / empty policy:    CPU/req {g['cpu'] / e['cpu']:.3f} ({(g['cpu'] / e['cpu'] - 1) * 100:+.1f}%)")
+        print(f"  carrying the headers:       CPU/req {c['cpu'] / e['cpu']:.3f} ({(c['cpu'] / e['cpu'] - 1) * 100:+.1f}%)  ({CARRIED} / empty)")
+        print(f"  applying the policy:        CPU/req {g['cpu'] / c['cpu']:.3f} ({(g['cpu'] / c['cpu'] - 1) * 100:+.1f}%)  (production / {CARRIED})")
+        b = med[NGINX_BARE]
+        print(f"nginx's cost for the headers: CPU/req {n['cpu'] / b['cpu']:.3f} ({(n['cpu'] / b['cpu'] - 1) * 100:+.1f}%)  (nginx / {NGINX_BARE})")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -6,18 +6,24 @@
 
 use std::net::IpAddr;
 
-use http::HeaderValue;
+use std::io::Write;
+
+use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
+use smallvec::SmallVec;
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+// Names as written on HTTP/1.
+const XFF_CASE: &str = "X-Forwarded-For";
+const XFP_CASE: &str = "X-Forwarded-Proto";
 /// Forwarding headers that only a trusted proxy may set.
-const UNTRUSTED_DROP: &[&str] = &[
-    "forwarded",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-real-ip",
+const UNTRUSTED_DROP: [HeaderName; 4] = [
+    http::header::FORWARDED,
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-real-ip"),
 ];
 
 pub fn is_trusted(trusted: &[IpNet], ip: Option<IpAddr>) -> bool {
@@ -28,7 +34,7 @@ pub fn is_trusted(trusted: &[IpNet], ip: Option<IpAddr>) -> bool {
 /// SECURE_PROXY_SSL_HEADER compares it). Call only for trusted peers.
 pub fn forwarded_https(req: &RequestHeader) -> bool {
     req.headers
-        .get(X_FORWARDED_PROTO)
+        .get(&X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
         .is_some_and(|first| first.trim().eq_ignore_ascii_case("https"))
@@ -36,43 +42,61 @@ pub fn forwarded_https(req: &RequestHeader) -> bool {
 
 /// Sets the forwarding headers of the request sent upstream.
 pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, https: bool) {
-    let scheme = if https { "https" } else { "http" };
+    let scheme = HeaderValue::from_static(if https { "https" } else { "http" });
     if trusted {
-        let prior: Vec<&str> = req
-            .headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let mut chain = prior.join(", ");
-        if let Some(ip) = client {
-            if !chain.is_empty() {
-                chain.push_str(", ");
+        // The prior chain, then the client: built on the stack, copied once into the value.
+        let mut chain: SmallVec<[u8; 64]> = SmallVec::new();
+        for v in req.headers.get_all(&X_FORWARDED_FOR) {
+            if v.to_str().is_ok() {
+                append_hop(&mut chain, v.as_bytes());
             }
-            chain.push_str(&ip.to_string());
+        }
+        if let Some(ip) = client {
+            append_ip(&mut chain, ip);
         }
         if !chain.is_empty() {
-            set(req, X_FORWARDED_FOR, &chain);
+            set(req, XFF_CASE, &chain);
         }
-        if !req.headers.contains_key(X_FORWARDED_PROTO) {
-            set(req, X_FORWARDED_PROTO, scheme);
+        if !req.headers.contains_key(&X_FORWARDED_PROTO) {
+            let _ = req.insert_header(XFP_CASE, scheme);
         }
     } else {
-        for name in UNTRUSTED_DROP {
-            req.remove_header(*name);
+        for name in &UNTRUSTED_DROP {
+            req.remove_header(name);
         }
         match client {
-            Some(ip) => set(req, X_FORWARDED_FOR, &ip.to_string()),
+            Some(ip) => {
+                let mut value: SmallVec<[u8; 64]> = SmallVec::new();
+                append_ip(&mut value, ip);
+                set(req, XFF_CASE, &value);
+            }
             None => {
-                req.remove_header(X_FORWARDED_FOR);
+                req.remove_header(&X_FORWARDED_FOR);
             }
         }
-        set(req, X_FORWARDED_PROTO, scheme);
+        let _ = req.insert_header(XFP_CASE, scheme);
     }
 }
 
-fn set(req: &mut RequestHeader, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
+fn append_hop(chain: &mut SmallVec<[u8; 64]>, hop: &[u8]) {
+    if !chain.is_empty() {
+        chain.extend_from_slice(b", ");
+    }
+    chain.extend_from_slice(hop);
+}
+
+fn append_ip(chain: &mut SmallVec<[u8; 64]>, ip: IpAddr) {
+    // An address is at most 45 bytes of text: formats without a heap String.
+    let mut text = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    if write!(cursor, "{ip}").is_ok() {
+        let len = cursor.position() as usize;
+        append_hop(chain, &text[..len]);
+    }
+}
+
+fn set(req: &mut RequestHeader, name: &'static str, value: &[u8]) {
+    if let Ok(v) = HeaderValue::from_bytes(value) {
         let _ = req.insert_header(name, v);
     }
 }

@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use prometheus::IntCounter;
+use smallvec::SmallVec;
 
 use crate::config::schema::ConflictMode;
 use crate::config::values::RemovePattern;
@@ -83,10 +84,15 @@ struct RemoveRule {
     stripped: Option<IntCounter>,
 }
 
-/// Removal rules: exact names and lower-case prefixes.
+/// Removal rules: exact names and lower-case prefixes, matched in one pass over the
+/// headers present (a response has fewer headers than a policy has rules).
 #[derive(Debug, Clone, Default)]
 pub struct RemoveRules {
     rules: Vec<RemoveRule>,
+    /// Exact name -> index of the first rule naming it.
+    exact: HeaderMap<usize>,
+    /// Indices of the prefix rules, in rule order.
+    prefixes: Vec<usize>,
 }
 
 impl RemoveRules {
@@ -95,41 +101,55 @@ impl RemoveRules {
         patterns: &[RemovePattern],
         counter: impl Fn(&RemovePattern) -> Option<IntCounter>,
     ) -> RemoveRules {
-        let rules = patterns
-            .iter()
-            .map(|p| RemoveRule {
-                stripped: counter(p),
-                pattern: p.clone(),
-            })
-            .collect();
-        RemoveRules { rules }
+        let mut rules = RemoveRules::default();
+        for p in patterns {
+            rules.push(p.clone(), counter(p));
+        }
+        rules
     }
 
     pub fn push(&mut self, pattern: RemovePattern, stripped: Option<IntCounter>) {
-        if !self.rules.iter().any(|r| r.pattern == pattern) {
-            self.rules.push(RemoveRule { pattern, stripped });
+        if self.rules.iter().any(|r| r.pattern == pattern) {
+            return;
+        }
+        let index = self.rules.len();
+        match &pattern {
+            RemovePattern::Exact(name) => {
+                self.exact.entry(name).or_insert(index);
+            }
+            RemovePattern::Prefix(_) => self.prefixes.push(index),
+        }
+        self.rules.push(RemoveRule { pattern, stripped });
+    }
+
+    /// The first rule, in configured order, that removes `name`.
+    fn rule_for(&self, name: &HeaderName) -> Option<usize> {
+        let exact = self.exact.get(name).copied();
+        // HeaderMap names are lower case, like the stored prefixes.
+        let prefix = self.prefixes.iter().copied().find(|&i| {
+            matches!(&self.rules[i].pattern, RemovePattern::Prefix(p) if name.as_str().starts_with(p.as_str()))
+        });
+        match (exact, prefix) {
+            (Some(e), Some(p)) => Some(e.min(p)),
+            (e, p) => e.or(p),
         }
     }
 
+    /// Removes every header a rule names and counts it once per name against
+    /// the first rule that matched.
     pub fn apply(&self, target: &mut impl HeaderTarget) {
-        for rule in &self.rules {
-            let removed = match &rule.pattern {
-                RemovePattern::Exact(name) => u64::from(target.remove(name)),
-                RemovePattern::Prefix(prefix) => {
-                    // HeaderMap names are lower case, like the stored prefix. The Vec
-                    // only allocates when something matches.
-                    let doomed: Vec<HeaderName> = target
-                        .headers()
-                        .keys()
-                        .filter(|k| k.as_str().starts_with(prefix.as_str()))
-                        .cloned()
-                        .collect();
-                    doomed.iter().filter(|n| target.remove(n)).count() as u64
-                }
-            };
-            if removed > 0 {
-                if let Some(c) = &rule.stripped {
-                    c.inc_by(removed);
+        if self.rules.is_empty() {
+            return;
+        }
+        let doomed: SmallVec<[(HeaderName, usize); 8]> = target
+            .headers()
+            .keys()
+            .filter_map(|name| self.rule_for(name).map(|i| (name.clone(), i)))
+            .collect();
+        for (name, i) in doomed {
+            if target.remove(&name) {
+                if let Some(c) = &self.rules[i].stripped {
+                    c.inc();
                 }
             }
         }
@@ -149,32 +169,68 @@ pub struct ManagedHeader {
 /// Everything a vhost does to response headers, in order: remove, managed, add, default.
 #[derive(Debug, Clone, Default)]
 pub struct ResponsePlan {
-    pub remove: RemoveRules,
-    pub managed: Vec<ManagedHeader>,
-    pub add: Vec<HeaderEntry>,
-    pub default: Vec<HeaderEntry>,
+    remove: RemoveRules,
+    managed: Vec<ManagedHeader>,
+    /// Managed name -> index in `managed`: finds the upstream's copies in one pass.
+    managed_index: HeaderMap<usize>,
+    add: Vec<HeaderEntry>,
+    default: Vec<HeaderEntry>,
 }
 
 impl ResponsePlan {
+    pub fn new(
+        remove: RemoveRules,
+        managed: Vec<ManagedHeader>,
+        add: Vec<HeaderEntry>,
+        default: Vec<HeaderEntry>,
+    ) -> ResponsePlan {
+        let mut managed_index = HeaderMap::with_capacity(managed.len());
+        for (i, m) in managed.iter().enumerate() {
+            managed_index.insert(m.entry.name.clone(), i);
+        }
+        ResponsePlan {
+            remove,
+            managed,
+            managed_index,
+            add,
+            default,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn managed(&self) -> &[ManagedHeader] {
+        &self.managed
+    }
+
     /// Applies the plan to a response from the upstream or made by the gateway.
     pub fn apply(&self, resp: &mut ResponseHeader, https: bool) {
         self.remove.apply(resp);
-        for m in &self.managed {
+        // The managed headers the upstream sent too: usually none.
+        let sent: SmallVec<[usize; 4]> = resp
+            .headers
+            .keys()
+            .filter_map(|k| self.managed_index.get(k).copied())
+            .collect();
+        for (i, m) in self.managed.iter().enumerate() {
             if m.https_only && !https {
                 continue;
             }
-            apply_managed(resp, m);
+            if sent.contains(&i) {
+                resolve_conflict(resp, m);
+            } else {
+                resp.insert(&m.entry);
+                m.counters.injected.inc();
+            }
         }
         add_and_default(resp, &self.add, &self.default);
     }
 }
 
-fn apply_managed(resp: &mut ResponseHeader, m: &ManagedHeader) {
+/// A managed header the upstream sent too: what `mode` says wins.
+fn resolve_conflict(resp: &mut ResponseHeader, m: &ManagedHeader) {
     let e = &m.entry;
     let mut existing = resp.headers().get_all(&e.name).iter();
     let Some(first) = existing.next().cloned() else {
-        resp.insert(e);
-        m.counters.injected.inc();
         return;
     };
     let more = existing.next().is_some();
@@ -244,6 +300,10 @@ mod tests {
         }
     }
 
+    fn only_managed(managed: Vec<ManagedHeader>) -> ResponsePlan {
+        ResponsePlan::new(RemoveRules::default(), managed, vec![], vec![])
+    }
+
     fn upstream(headers: &[(&str, &str)]) -> ResponseHeader {
         let mut r = ResponseHeader::build(200, None).unwrap();
         for (n, v) in headers {
@@ -262,18 +322,15 @@ mod tests {
 
     #[test]
     fn conflict_modes() {
-        let plan = ResponsePlan {
-            managed: vec![
-                managed("X-Frame-Options", "DENY", ConflictMode::Override),
-                managed("Referrer-Policy", "no-referrer", ConflictMode::Keep),
-                managed(
-                    "Content-Security-Policy",
-                    "default-src 'self'",
-                    ConflictMode::Append,
-                ),
-            ],
-            ..Default::default()
-        };
+        let plan = only_managed(vec![
+            managed("X-Frame-Options", "DENY", ConflictMode::Override),
+            managed("Referrer-Policy", "no-referrer", ConflictMode::Keep),
+            managed(
+                "Content-Security-Policy",
+                "default-src 'self'",
+                ConflictMode::Append,
+            ),
+        ]);
         let mut r = upstream(&[
             ("X-Frame-Options", "SAMEORIGIN"),
             ("X-Frame-Options", "ALLOWALL"),
@@ -302,10 +359,7 @@ mod tests {
             ConflictMode::Override,
         );
         hsts.https_only = true;
-        let plan = ResponsePlan {
-            managed: vec![hsts],
-            ..Default::default()
-        };
+        let plan = only_managed(vec![hsts]);
         let mut r = upstream(&[]);
         plan.apply(&mut r, false);
         assert!(values(&r, "strict-transport-security").is_empty());
@@ -315,21 +369,21 @@ mod tests {
 
     #[test]
     fn remove_add_default() {
-        let plan = ResponsePlan {
-            remove: RemoveRules::new(
+        let plan = ResponsePlan::new(
+            RemoveRules::new(
                 &[
                     RemovePattern::Exact(HeaderName::from_static("server")),
                     RemovePattern::Prefix("x-aspnet".into()),
                 ],
                 |_| None,
             ),
-            add: vec![HeaderEntry::new("Link", "</a.css>; rel=preload").unwrap()],
-            default: vec![
+            vec![],
+            vec![HeaderEntry::new("Link", "</a.css>; rel=preload").unwrap()],
+            vec![
                 HeaderEntry::new("Cache-Control", "no-store").unwrap(),
                 HeaderEntry::new("X-Robots-Tag", "noindex").unwrap(),
             ],
-            ..Default::default()
-        };
+        );
         let mut r = upstream(&[
             ("Server", "nginx"),
             ("X-AspNet-Version", "4"),
@@ -350,11 +404,41 @@ mod tests {
     }
 
     #[test]
+    fn each_removed_name_counts_once_against_its_first_rule() {
+        let counter = |name: &str| IntCounter::new(name, name).unwrap();
+        let (debug, token, server) = (counter("debug"), counter("token"), counter("server"));
+        let rules = RemoveRules::new(
+            &[
+                RemovePattern::Prefix("x-debug-".into()),
+                RemovePattern::Exact(HeaderName::from_static("x-debug-token")),
+                RemovePattern::Exact(HeaderName::from_static("server")),
+            ],
+            |p| match p.to_string().as_str() {
+                "x-debug-*" => Some(debug.clone()),
+                "x-debug-token" => Some(token.clone()),
+                _ => Some(server.clone()),
+            },
+        );
+        let mut r = upstream(&[
+            ("X-Debug-Token", "a"),
+            ("X-Debug-Token", "b"),
+            ("X-Debug-Level", "3"),
+            ("Server", "nginx"),
+            ("X-Debugger", "kept"),
+        ]);
+        rules.apply(&mut r);
+        let names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-debugger"]);
+        assert_eq!((debug.get(), token.get(), server.get()), (2, 0, 1));
+    }
+
+    #[test]
     fn wire_case_is_the_configured_case() {
-        let plan = ResponsePlan {
-            managed: vec![managed("X-Frame-Options", "DENY", ConflictMode::Override)],
-            ..Default::default()
-        };
+        let plan = only_managed(vec![managed(
+            "X-Frame-Options",
+            "DENY",
+            ConflictMode::Override,
+        )]);
         let mut r = upstream(&[]);
         plan.apply(&mut r, false);
         let mut wire = Vec::new();

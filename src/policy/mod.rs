@@ -456,12 +456,7 @@ fn response_plan(layer: &PolicyLayer, vhost: &str) -> Result<ResponsePlan, Vhost
             Some(metrics().stripped(vhost, "server")),
         );
     }
-    Ok(ResponsePlan {
-        remove,
-        managed,
-        add,
-        default,
-    })
+    Ok(ResponsePlan::new(remove, managed, add, default))
 }
 
 fn managed_header(entry: HeaderEntry, mode: ConflictMode, vhost: &str) -> ManagedHeader {
@@ -518,7 +513,11 @@ mod tests {
     #[test]
     fn builtin_defaults_parse_and_compile() {
         let plan = response_plan(&builtin_layer(), "unit-defaults").unwrap();
-        let names: Vec<&str> = plan.managed.iter().map(|m| m.entry.name.as_str()).collect();
+        let names: Vec<&str> = plan
+            .managed()
+            .iter()
+            .map(|m| m.entry.name.as_str())
+            .collect();
         assert_eq!(
             names,
             [
@@ -533,7 +532,7 @@ mod tests {
                 "permissions-policy",
             ]
         );
-        assert!(plan.managed[1].https_only);
+        assert!(plan.managed()[1].https_only);
     }
 
     #[test]
