@@ -151,8 +151,8 @@ def run_wrk(port, seconds, connections, pid):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
 

@@ -150,6 +150,28 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_addresses_are_written_whole() {
+        let v6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        let mut r = request(&[("X-Forwarded-For", "203.0.113.9")]);
+        rewrite(&mut r, Some(v6.parse().unwrap()), true, false);
+        assert_eq!(
+            get(&r, "x-forwarded-for").unwrap(),
+            format!("203.0.113.9, {v6}")
+        );
+        let mut r = request(&[]);
+        rewrite(
+            &mut r,
+            Some("::ffff:255.255.255.255".parse().unwrap()),
+            false,
+            false,
+        );
+        assert_eq!(
+            get(&r, "x-forwarded-for").unwrap(),
+            "::ffff:255.255.255.255"
+        );
+    }
+
+    #[test]
     fn trusted_proxies_extend_the_chain() {
         let mut r = request(&[
             ("X-Forwarded-For", "203.0.113.9"),
