@@ -38,6 +38,14 @@ impl HeaderEntry {
             value,
         })
     }
+
+    /// Like `new` for a name known at build time: its wire-case bytes are static,
+    /// so applying the entry copies the name without touching a reference count.
+    pub fn with_static_name(text: &'static str, value: &str) -> Result<HeaderEntry, String> {
+        let mut e = HeaderEntry::new(text, value)?;
+        e.case = Bytes::from_static(text.as_bytes());
+        Ok(e)
+    }
 }
 
 /// Pingora's request and response headers share these operations but no trait.
@@ -93,6 +101,9 @@ pub struct RemoveRules {
     exact: HeaderMap<usize>,
     /// Indices of the prefix rules, in rule order.
     prefixes: Vec<usize>,
+    /// First bytes of the prefixes, as bits (names are ASCII): most names start
+    /// with none of them.
+    prefix_starts: u128,
 }
 
 impl RemoveRules {
@@ -117,17 +128,25 @@ impl RemoveRules {
             RemovePattern::Exact(name) => {
                 self.exact.entry(name).or_insert(index);
             }
-            RemovePattern::Prefix(_) => self.prefixes.push(index),
+            RemovePattern::Prefix(p) => {
+                self.prefixes.push(index);
+                // A prefix is never empty (checked when the configuration is read).
+                self.prefix_starts |= 1 << (p.as_bytes()[0] & 0x7f);
+            }
         }
         self.rules.push(RemoveRule { pattern, stripped });
     }
 
-    /// The first rule, in configured order, that removes `name`.
-    fn rule_for(&self, name: &HeaderName) -> Option<usize> {
-        let exact = self.exact.get(name).copied();
+    /// The first rule, in configured order, that removes `name`, given the index of
+    /// the exact rule naming it (if any).
+    fn first_rule(&self, exact: Option<usize>, name: &HeaderName) -> Option<usize> {
+        let text = name.as_str();
+        if self.prefix_starts & (1 << (text.as_bytes()[0] & 0x7f)) == 0 {
+            return exact;
+        }
         // HeaderMap names are lower case, like the stored prefixes.
         let prefix = self.prefixes.iter().copied().find(|&i| {
-            matches!(&self.rules[i].pattern, RemovePattern::Prefix(p) if name.as_str().starts_with(p.as_str()))
+            matches!(&self.rules[i].pattern, RemovePattern::Prefix(p) if text.starts_with(p.as_str()))
         });
         match (exact, prefix) {
             (Some(e), Some(p)) => Some(e.min(p)),
@@ -141,11 +160,18 @@ impl RemoveRules {
         if self.rules.is_empty() {
             return;
         }
-        let doomed: SmallVec<[(HeaderName, usize); 8]> = target
+        let doomed: Doomed = target
             .headers()
             .keys()
-            .filter_map(|name| self.rule_for(name).map(|i| (name.clone(), i)))
+            .filter_map(|name| {
+                let exact = self.exact.get(name).copied();
+                self.first_rule(exact, name).map(|i| (name.clone(), i))
+            })
             .collect();
+        self.remove(target, doomed);
+    }
+
+    fn remove(&self, target: &mut impl HeaderTarget, doomed: Doomed) {
         for (name, i) in doomed {
             if target.remove(&name) {
                 if let Some(c) = &self.rules[i].stripped {
@@ -155,6 +181,9 @@ impl RemoveRules {
         }
     }
 }
+
+/// Names to remove, with the rule that matched each.
+type Doomed = SmallVec<[(HeaderName, usize); 8]>;
 
 /// A header the policy manages, with what to do when the upstream sent it too.
 #[derive(Debug, Clone)]
@@ -171,10 +200,17 @@ pub struct ManagedHeader {
 pub struct ResponsePlan {
     remove: RemoveRules,
     managed: Vec<ManagedHeader>,
-    /// Managed name -> index in `managed`: finds the upstream's copies in one pass.
-    managed_index: HeaderMap<usize>,
+    /// What the plan does with a name: one lookup per header the response carries.
+    roles: HeaderMap<Role>,
     add: Vec<HeaderEntry>,
     default: Vec<HeaderEntry>,
+}
+
+/// The exact remove rule naming a header, and its index among the managed headers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Role {
+    remove: Option<usize>,
+    managed: Option<usize>,
 }
 
 impl ResponsePlan {
@@ -184,14 +220,20 @@ impl ResponsePlan {
         add: Vec<HeaderEntry>,
         default: Vec<HeaderEntry>,
     ) -> ResponsePlan {
-        let mut managed_index = HeaderMap::with_capacity(managed.len());
+        let mut roles: HeaderMap<Role> = HeaderMap::default();
+        for (name, &rule) in &remove.exact {
+            roles.entry(name).or_insert_with(Role::default).remove = Some(rule);
+        }
         for (i, m) in managed.iter().enumerate() {
-            managed_index.insert(m.entry.name.clone(), i);
+            roles
+                .entry(&m.entry.name)
+                .or_insert_with(Role::default)
+                .managed = Some(i);
         }
         ResponsePlan {
             remove,
             managed,
-            managed_index,
+            roles,
             add,
             default,
         }
@@ -204,13 +246,20 @@ impl ResponsePlan {
 
     /// Applies the plan to a response from the upstream or made by the gateway.
     pub fn apply(&self, resp: &mut ResponseHeader, https: bool) {
-        self.remove.apply(resp);
-        // The managed headers the upstream sent too: usually none.
-        let sent: SmallVec<[usize; 4]> = resp
-            .headers
-            .keys()
-            .filter_map(|k| self.managed_index.get(k).copied())
-            .collect();
+        // One pass over what the response carries: what to remove, and which
+        // managed headers the upstream sent too (usually none).
+        let mut doomed = Doomed::new();
+        let mut sent: SmallVec<[usize; 4]> = SmallVec::new();
+        if !self.roles.is_empty() || !self.remove.prefixes.is_empty() {
+            for name in resp.headers.keys() {
+                let role = self.roles.get(name).copied().unwrap_or_default();
+                match self.remove.first_rule(role.remove, name) {
+                    Some(rule) => doomed.push((name.clone(), rule)),
+                    None => sent.extend(role.managed),
+                }
+            }
+        }
+        self.remove.remove(resp, doomed);
         for (i, m) in self.managed.iter().enumerate() {
             if m.https_only && !https {
                 continue;
@@ -430,6 +479,44 @@ mod tests {
         let names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-debugger"]);
         assert_eq!((debug.get(), token.get(), server.get()), (2, 0, 1));
+    }
+
+    #[test]
+    fn one_pass_removes_and_resolves_conflicts_together() {
+        let counters = crate::metrics::metrics().header(
+            "unit-one-pass",
+            "x-frame-options",
+            ConflictMode::Override,
+        );
+        let xfo = ManagedHeader {
+            entry: HeaderEntry::with_static_name("X-Frame-Options", "DENY").unwrap(),
+            mode: ConflictMode::Override,
+            https_only: false,
+            counters: counters.clone(),
+        };
+        let remove = RemoveRules::new(
+            &[
+                RemovePattern::Exact(HeaderName::from_static("server")),
+                RemovePattern::Prefix("x-debug-".into()),
+            ],
+            |_| None,
+        );
+        let plan = ResponsePlan::new(remove, vec![xfo], vec![], vec![]);
+        let mut r = upstream(&[
+            ("Server", "nginx"),
+            ("X-Debug-A", "1"),
+            ("X-Frame-Options", "SAMEORIGIN"),
+            ("X-Other", "kept"),
+        ]);
+        plan.apply(&mut r, false);
+        let mut wire = Vec::new();
+        r.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        // Removal reorders the map; the lines are what matters.
+        let mut lines: Vec<&str> = wire.split_terminator("\r\n").collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["X-Frame-Options: DENY", "X-Other: kept"]);
+        assert_eq!((counters.duplicated.get(), counters.injected.get()), (1, 1));
     }
 
     #[test]

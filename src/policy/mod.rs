@@ -409,7 +409,8 @@ fn response_plan(layer: &PolicyLayer, vhost: &str) -> Result<ResponsePlan, Vhost
     };
     let mut managed: Vec<ManagedHeader> = Vec::new();
     for s in security_headers(&layer.security) {
-        let e = entry(".security", s.name, &s.value)?;
+        let e = HeaderEntry::with_static_name(s.name, &s.value)
+            .map_err(|e| (".security".to_string(), e))?;
         // An explicit `headers.set` of the same header takes precedence.
         if h.set.keys().any(|k| k.name == e.name) {
             continue;
