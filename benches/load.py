@@ -68,6 +68,11 @@ http {{
     return subprocess.Popen([NGINX, "-c", conf, "-p", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def slug(name):
+    """A target's name as a file name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower())
+
+
 def worker_pid(master):
     """nginx does its work in the worker, a child of the master."""
     for _ in range(100):
@@ -159,20 +164,27 @@ def main():
     workdir = tempfile.mkdtemp(prefix="secgw-load-")
     procs = []
     try:
-        up_port = free_port()
-        upstream = start_nginx(workdir, "upstream", f"""
+        def nginx_upstream(name, headers):
+            port = free_port()
+            upstream = start_nginx(workdir, slug(name), f"""
   server {{
-    listen 127.0.0.1:{up_port};
-    location / {{ return 200 "hello from upstream\\n"; }}
+    listen 127.0.0.1:{port};
+    location / {{
+{headers}
+      return 200 "hello from upstream\\n";
+    }}
   }}""")
-        procs.append(upstream)
-        wait_port(up_port, upstream, "upstream nginx")
+            procs.append(upstream)
+            wait_port(port, upstream, name)
+            return port
+
+        up_port = nginx_upstream("upstream", "")
 
         targets = {}
 
         def gateway(name, policy, upstream_port):
             port = free_port()
-            p = start_gateway(workdir, name.replace(" ", "-"), port, upstream_port, policy)
+            p = start_gateway(workdir, slug(name), port, upstream_port, policy)
             procs.append(p)
             wait_port(port, p, name)
             targets[name] = (port, p.pid)
@@ -188,23 +200,13 @@ def main():
         # The control: the empty policy in front of an upstream that sends those headers
         # itself, so the gateway relays the same response without applying any policy:
         # what the headers cost Pingora when no policy is involved.
-        loud_port = free_port()
-        loud = start_nginx(workdir, "upstream-headers", f"""
-  server {{
-    listen 127.0.0.1:{loud_port};
-    location / {{
-{add}
-      return 200 "hello from upstream\\n";
-    }}
-  }}""")
-        procs.append(loud)
-        wait_port(loud_port, loud, "upstream nginx with headers")
-        gateway(CARRIED, "empty", loud_port)
+        gateway(CARRIED, "empty", nginx_upstream("upstream with headers", add))
         if security_headers(fetch_headers(targets[CARRIED][0])) != wanted:
             sys.exit("the control does not carry the production policy's headers")
+
         def nginx_proxy(name, headers):
             port = free_port()
-            proxy = start_nginx(workdir, name.replace(" ", "-").replace(",", ""), f"""
+            proxy = start_nginx(workdir, slug(name), f"""
   upstream backend {{ server 127.0.0.1:{up_port}; keepalive 128; }}
   server {{
     listen 127.0.0.1:{port};

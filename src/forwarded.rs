@@ -4,9 +4,8 @@
 //! headers are dropped and rewritten, so a client cannot claim HTTPS (skipping the
 //! redirect) or forge its address for the upstream.
 
-use std::net::IpAddr;
-
 use std::io::Write;
+use std::net::IpAddr;
 
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -18,6 +17,8 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 // Names as written on HTTP/1.
 const XFF_CASE: &str = "X-Forwarded-For";
 const XFP_CASE: &str = "X-Forwarded-Proto";
+/// A header value built on the stack: an address chain rarely exceeds 64 bytes.
+type Value = SmallVec<[u8; 64]>;
 /// Forwarding headers that only a trusted proxy may set.
 const UNTRUSTED_DROP: [HeaderName; 4] = [
     http::header::FORWARDED,
@@ -45,7 +46,7 @@ pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, h
     let scheme = HeaderValue::from_static(if https { "https" } else { "http" });
     if trusted {
         // The prior chain, then the client: built on the stack, copied once into the value.
-        let mut chain: SmallVec<[u8; 64]> = SmallVec::new();
+        let mut chain = Value::new();
         for v in req.headers.get_all(&X_FORWARDED_FOR) {
             if v.to_str().is_ok() {
                 append_hop(&mut chain, v.as_bytes());
@@ -55,7 +56,7 @@ pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, h
             append_ip(&mut chain, ip);
         }
         if !chain.is_empty() {
-            set(req, XFF_CASE, &chain);
+            set_forwarded_for(req, &chain);
         }
         if !req.headers.contains_key(&X_FORWARDED_PROTO) {
             let _ = req.insert_header(XFP_CASE, scheme);
@@ -66,9 +67,9 @@ pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, h
         }
         match client {
             Some(ip) => {
-                let mut value: SmallVec<[u8; 64]> = SmallVec::new();
+                let mut value = Value::new();
                 append_ip(&mut value, ip);
-                set(req, XFF_CASE, &value);
+                set_forwarded_for(req, &value);
             }
             None => {
                 req.remove_header(&X_FORWARDED_FOR);
@@ -78,14 +79,14 @@ pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, h
     }
 }
 
-fn append_hop(chain: &mut SmallVec<[u8; 64]>, hop: &[u8]) {
+fn append_hop(chain: &mut Value, hop: &[u8]) {
     if !chain.is_empty() {
         chain.extend_from_slice(b", ");
     }
     chain.extend_from_slice(hop);
 }
 
-fn append_ip(chain: &mut SmallVec<[u8; 64]>, ip: IpAddr) {
+fn append_ip(chain: &mut Value, ip: IpAddr) {
     // An address is at most 45 bytes of text: formats without a heap String.
     let mut text = [0u8; 48];
     let mut cursor = std::io::Cursor::new(&mut text[..]);
@@ -95,9 +96,9 @@ fn append_ip(chain: &mut SmallVec<[u8; 64]>, ip: IpAddr) {
     }
 }
 
-fn set(req: &mut RequestHeader, name: &'static str, value: &[u8]) {
+fn set_forwarded_for(req: &mut RequestHeader, value: &[u8]) {
     if let Ok(v) = HeaderValue::from_bytes(value) {
-        let _ = req.insert_header(name, v);
+        let _ = req.insert_header(XFF_CASE, v);
     }
 }
 
