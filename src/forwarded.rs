@@ -19,13 +19,63 @@ const XFF_CASE: &str = "X-Forwarded-For";
 const XFP_CASE: &str = "X-Forwarded-Proto";
 /// A header value built on the stack: an address chain rarely exceeds 64 bytes.
 type Value = SmallVec<[u8; 64]>;
-/// Forwarding headers that only a trusted proxy may set.
-const UNTRUSTED_DROP: [HeaderName; 4] = [
-    http::header::FORWARDED,
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-real-ip"),
+/// Headers through which a client names its address, scheme, host or URL to
+/// the upstream; only a trusted proxy may send them. Lower case, with `-`: a name
+/// matches with `_` read as `-` (CGI and WSGI read both as `HTTP_X_FORWARDED_FOR`).
+const FORWARDING: [&str; 22] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-protocol",
+    "x-forwarded-scheme",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-original-forwarded-for",
+    "x-original-host",
+    "x-original-url",
+    "x-rewrite-url",
 ];
+
+/// Whether `name` (lower case, as `HeaderMap` keeps it) is a forwarding header,
+/// reading `_` as `-`.
+fn is_forwarding(name: &str) -> bool {
+    FORWARDING.iter().any(|f| {
+        f.len() == name.len()
+            && f.bytes()
+                .zip(name.bytes())
+                .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
+    })
+}
+
+/// Request headers the upstream must not see: forwarding headers from an
+/// untrusted peer (in any spelling), and names with `_` unless `keep_underscores`
+/// (nginx's `underscores_in_headers`).
+pub fn strip_untrusted(req: &mut RequestHeader, trusted: bool, keep_underscores: bool) {
+    let doomed: SmallVec<[HeaderName; 4]> = req
+        .headers
+        .keys()
+        .filter(|name| {
+            let text = name.as_str();
+            let underscore = text.contains('_');
+            (underscore && !keep_underscores) || (!trusted && is_forwarding(text))
+        })
+        .cloned()
+        .collect();
+    for name in &doomed {
+        req.remove_header(name);
+    }
+}
 
 pub fn is_trusted(trusted: &[IpNet], ip: Option<IpAddr>) -> bool {
     ip.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)))
@@ -41,7 +91,8 @@ pub fn forwarded_https(req: &RequestHeader) -> bool {
         .is_some_and(|first| first.trim().eq_ignore_ascii_case("https"))
 }
 
-/// Sets the forwarding headers of the request sent upstream.
+/// Sets the forwarding headers of the request sent upstream; call
+/// [`strip_untrusted`] first.
 pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, https: bool) {
     let scheme = HeaderValue::from_static(if https { "https" } else { "http" });
     if trusted {
@@ -62,9 +113,6 @@ pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, h
             let _ = req.insert_header(XFP_CASE, scheme);
         }
     } else {
-        for name in &UNTRUSTED_DROP {
-            req.remove_header(name);
-        }
         match client {
             Some(ip) => {
                 let mut value = Value::new();
@@ -136,6 +184,39 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_names_match_with_underscores() {
+        assert!(is_forwarding("x-forwarded-for"));
+        assert!(is_forwarding("x_forwarded_for"));
+        assert!(is_forwarding("true_client-ip"));
+        assert!(!is_forwarding("x-forwarded-fo"));
+        assert!(!is_forwarding("x-forwarded-for2"));
+    }
+
+    #[test]
+    fn underscores_are_dropped_unless_kept_and_spoofing_always() {
+        let headers = [
+            ("X_Forwarded_For", "1.2.3.4"),
+            ("X-Client-IP", "1.2.3.4"),
+            ("X_Custom", "a"),
+            ("X-Custom", "b"),
+        ];
+        let names = |r: &RequestHeader| -> Vec<String> {
+            let mut v: Vec<String> = r.headers.keys().map(|k| k.to_string()).collect();
+            v.sort();
+            v
+        };
+        let mut r = request(&headers);
+        strip_untrusted(&mut r, false, false);
+        assert_eq!(names(&r), ["x-custom"]);
+        let mut r = request(&headers);
+        strip_untrusted(&mut r, false, true);
+        assert_eq!(names(&r), ["x-custom", "x_custom"]);
+        let mut r = request(&headers);
+        strip_untrusted(&mut r, true, false);
+        assert_eq!(names(&r), ["x-client-ip", "x-custom"]);
+    }
+
+    #[test]
     fn untrusted_clients_cannot_forge() {
         let mut r = request(&[
             ("X-Forwarded-For", "1.2.3.4"),
@@ -143,6 +224,7 @@ mod tests {
             ("X-Forwarded-Host", "evil.test"),
             ("Forwarded", "for=1.2.3.4"),
         ]);
+        strip_untrusted(&mut r, false, false);
         rewrite(&mut r, Some("192.0.2.7".parse().unwrap()), false, false);
         assert_eq!(get(&r, "x-forwarded-for").unwrap(), "192.0.2.7");
         assert_eq!(get(&r, "x-forwarded-proto").unwrap(), "http");

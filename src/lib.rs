@@ -7,7 +7,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod edge;
 pub mod forwarded;
+pub mod logging;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pingora_core::server::configuration::Opt;
 
-use pingora_secgw::{config, metrics::metrics, policy::Plan, server};
+use pingora_secgw::{config, logging, metrics::metrics, policy::Plan, server};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -18,7 +18,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    logging::init();
     let cli = Cli::parse();
     let Some(conf) = cli.opt.conf.clone() else {
         eprintln!(

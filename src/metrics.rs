@@ -33,6 +33,10 @@ pub struct Metrics {
     config_last_reload_successful: IntGauge,
     config_last_reload_timestamp: Gauge,
     config_info: IntGaugeVec,
+    connections_open: IntGauge,
+    connections_refused: IntCounter,
+    tls_handshake_failures: [IntCounter; HandshakeFailure::ALL.len()],
+    requests_rejected: [IntCounter; Rejection::ALL.len()],
 }
 
 /// Registers `metric` and hands it back (the registry keeps a shared clone).
@@ -87,7 +91,40 @@ impl Metrics {
         )
         .expect("valid metric");
         let config_info = register(&r, config_info);
+        let connections_open = register(
+            &r,
+            IntGauge::new(
+                "secgw_connections_open",
+                "Client connections open on the public listeners.",
+            )
+            .expect("valid metric"),
+        );
+        let connections_refused = register(
+            &r,
+            IntCounter::new(
+                "secgw_connections_refused_total",
+                "Client connections closed at once because max_connections were open.",
+            )
+            .expect("valid metric"),
+        );
+        let handshakes = counter_vec(
+            &r,
+            "secgw_tls_handshake_failures_total",
+            "Client TLS handshakes that failed, by reason.",
+            &["reason"],
+        );
+        let rejected = counter_vec(
+            &r,
+            "secgw_requests_rejected_total",
+            "Request heads refused before routing, by reason: malformed (400), header_timeout (408).",
+            &["reason"],
+        );
         Metrics {
+            connections_open,
+            connections_refused,
+            tls_handshake_failures: HandshakeFailure::ALL
+                .map(|f| handshakes.with_label_values(&[f.as_str()])),
+            requests_rejected: Rejection::ALL.map(|r| rejected.with_label_values(&[r.as_str()])),
             injected: counter_vec(
                 &r,
                 "secgw_headers_injected_total",
@@ -177,6 +214,26 @@ impl Metrics {
         self.config_reloads.with_label_values(&["failure"]).inc();
         self.config_last_reload_successful.set(0);
         self.config_last_reload_timestamp.set(unix_time);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    pub fn tls_handshake_failed(&self, reason: HandshakeFailure) {
+        self.tls_handshake_failures[reason as usize].inc();
+    }
+
+    pub fn request_rejected(&self, reason: Rejection) {
+        self.requests_rejected[reason as usize].inc();
     }
 
     /// Counters of one managed header of one vhost.
@@ -274,6 +331,63 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Closed => "closed",
             UpstreamErrorKind::InvalidResponse => "invalid_response",
             UpstreamErrorKind::Other => "other",
+        }
+    }
+}
+
+/// Why a client's TLS handshake failed; a fixed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// Not finished within `client_header_timeout_ms`.
+    Timeout,
+    /// The client closed or reset the connection.
+    Closed,
+    /// The bytes were not TLS (plain HTTP to a TLS port, a scanner).
+    NotTls,
+    /// Nothing in common: only TLS older than 1.2, or no shared cipher suite,
+    /// key-exchange group or signature scheme.
+    Incompatible,
+    /// The client aborted with an alert (it did not trust the certificate, ...).
+    AlertReceived,
+    Other,
+}
+
+impl HandshakeFailure {
+    const ALL: [HandshakeFailure; 6] = [
+        HandshakeFailure::Timeout,
+        HandshakeFailure::Closed,
+        HandshakeFailure::NotTls,
+        HandshakeFailure::Incompatible,
+        HandshakeFailure::AlertReceived,
+        HandshakeFailure::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Closed => "closed",
+            HandshakeFailure::NotTls => "not_tls",
+            HandshakeFailure::Incompatible => "incompatible",
+            HandshakeFailure::AlertReceived => "alert_received",
+            HandshakeFailure::Other => "other",
+        }
+    }
+}
+
+/// Why a request head was refused below the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Malformed,
+    HeaderTimeout,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 2] = [Rejection::Malformed, Rejection::HeaderTimeout];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::HeaderTimeout => "header_timeout",
         }
     }
 }

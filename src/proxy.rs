@@ -10,7 +10,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, StatusCode};
+use http::{HeaderValue, Method, StatusCode};
 use log::{debug, error, warn};
 use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -18,11 +18,13 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::edge;
 use crate::forwarded;
 use crate::metrics::{UpstreamErrorKind, VhostMetrics};
+use crate::policy::canned::{status_body, TEXT_PLAIN};
 use crate::policy::cors::Preflight;
 use crate::policy::{Plan, Route, VhostPlan};
-use crate::routing::{normalize_host, HostMatch};
+use crate::routing::{request_host, HostMatch};
 
 pub struct Gateway {
     plan: Arc<ArcSwap<Plan>>,
@@ -73,7 +75,6 @@ impl RequestCtx {
     }
 }
 
-const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const ALLOW_METHODS: HeaderValue =
     HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 
@@ -98,6 +99,16 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// The head was read whole: its deadline no longer runs.
+    async fn early_request_filter(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        edge::head_complete();
+        Ok(())
+    }
+
     /// Classify the client, route by Host, then answer here when the vhost says so
     /// (redirect, direct response) or when nothing may be proxied.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -110,10 +121,15 @@ impl ProxyHttp for Gateway {
         ctx.https =
             over_tls || (ctx.trusted_peer && forwarded::forwarded_https(session.req_header()));
 
-        let routed = ctx
-            .plan
-            .router
-            .route(&normalize_host(request_host(session.req_header())));
+        // A Host that is no host name (`evil.com/.x`, `a?b`) is never routed,
+        // redirected to, or forwarded.
+        let Some(host) = request_host(session.req_header()) else {
+            session.set_keepalive(None);
+            let status = StatusCode::BAD_REQUEST;
+            send_text(session, ctx, status, status_body(status)).await?;
+            return Ok(true);
+        };
+        let routed = ctx.plan.router.route(&host);
         let Some((index, matched)) = routed else {
             let body = status_body(StatusCode::MISDIRECTED_REQUEST);
             send_text(session, ctx, StatusCode::MISDIRECTED_REQUEST, body).await?;
@@ -124,7 +140,7 @@ impl ProxyHttp for Gateway {
         if session.req_header().method == Method::CONNECT {
             let mut resp = ResponseHeader::build(StatusCode::METHOD_NOT_ALLOWED, Some(4))?;
             resp.insert_header("Allow", ALLOW_METHODS)?;
-            resp.insert_header(header::CONTENT_TYPE, TEXT_PLAIN)?;
+            resp.insert_header("Content-Type", TEXT_PLAIN)?;
             session.set_keepalive(None);
             send(
                 session,
@@ -145,7 +161,7 @@ impl ProxyHttp for Gateway {
             if redirect.applies_to(uri.path()) {
                 // A Host that only matched `*` is not a configured name: never
                 // redirect to it (compile requires ssl_host on such vhosts).
-                let host = normalize_host(request_host(session.req_header()));
+                let host = request_host(session.req_header()).unwrap_or_default();
                 let own_host = (matched != HostMatch::Default).then_some(host.as_ref());
                 let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
                 let Some(location) = redirect.location(own_host, target) else {
@@ -155,7 +171,7 @@ impl ProxyHttp for Gateway {
                 };
                 let status = redirect.status(&session.req_header().method);
                 let mut resp = ResponseHeader::build(status, Some(4))?;
-                resp.insert_header(header::LOCATION, location)?;
+                resp.insert_header("Location", location)?;
                 vhost.metrics.redirect(status);
                 send(session, ctx, resp, Bytes::new()).await?;
                 return Ok(true);
@@ -185,7 +201,7 @@ impl ProxyHttp for Gateway {
 
         if let Route::Respond(direct) = &vhost.route {
             let mut resp = ResponseHeader::build(direct.status, Some(4))?;
-            resp.insert_header(header::CONTENT_TYPE, direct.content_type.clone())?;
+            resp.insert_header("Content-Type", direct.content_type.clone())?;
             send(session, ctx, resp, direct.body.clone()).await?;
             return Ok(true);
         }
@@ -215,6 +231,11 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        forwarded::strip_untrusted(
+            upstream_request,
+            ctx.trusted_peer,
+            ctx.plan.underscores_in_headers,
+        );
         forwarded::rewrite(upstream_request, ctx.client_ip, ctx.trusted_peer, ctx.https);
         if let Some(v) = ctx.vhost() {
             v.request.apply(upstream_request);
@@ -306,15 +327,6 @@ fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
     }
 }
 
-/// The Host header, or the URI's authority (HTTP/2, absolute-form requests).
-fn request_host(req: &RequestHeader) -> &str {
-    req.headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("")
-}
-
 /// 504 for upstream timeouts, 502 for other upstream failures, 0 when the client is gone.
 fn error_status(e: &Error) -> u16 {
     match (e.etype(), e.esource()) {
@@ -333,14 +345,6 @@ fn error_status(e: &Error) -> u16 {
     }
 }
 
-fn status_body(status: StatusCode) -> Bytes {
-    Bytes::from(format!(
-        "{} {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    ))
-}
-
 async fn send_text(
     session: &mut Session,
     ctx: &RequestCtx,
@@ -348,7 +352,7 @@ async fn send_text(
     body: Bytes,
 ) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header(header::CONTENT_TYPE, TEXT_PLAIN)?;
+    resp.insert_header("Content-Type", TEXT_PLAIN)?;
     send(session, ctx, resp, body).await
 }
 
@@ -359,7 +363,14 @@ async fn send(
     mut resp: ResponseHeader,
     body: Bytes,
 ) -> Result<()> {
-    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+    // RFC 9110 8.6: no Content-Length on 1xx, 204 and 304.
+    let status = resp.status;
+    if !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+    {
+        resp.insert_header("Content-Length", body.len())?;
+    }
     ctx.finish_response(&mut resp);
     let bodyless = body.is_empty() || session.req_header().method == Method::HEAD;
     session

@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use pingora_http::RequestHeader;
+
 use crate::config::values::HostPattern;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,10 @@ pub enum HostMatch {
 pub struct Router {
     exact: HashMap<Box<str>, usize>,
     suffix: HashMap<Box<str>, usize>,
+    /// The lengths of the wildcard suffixes, as bits: only suffixes of the request's
+    /// host that have one of them are looked up, so a lookup hashes at most one
+    /// suffix per configured length, however many labels the host has.
+    suffix_lengths: [u64; 4],
     default: Option<usize>,
 }
 
@@ -36,7 +42,12 @@ impl Router {
                 }
             }
             HostPattern::Exact(h) => self.exact.entry(h.as_str().into()),
-            HostPattern::Suffix(s) => self.suffix.entry(s.as_str().into()),
+            HostPattern::Suffix(s) => {
+                if let Some(bits) = self.suffix_lengths.get_mut(s.len() / 64) {
+                    *bits |= 1 << (s.len() % 64);
+                }
+                self.suffix.entry(s.as_str().into())
+            }
         };
         match slot {
             std::collections::hash_map::Entry::Occupied(o) if *o.get() != vhost => Err(*o.get()),
@@ -48,6 +59,12 @@ impl Router {
         }
     }
 
+    fn has_suffix_length(&self, len: usize) -> bool {
+        self.suffix_lengths
+            .get(len / 64)
+            .is_some_and(|bits| bits & (1 << (len % 64)) != 0)
+    }
+
     /// `host` must already be normalized with [`normalize_host`].
     pub fn route(&self, host: &str) -> Option<(usize, HostMatch)> {
         if let Some(&i) = self.exact.get(host) {
@@ -57,6 +74,9 @@ impl Router {
             let mut rest = host;
             while let Some(dot) = rest.find('.') {
                 rest = &rest[dot + 1..];
+                if !self.has_suffix_length(rest.len()) {
+                    continue;
+                }
                 if let Some(&i) = self.suffix.get(rest) {
                     return Some((i, HostMatch::Wildcard));
                 }
@@ -66,28 +86,71 @@ impl Router {
     }
 }
 
-/// Lower-cases a Host value and strips its port and trailing dot. Allocates only
-/// when the host has upper-case letters.
-pub fn normalize_host(raw: &str) -> Cow<'_, str> {
-    let raw = raw.trim();
-    let host = if raw.starts_with('[') {
-        match raw.find(']') {
-            Some(end) => &raw[..=end],
-            None => raw,
-        }
+/// The request's host, checked and normalized: the Host header, or the URI's
+/// authority (HTTP/2, absolute-form). `None` when it is not a host name or IP
+/// literal with an optional port, or when an HTTP/1.1 request has none at all;
+/// an HTTP/1.0 request without one gets the empty name (only `*` takes it).
+pub fn request_host(req: &RequestHeader) -> Option<Cow<'_, str>> {
+    let raw = match req.headers.get(http::header::HOST) {
+        Some(h) => h.to_str().ok()?,
+        None => match req.uri.authority() {
+            Some(a) => a.as_str(),
+            None if req.version == http::Version::HTTP_10 => return Some(Cow::Borrowed("")),
+            None => return None,
+        },
+    };
+    normalize_host(raw)
+}
+
+/// Checks a Host value (RFC 3986 reg-name or IP-literal, optional port; letters,
+/// digits, `-`, `.`, `_`; at most 253 characters and labels of at most 63), and
+/// lower-cases it without its port and trailing dot. Allocates only when the
+/// host has upper-case letters.
+pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
+    let (host, port) = if raw.starts_with('[') {
+        let end = raw.find(']')?;
+        let literal = &raw[1..end];
+        literal.parse::<std::net::Ipv6Addr>().ok()?;
+        (&raw[..=end], raw[end + 1..].strip_prefix(':'))
     } else {
         match raw.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => raw,
+            Some((h, p)) => (h, Some(p)),
+            None => (raw, None),
         }
     };
+    if raw.starts_with('[') && raw.len() > host.len() && port.is_none() {
+        return None;
+    }
+    if let Some(port) = port {
+        let digits =
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        if !digits || port.parse::<u16>().is_err() {
+            return None;
+        }
+    }
+    if !host.starts_with('[') {
+        let name = host.strip_suffix('.').unwrap_or(host);
+        let labels_ok = name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if name.is_empty() || name.len() > MAX_HOST_LEN || !labels_ok {
+            return None;
+        }
+    }
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
+        Some(Cow::Owned(host.to_ascii_lowercase()))
     } else {
-        Cow::Borrowed(host)
+        Some(Cow::Borrowed(host))
     }
 }
+
+/// The longest host name (RFC 1035), so the router never sees a longer one.
+const MAX_HOST_LEN: usize = 253;
 
 #[cfg(test)]
 mod tests {
@@ -141,10 +204,59 @@ mod tests {
 
     #[test]
     fn normalization() {
-        assert_eq!(normalize_host("Example.COM:8080"), "example.com");
-        assert_eq!(normalize_host("example.com."), "example.com");
-        assert_eq!(normalize_host("[::1]:443"), "[::1]");
-        assert_eq!(normalize_host("127.0.0.1:80"), "127.0.0.1");
-        assert!(matches!(normalize_host("plain.test"), Cow::Borrowed(_)));
+        let n = |s| normalize_host(s).map(|h| h.into_owned());
+        assert_eq!(n("Example.COM:8080").as_deref(), Some("example.com"));
+        assert_eq!(n("example.com.").as_deref(), Some("example.com"));
+        assert_eq!(n("[::1]:443").as_deref(), Some("[::1]"));
+        assert_eq!(n("[::1]").as_deref(), Some("[::1]"));
+        assert_eq!(n("127.0.0.1:80").as_deref(), Some("127.0.0.1"));
+        assert_eq!(n("under_score.test").as_deref(), Some("under_score.test"));
+        assert!(matches!(
+            normalize_host("plain.test"),
+            Some(Cow::Borrowed(_))
+        ));
+    }
+
+    #[test]
+    fn forged_hosts_are_refused() {
+        let long_label = format!("{}.test", "a".repeat(64));
+        let long_name = format!("{}test", "abcdefgh.".repeat(28));
+        for bad in [
+            "evil.com/.secure.test",
+            "evil.com?.secure.test",
+            "evil.com#.secure.test",
+            "evil.com\\.secure.test",
+            "user@evil.com",
+            "evil.com:80/x",
+            "a b.test",
+            "a%2eb.test",
+            "a..b.test",
+            ".a.test",
+            "",
+            ":80",
+            "a.test:",
+            "a.test:99999",
+            "a.test:8o",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[v1.x]",
+            "[1.2.3.4]",
+            &long_label,
+            &long_name,
+        ] {
+            assert_eq!(normalize_host(bad), None, "{bad:?}");
+        }
+        assert_eq!(long_name.len(), 256);
+    }
+
+    #[test]
+    fn wildcard_lookup_probes_only_configured_suffix_lengths() {
+        let r = router(&[("*.secure.test", 0)]);
+        assert!(r.has_suffix_length("secure.test".len()));
+        assert!(!r.has_suffix_length("x.secure.test".len()));
+        let host = format!("{}secure.test", "a.".repeat(120));
+        assert_eq!(r.route(&host), Some((0, HostMatch::Wildcard)));
+        assert_eq!(r.route("secure.test"), None);
     }
 }

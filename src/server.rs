@@ -1,46 +1,57 @@
 //! Assembling the Pingora server from a loaded configuration.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use log::info;
+use log::{error, info};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::ListenerConfig;
+use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
-use pingora_proxy::http_proxy_service_with_name;
+use pingora_proxy::http_proxy;
 
 use crate::admin::AdminApp;
 use crate::config::LoadedConfig;
+use crate::edge::EdgeApp;
 use crate::policy::Plan;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::tls::SniResolver;
+
+/// Pingora reads ahead into a 64 KiB buffer per connection by default: most of
+/// an idle connection's memory. Request heads go to the HTTP parser's own buffer,
+/// so the gateway reads without one (`benches/idle-memory.py`).
+const READ_BUFFER: usize = 0;
+const WRITE_BUFFER: usize = 1460;
 
 /// Builds the server; with `-t` Pingora's bootstrap exits here after its own checks.
 pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
     // The configuration is already loaded; Pingora would warn that it ignores `-c`.
     opt.conf = None;
     let vhost_count = plan.vhosts.len();
+    let keepalive = plan.limits.keepalive_timeout;
     let plan = Arc::new(ArcSwap::from_pointee(plan));
     let reloader = Reloader::new(&loaded, plan.clone());
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
+    exit_when_a_listener_cannot_bind();
 
-    let mut service = http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(plan.clone()),
-        "pingora-secgw",
-    );
-    if let Some(app) = service.app_logic_mut() {
-        // CONNECT is refused by the gateway itself, so the 405 carries the policy;
-        // Pingora's built-in refusal would bypass every filter.
-        let mut options = HttpServerOptions::default();
-        options.allow_connect_method_proxying = true;
-        app.server_options = Some(options);
-    }
+    let mut proxy = http_proxy(&server.configuration, Gateway::new(plan.clone()));
+    // CONNECT is refused by the gateway itself, so the 405 carries the policy;
+    // Pingora's built-in refusal would bypass every filter.
+    let mut options = HttpServerOptions::default();
+    options.allow_connect_method_proxying = true;
+    options.h2_idle_timeout = Some(keepalive);
+    proxy.server_options = Some(options);
+    let proxy = Arc::new(proxy);
+
+    let mut acceptors = HashMap::new();
+    let mut service_listeners = Vec::new();
     for listener in &loaded.gateway.listeners {
         let addr = listener.address;
         if listener.tls.is_some() {
@@ -49,12 +60,20 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
                 TlsSettings::intermediate("", "").expect("TLS settings without files cannot fail");
             tls.set_cert_resolver(Arc::new(SniResolver::new(addr, plan.clone())));
             tls.enable_h2();
-            service.add_tls_with_settings(&addr.to_string(), None, tls);
+            acceptors.insert(addr, tls.build());
             info!("listening on https://{addr} (h2, http/1.1)");
         } else {
-            service.add_tcp(&addr.to_string());
             info!("listening on http://{addr}");
         }
+        service_listeners.push(
+            ListenerConfig::tcp(addr.to_string())
+                .l4_buffer(L4BufferSettings::new(READ_BUFFER, WRITE_BUFFER)),
+        );
+    }
+    let app = EdgeApp::new(proxy, acceptors, plan.clone());
+    let mut service = Service::new("pingora-secgw".to_string(), app);
+    for l in service_listeners {
+        service.add_listener(l);
     }
     info!(
         "loaded {} with {vhost_count} vhost(s) and {} named policies",
@@ -75,4 +94,25 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
         server.add_service(service);
     }
     server
+}
+
+/// Pingora retries a busy port for 30 s (a previous instance may still be letting
+/// go of it), then panics in its service thread, which leaves the process running
+/// and never ready. That one panic ends the process instead, with exit status 1.
+fn exit_when_a_listener_cannot_bind() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(reason) = message.strip_prefix("Failed to build listeners: ") {
+            error!("cannot listen, exiting: {reason}");
+            eprintln!("pingora-secgw: cannot listen: {reason}");
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
 }

@@ -46,7 +46,8 @@ pub fn load_certified_key(
 
 /// PEM certificates (a chain: leaf first).
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let pem =
+        crate::config::files::read_regular(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let certs = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: invalid PEM: {e}", path.display()))?;
@@ -57,7 +58,8 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let pem =
+        crate::config::files::read_regular(path).map_err(|e| format!("{}: {e}", path.display()))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| format!("{}: invalid PEM: {e}", path.display()))?
         .ok_or_else(|| format!("{}: no PEM private key found", path.display()))
@@ -87,13 +89,13 @@ impl fmt::Debug for SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let plan = self.plan.load();
-        let by_name =
-            hello
-                .server_name()
-                .and_then(|sni| match plan.router.route(&normalize_host(sni))? {
-                    (_, HostMatch::Default) => None,
-                    (i, _) => plan.vhosts[i].cert.clone(),
-                });
+        let by_name = hello
+            .server_name()
+            .and_then(normalize_host)
+            .and_then(|sni| match plan.router.route(&sni)? {
+                (_, HostMatch::Default) => None,
+                (i, _) => plan.vhosts[i].cert.clone(),
+            });
         by_name.or_else(|| plan.listener_certs.get(&self.listener).cloned())
     }
 }

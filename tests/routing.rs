@@ -62,7 +62,6 @@ fn unknown_hosts_get_421_with_the_baseline_headers_and_never_reach_an_upstream()
         "evil-example.com",
         "example.com.evil.net",
         "example.org",
-        "",
         "com",
     ] {
         let r = get(&gw, host, "/", &[]);
@@ -71,6 +70,10 @@ fn unknown_hosts_get_421_with_the_baseline_headers_and_never_reach_an_upstream()
         assert_default_headers(&r, false);
         assert!(!r.has("x-vhost"));
     }
+    // An empty Host names no host at all (tests/hardening.rs has the forged ones).
+    let r = get(&gw, "", "/", &[]);
+    assert_eq!((r.status, r.body.as_str()), (400, "400 Bad Request\n"));
+    assert_default_headers(&r, false);
     assert_eq!(a.hits() + b.hits(), 0);
 }
 

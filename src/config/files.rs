@@ -1,8 +1,81 @@
-//! Finding and reading policy files.
+//! Finding and reading configuration files: gw.yaml, policy files, certificates.
+//!
+//! Every read goes through [`read_regular`], so a FIFO, a device or a huge file in
+//! the configuration is refused with a reason instead of blocking or exhausting the
+//! process that reads it.
 
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use globset::Glob;
+
+/// The largest configuration file read (gw.yaml, a policy file, a PEM file).
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a regular file (after following symlinks) of at most [`MAX_FILE_BYTES`].
+///
+/// The type is checked before opening, and the file is opened non-blocking and
+/// checked again, so a FIFO swapped in between never blocks the reader.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    check_type(&meta)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    check_type(&meta)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Like [`read_regular`], for text files.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    String::from_utf8(read_regular(path)?).map_err(|e| {
+        format!(
+            "the file is not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn check_type(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(too_large());
+        }
+        return Ok(());
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(format!(
+        "is {kind}; only regular files (or symlinks to them) are read"
+    ))
+}
+
+fn too_large() -> String {
+    format!("the file is larger than {MAX_FILE_BYTES} bytes")
+}
 
 /// The policy files one `policy_files` entry names, sorted: a file, every `*.yaml`
 /// and `*.yml` in a directory, or the files matching a glob in its last component
@@ -34,7 +107,8 @@ pub fn policy_paths(base_dir: &Path, spec: &str) -> Result<Vec<PathBuf>, String>
             name.ends_with(".yaml") || name.ends_with(".yml")
         });
     }
-    if full.is_file() {
+    if full.exists() {
+        // Not a directory: read as a file, which names a FIFO or device as such.
         return Ok(vec![full]);
     }
     Err(format!(
@@ -53,7 +127,9 @@ fn list_dir(dir: &Path, spec: &str, wanted: impl Fn(&str) -> bool) -> Result<Vec
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let path = entry.path();
-        if name.starts_with('.') || !wanted(name) || !path.is_file() {
+        // Anything but a directory is taken, so a FIFO is refused by name
+        // rather than silently skipped.
+        if name.starts_with('.') || !wanted(name) || path.is_dir() {
             continue;
         }
         paths.push(path);

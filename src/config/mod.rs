@@ -5,7 +5,8 @@
 //! rest must be the gateway's, and an unknown key is an error.
 
 pub mod csp;
-mod files;
+pub mod files;
+mod nesting;
 pub mod permissions;
 pub mod schema;
 pub mod values;
@@ -75,8 +76,7 @@ pub struct LoadedConfig {
 
 /// Reads gw.yaml and every policy file it names.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, "", format!("cannot read the file: {e}")))?;
+    let text = read_yaml_text(path)?;
     let root: Value = serde_yaml::from_str(&text)
         .map_err(|e| ConfigError::new(path, "", format!("invalid YAML: {e}")))?;
     let Value::Mapping(root) = root else {
@@ -89,6 +89,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 
     let (pingora_part, gateway_part) = split_pingora_keys(root);
     let server: ServerConf = deserialize_value(path, Value::Mapping(pingora_part))?;
+    check_server_settings(&server).map_err(|(key, reason)| ConfigError::new(path, key, reason))?;
     let server = server
         .validate()
         .map_err(|e| ConfigError::new(path, "", format!("Pingora server settings: {e}")))?;
@@ -184,10 +185,53 @@ impl Sources {
         files.extend(self.tls_files.iter().cloned());
         for f in &files {
             f.hash(&mut hasher);
-            std::fs::read(f).ok().hash(&mut hasher);
+            files::read_regular(f).hash(&mut hasher);
         }
         hasher.finish()
     }
+}
+
+/// A configuration file's text, refused when it is not a regular file, too large,
+/// or nested too deeply to parse quickly.
+fn read_yaml_text(path: &Path) -> Result<String, ConfigError> {
+    let text = files::read_text(path).map_err(|reason| ConfigError::new(path, "", reason))?;
+    nesting::check_depth(&text).map_err(|reason| ConfigError::new(path, "", reason))?;
+    Ok(text)
+}
+
+/// Pingora's settings that it accepts but cannot run with (it panics on start),
+/// as (key, reason).
+fn check_server_settings(conf: &ServerConf) -> Result<(), (&'static str, String)> {
+    let positive = [
+        ("threads", Some(conf.threads)),
+        ("listener_tasks_per_fd", Some(conf.listener_tasks_per_fd)),
+        (
+            "upstream_connect_offload_threadpools",
+            conf.upstream_connect_offload_threadpools,
+        ),
+        (
+            "upstream_connect_offload_thread_per_pool",
+            conf.upstream_connect_offload_thread_per_pool,
+        ),
+        (
+            "downstream_tls_offload_threadpools",
+            conf.downstream_tls_offload_threadpools,
+        ),
+        (
+            "downstream_tls_offload_thread_per_pool",
+            conf.downstream_tls_offload_thread_per_pool,
+        ),
+    ];
+    for (key, value) in positive {
+        if value == Some(0) {
+            return Err((key, "must be at least 1".into()));
+        }
+    }
+    // More worker threads than this is a typo, not a machine.
+    if conf.threads > 1024 {
+        return Err(("threads", format!("{} is more than 1024", conf.threads)));
+    }
+    Ok(())
 }
 
 /// Splits the top-level mapping into Pingora's `ServerConf` keys and the rest.
@@ -234,8 +278,7 @@ fn load_policies(
             if seen_files.insert(file.clone(), ()).is_some() {
                 continue;
             }
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| ConfigError::new(&file, "", format!("cannot read the file: {e}")))?;
+            let text = read_yaml_text(&file)?;
             file.hash(hasher);
             text.hash(hasher);
             for (name, def) in parse_policy_file(&file, &text)?.policies {

@@ -27,6 +27,53 @@ pub struct GatewayConfig {
     /// Directories, files or `dir/*.yaml` globs, relative to gw.yaml.
     pub policy_files: Option<OneOrMany<String>>,
     pub vhosts: Vec<VhostConfig>,
+    /// Connection limits of the public listeners.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Keep request headers whose names contain `_` (nginx's option of the same
+    /// name); by default they are dropped before the upstream sees them.
+    #[serde(default)]
+    pub underscores_in_headers: bool,
+}
+
+/// `limits:` in gw.yaml. The defaults are nginx's, except the header deadline
+/// (nginx: 60 s), which is shorter so that slow clients cannot hold connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The whole request head must arrive within this, from its first byte (from
+    /// the accept, for a connection's first request). nginx: `client_header_timeout`.
+    pub client_header_timeout_ms: Positive,
+    /// An idle keep-alive connection is closed after this. nginx: `keepalive_timeout`.
+    pub keepalive_timeout_ms: Positive,
+    /// Open client connections per process; more are closed at once and counted.
+    /// nginx: `worker_connections` (per worker).
+    pub max_connections: Positive,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            client_header_timeout_ms: Positive(10_000),
+            keepalive_timeout_ms: Positive(60_000),
+            max_connections: Positive(10_000),
+        }
+    }
+}
+
+/// An integer of at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct Positive(pub u64);
+
+impl TryFrom<u64> for Positive {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        if n == 0 {
+            return Err("must be at least 1".into());
+        }
+        Ok(Positive(n))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

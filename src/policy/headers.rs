@@ -246,6 +246,15 @@ impl ResponsePlan {
 
     /// Applies the plan to a response from the upstream or made by the gateway.
     pub fn apply(&self, resp: &mut ResponseHeader, https: bool) {
+        self.apply_counted(resp, https, true);
+    }
+
+    /// Applies the plan without counting, to render a response ahead of time.
+    pub fn apply_uncounted(&self, resp: &mut ResponseHeader, https: bool) {
+        self.apply_counted(resp, https, false);
+    }
+
+    fn apply_counted(&self, resp: &mut ResponseHeader, https: bool, count: bool) {
         // One pass over what the response carries: what to remove, and which
         // managed headers the upstream sent too (usually none).
         let mut doomed = Doomed::new();
@@ -262,13 +271,20 @@ impl ResponsePlan {
         self.remove.remove(resp, doomed);
         for (i, m) in self.managed.iter().enumerate() {
             if m.https_only && !https {
+                // RFC 6797 7.2: no HSTS over plain HTTP, whoever wrote it.
+                if sent.contains(&i) {
+                    resp.remove(&m.entry.name);
+                    m.counters.duplicated.inc();
+                }
                 continue;
             }
             if sent.contains(&i) {
                 resolve_conflict(resp, m);
             } else {
                 resp.insert(&m.entry);
-                m.counters.injected.inc();
+                if count {
+                    m.counters.injected.inc();
+                }
             }
         }
         add_and_default(resp, &self.add, &self.default);

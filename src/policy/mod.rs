@@ -3,6 +3,7 @@
 //! Layers merge from weakest to strongest: built-in defaults (`defaults.yaml`), then
 //! the named policy's `extends` chain from its root down, then the vhost's inline keys.
 
+pub mod canned;
 pub mod cors;
 pub mod headers;
 pub mod redirect;
@@ -21,12 +22,14 @@ use ipnet::IpNet;
 use rustls::sign::CertifiedKey;
 
 use crate::config::schema::{
-    ConflictKey, ConflictMode, PolicyLayer, RespondConfig, SecurityOptions, TlsFiles, VhostConfig,
+    ConflictKey, ConflictMode, LimitsConfig, PolicyLayer, RespondConfig, SecurityOptions, TlsFiles,
+    VhostConfig,
 };
 use crate::config::values::{CorsOrigin, HostPattern, RemovePattern, Toggle};
 use crate::config::{ConfigError, LoadedConfig, NamedPolicy};
 use crate::metrics::{metrics, VhostMetrics, UNMATCHED};
 use crate::routing::Router;
+pub use canned::{Canned, CannedAnswers};
 use cors::CorsPlan;
 use headers::{HeaderEntry, ManagedHeader, RemoveRules, RequestPlan, ResponsePlan};
 use redirect::RedirectPlan;
@@ -49,8 +52,31 @@ pub struct Plan {
     /// Counters for requests no vhost takes.
     pub unmatched: VhostMetrics,
     pub trusted_proxies: Vec<IpNet>,
+    /// Keep request headers with `_` in their names (`underscores_in_headers`).
+    pub underscores_in_headers: bool,
+    pub limits: ConnectionLimits,
+    /// The connection layer's own `400` and `408`, with the built-in policy.
+    pub canned: CannedAnswers,
     /// The default certificate of each TLS listener.
     pub listener_certs: HashMap<SocketAddr, Arc<CertifiedKey>>,
+}
+
+/// `limits:` of gw.yaml, ready for the connection layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl From<&LimitsConfig> for ConnectionLimits {
+    fn from(l: &LimitsConfig) -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_millis(l.client_header_timeout_ms.0),
+            keepalive_timeout: Duration::from_millis(l.keepalive_timeout_ms.0),
+            max_connections: usize::try_from(l.max_connections.0).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -168,12 +194,16 @@ impl Plan {
 
         let baseline = response_plan(&builtin, UNMATCHED)
             .map_err(|(k, reason)| ConfigError::new(Path::new("<built-in defaults>"), k, reason))?;
+        let canned = CannedAnswers::new(&baseline);
         Ok(Plan {
+            canned,
             router,
             vhosts,
             baseline,
             unmatched: metrics().vhost(UNMATCHED),
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
+            underscores_in_headers: loaded.gateway.underscores_in_headers,
+            limits: ConnectionLimits::from(&loaded.gateway.limits),
             listener_certs,
         })
     }
@@ -398,7 +428,7 @@ fn entry(key: &str, name: &str, value: &str) -> Result<HeaderEntry, VhostError> 
 }
 
 /// `vhost` is the metrics label of the plan's counters.
-fn response_plan(layer: &PolicyLayer, vhost: &str) -> Result<ResponsePlan, VhostError> {
+pub(crate) fn response_plan(layer: &PolicyLayer, vhost: &str) -> Result<ResponsePlan, VhostError> {
     let h = &layer.headers;
     let conflict = |name: &http::HeaderName| -> ConflictMode {
         h.conflict

@@ -512,3 +512,52 @@ pub fn assert_default_headers(r: &Reply, https: bool) {
         r.all("server")
     );
 }
+
+/// Sends `bytes` on a fresh connection and reads until the gateway closes it (or
+/// 15 s pass): the raw response text, for requests no HTTP client would send.
+pub fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(bytes).unwrap();
+    read_until_closed(&mut s)
+}
+
+/// Everything the peer sends until it closes the connection (or 15 s pass).
+pub fn read_until_closed(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The head of a raw response (before the blank line).
+pub fn head_of(raw: &str) -> &str {
+    raw.split("\r\n\r\n").next().unwrap_or("")
+}
+
+/// Asserts the built-in policy headers on a raw HTTP/1.1 head, each exactly once,
+/// written in canonical case, without HSTS (plain HTTP).
+pub fn assert_raw_default_headers(head: &str) {
+    for (name, value) in [
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ] {
+        let line = format!("\r\n{name}: {value}\r\n");
+        assert_eq!(head.matches(&line).count(), 1, "{name} in:\n{head}");
+    }
+    assert_eq!(
+        head.matches("\r\nContent-Security-Policy: ").count(),
+        1,
+        "{head}"
+    );
+    assert!(!head.contains("Strict-Transport-Security"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("\r\nserver:"), "{head}");
+}

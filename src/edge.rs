@@ -1,0 +1,561 @@
+//! The connection layer under the proxy: what happens between accept and the
+//! first hook, and between two requests on a kept-alive connection.
+//!
+//! - `max_connections`: a connection over the limit is closed at once and counted.
+//! - TLS handshakes are done here, bounded by `client_header_timeout_ms`, so a
+//!   failing client is counted by reason and logged at debug, not as a gateway error.
+//! - HTTP/1 request heads must arrive whole within `client_header_timeout_ms`
+//!   (a partial head then gets `408`), and an idle kept-alive connection is closed
+//!   after `keepalive_timeout_ms`.
+//! - Pingora answers a request it cannot parse with its own bare `400` before any
+//!   hook runs; this layer writes the gateway's `400`, with the policy, instead.
+//!
+//! [`EdgeApp`] owns the connection; [`Rounds`] sees each HTTP/1 request round (the
+//! proxy's `process_new_http`), and tells the connection when a round starts. The
+//! proxy's hooks say when a head has been read ([`head_complete`]). Both reach the
+//! connection through a task-local: Pingora serves an HTTP/1 connection's requests
+//! on the task that accepted it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use log::debug;
+use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora_core::listeners::tls::Acceptor;
+use pingora_core::protocols::http::v2::server::H2Options;
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::tls::{SslDigest, TlsRef};
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora_core::server::ShutdownWatch;
+use pingora_error::Error;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::metrics::{metrics, HandshakeFailure, Rejection};
+use crate::policy::{Canned, ConnectionLimits, Plan};
+
+tokio::task_local! {
+    static CONNECTION: Arc<Connection>;
+}
+
+/// Tells the connection serving this task that a request head was read whole.
+/// A no-op outside an HTTP/1 connection of [`EdgeApp`] (HTTP/2 streams).
+pub fn head_complete() {
+    let _ = CONNECTION.try_with(|c| c.phase.store(BUSY, Ordering::Relaxed));
+}
+
+/// Where an HTTP/1 connection is: waiting for the first byte of a head (idle),
+/// reading a head, or serving a request.
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const BUSY: u8 = 2;
+
+struct Connection {
+    phase: AtomicU8,
+}
+
+/// The app every public listener runs, in front of the proxy.
+pub struct EdgeApp<P> {
+    rounds: Arc<Rounds<P>>,
+    /// The TLS listeners' acceptors, by configured address.
+    tls: HashMap<std::net::SocketAddr, Acceptor>,
+    plan: Arc<ArcSwap<Plan>>,
+    open: Arc<AtomicUsize>,
+}
+
+impl<P> EdgeApp<P> {
+    pub fn new(
+        proxy: Arc<P>,
+        tls: HashMap<std::net::SocketAddr, Acceptor>,
+        plan: Arc<ArcSwap<Plan>>,
+    ) -> EdgeApp<P> {
+        EdgeApp {
+            rounds: Arc::new(Rounds {
+                proxy,
+                plan: plan.clone(),
+            }),
+            tls,
+            plan,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The acceptor of the listener a connection came in on: its local address,
+    /// or the same port for a listener on `0.0.0.0` / `[::]`.
+    fn acceptor(&self, stream: &Stream) -> Option<&Acceptor> {
+        if self.tls.is_empty() {
+            return None;
+        }
+        let digest = stream.get_socket_digest()?;
+        let local = *digest.local_addr()?.as_inet()?;
+        self.tls.get(&local).or_else(|| {
+            self.tls
+                .iter()
+                .find(|(a, _)| a.ip().is_unspecified() && a.port() == local.port())
+                .map(|(_, acceptor)| acceptor)
+        })
+    }
+}
+
+/// One open connection, counted until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        if open.fetch_add(1, Ordering::AcqRel) >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        metrics().connection_opened();
+        Some(Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics().connection_closed();
+    }
+}
+
+#[async_trait]
+impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let acceptor = self.acceptor(&stream);
+        let https = acceptor.is_some();
+        let (limits, canned) = {
+            let plan = self.plan.load();
+            (plan.limits, plan.canned.pick(https))
+        };
+        let Some(_slot) = Slot::take(&self.open, limits.max_connections) else {
+            metrics().connection_refused();
+            return None;
+        };
+        let stream: Stream = match acceptor {
+            None => stream,
+            Some(acceptor) => {
+                let handshake = acceptor.tls_handshake(Transport(stream));
+                match tokio::time::timeout(limits.header_timeout, handshake).await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(e)) => {
+                        let reason = classify_handshake_error(&e);
+                        metrics().tls_handshake_failed(reason);
+                        debug!("TLS handshake failed ({}): {e}", reason.as_str());
+                        return None;
+                    }
+                    Err(_) => {
+                        metrics().tls_handshake_failed(HandshakeFailure::Timeout);
+                        debug!("TLS handshake timed out after {:?}", limits.header_timeout);
+                        return None;
+                    }
+                }
+            }
+        };
+        if stream.selected_alpn_proto() == Some(ALPN::H2) {
+            // HTTP/2 multiplexes; its idle limit is Pingora's `h2_idle_timeout`.
+            return self.rounds.process_new(stream, shutdown).await;
+        }
+        let connection = Arc::new(Connection {
+            phase: AtomicU8::new(HEAD),
+        });
+        let guarded = Guarded::new(stream, connection.clone(), limits, canned);
+        CONNECTION
+            .scope(
+                connection,
+                self.rounds.process_new(Box::new(guarded), shutdown),
+            )
+            .await
+    }
+
+    async fn cleanup(&self) {
+        self.rounds.proxy.http_cleanup().await;
+    }
+}
+
+/// The proxy seen one request round at a time: each call is one HTTP/1 request
+/// on a connection (or one HTTP/2 stream).
+pub struct Rounds<P> {
+    proxy: Arc<P>,
+    plan: Arc<ArcSwap<Plan>>,
+}
+
+#[async_trait]
+impl<P: HttpServerApp + Send + Sync + 'static> HttpServerApp for Rounds<P> {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !session.is_http2() {
+            let limits = self.plan.load().limits;
+            // Pingora's own idle limit (whole seconds) must not cut before ours.
+            if session.get_keepalive().is_some() && !*shutdown.borrow() {
+                let secs = limits.keepalive_timeout.as_millis().div_ceil(1000) as u64;
+                session.set_keepalive(Some(secs.max(1)));
+            }
+            // Pipelined requests are answered in order (RFC 9112 9.3.2).
+            session.set_pipelining_enabled(true);
+            let _ = CONNECTION.try_with(|c| {
+                // The first round's head clock started at accept.
+                let _ = c
+                    .phase
+                    .compare_exchange(BUSY, IDLE, Ordering::Relaxed, Ordering::Relaxed);
+            });
+        }
+        self.proxy.process_new_http(session, shutdown).await
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.proxy.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.proxy.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
+
+/// Pingora's TLS acceptor flattens the rustls error into its message, so the
+/// reason is read from rustls' wording; anything unrecognized is `other`.
+fn classify_handshake_error(e: &Error) -> HandshakeFailure {
+    let text = e.to_string();
+    let has = |needle: &str| text.contains(needle);
+    if has("handshake eof") || has("reset by peer") || has("Broken pipe") {
+        HandshakeFailure::Closed
+    } else if has("corrupt message") || has("InvalidContentType") {
+        HandshakeFailure::NotTls
+    } else if has("peer is incompatible") {
+        HandshakeFailure::Incompatible
+    } else if has("received fatal alert") {
+        HandshakeFailure::AlertReceived
+    } else {
+        HandshakeFailure::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora_error::ErrorType;
+
+    #[test]
+    fn handshake_errors_are_classified_by_rustls_wording() {
+        let err = |text: &str| {
+            classify_handshake_error(&Error::explain(
+                ErrorType::TLSHandshakeFailure,
+                format!(
+                    "TLS accept() failed:  TLSHandshakeFailure context: tls connect error: {text}"
+                ),
+            ))
+        };
+        assert_eq!(err("tls handshake eof"), HandshakeFailure::Closed);
+        assert_eq!(
+            err("received corrupt message of type InvalidContentType"),
+            HandshakeFailure::NotTls
+        );
+        assert_eq!(
+            err("peer is incompatible: NoKxGroupsInCommon"),
+            HandshakeFailure::Incompatible
+        );
+        assert_eq!(
+            err("received fatal alert: UnknownCA"),
+            HandshakeFailure::AlertReceived
+        );
+        assert_eq!(err("something new"), HandshakeFailure::Other);
+    }
+}
+
+/// An HTTP/1 connection's byte stream, with the head deadline, the idle limit and
+/// the substitution of Pingora's bare `400`.
+#[derive(Debug)]
+struct Guarded {
+    inner: Stream,
+    connection: Arc<Connection>,
+    limits: ConnectionLimits,
+    canned: Canned,
+    /// The phase the deadline was last set for.
+    clock_phase: u8,
+    /// Bytes of the current head received so far (0: none, so no `408`).
+    head_bytes: usize,
+    deadline: Pin<Box<Sleep>>,
+    /// A gateway answer still to write, and how much of it is written.
+    answer: Option<(Bytes, usize)>,
+    /// Everything after the gateway's own answer is discarded.
+    answered: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Connection({})", self.phase.load(Ordering::Relaxed))
+    }
+}
+
+impl Guarded {
+    fn new(
+        inner: Stream,
+        connection: Arc<Connection>,
+        limits: ConnectionLimits,
+        canned: Canned,
+    ) -> Guarded {
+        Guarded {
+            inner,
+            connection,
+            deadline: Box::pin(tokio::time::sleep(limits.header_timeout)),
+            limits,
+            canned,
+            clock_phase: HEAD,
+            head_bytes: 0,
+            answer: None,
+            answered: false,
+        }
+    }
+
+    fn phase(&self) -> u8 {
+        self.connection.phase.load(Ordering::Relaxed)
+    }
+
+    /// Restarts the clock when the phase changed since it was last set.
+    fn follow_phase(&mut self) {
+        let phase = self.phase();
+        if phase == self.clock_phase {
+            return;
+        }
+        self.clock_phase = phase;
+        self.head_bytes = 0;
+        let limit = match phase {
+            IDLE => self.limits.keepalive_timeout,
+            HEAD => self.limits.header_timeout,
+            _ => return,
+        };
+        self.deadline.as_mut().reset(Instant::now() + limit);
+    }
+
+    /// Writes what is left of the gateway's answer.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, written)) = self.answer.as_mut() {
+            if *written == bytes.len() {
+                self.answer = None;
+                break;
+            }
+            let n =
+                std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn answer_with(&mut self, bytes: Bytes, rejection: Rejection) {
+        if !self.answered {
+            self.answered = true;
+            self.answer = Some((bytes, 0));
+            metrics().request_rejected(rejection);
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.answered {
+            std::task::ready!(this.poll_answer(cx))?;
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        this.follow_phase();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len() - before;
+                if n > 0 && this.clock_phase == IDLE {
+                    // The first byte of the next head starts its clock.
+                    this.connection.phase.store(HEAD, Ordering::Relaxed);
+                    this.follow_phase();
+                }
+                this.head_bytes += n;
+                return Poll::Ready(Ok(()));
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        if this.clock_phase == BUSY || this.deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if this.clock_phase == HEAD && this.head_bytes > 0 {
+            debug!(
+                "request head not complete within {:?}: 408",
+                this.limits.header_timeout
+            );
+            this.answer_with(this.canned.timeout.clone(), Rejection::HeaderTimeout);
+            std::task::ready!(this.poll_answer(cx))?;
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        // Idle, or nothing of a head yet: close quietly (end of stream).
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if !this.answered && this.phase() != BUSY {
+            // Before a head was accepted, the only writer is Pingora refusing it.
+            debug!("request head refused by the HTTP parser: 400 with the policy");
+            this.answer_with(this.canned.bad_request.clone(), Rejection::Malformed);
+        }
+        if this.answered {
+            std::task::ready!(this.poll_answer(cx))?;
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.answer.is_some() {
+            return this.poll_answer(cx);
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_answer(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Guarded {
+    async fn shutdown(&mut self) {
+        if self.answer.is_some() {
+            let _ = std::future::poll_fn(|cx| self.poll_answer(cx)).await;
+        }
+        self.inner.shutdown().await;
+    }
+}
+
+/// Pingora's `Stream` is a boxed trait object, which its TLS acceptor cannot take:
+/// this hands the same stream over as a concrete type.
+#[derive(Debug)]
+struct Transport(Stream);
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Transport {
+    async fn shutdown(&mut self) {
+        self.0.shutdown().await;
+    }
+}
+
+/// The stream traits other than reading and writing pass straight through.
+macro_rules! pass_through {
+    ($t:ty, $inner:tt) => {
+        impl UniqueID for $t {
+            fn id(&self) -> UniqueIDType {
+                self.$inner.id()
+            }
+        }
+        impl Ssl for $t {
+            fn get_ssl(&self) -> Option<&TlsRef> {
+                self.$inner.get_ssl()
+            }
+            fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+                self.$inner.get_ssl_digest()
+            }
+            fn selected_alpn_proto(&self) -> Option<ALPN> {
+                self.$inner.selected_alpn_proto()
+            }
+        }
+        impl GetTimingDigest for $t {
+            fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+                self.$inner.get_timing_digest()
+            }
+            fn get_read_pending_time(&self) -> Duration {
+                self.$inner.get_read_pending_time()
+            }
+            fn get_write_pending_time(&self) -> Duration {
+                self.$inner.get_write_pending_time()
+            }
+        }
+        impl GetProxyDigest for $t {
+            fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+                self.$inner.get_proxy_digest()
+            }
+            fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+                self.$inner.set_proxy_digest(digest)
+            }
+        }
+        impl GetSocketDigest for $t {
+            fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+                self.$inner.get_socket_digest()
+            }
+            fn set_socket_digest(&mut self, digest: SocketDigest) {
+                self.$inner.set_socket_digest(digest)
+            }
+        }
+        #[async_trait]
+        impl Peek for $t {
+            async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+                self.$inner.try_peek(buf).await
+            }
+        }
+    };
+}
+
+pass_through!(Transport, 0);
+pass_through!(Guarded, inner);

@@ -1,0 +1,84 @@
+//! Logging: `env_logger`, with Pingora's reports of clients failing to send a
+//! request head lowered to debug. A client that stalls, disconnects or is cut off
+//! by `client_header_timeout_ms` is not a gateway error; at `error` level a scanner
+//! or a slow-header flood would fill the logs. Those failures are counted in
+//! `secgw_requests_rejected_total` instead.
+
+use log::{Level, Log, Metadata, Record};
+
+struct Logger {
+    inner: env_logger::Logger,
+}
+
+/// Installs the logger; `RUST_LOG` filters as usual (`info` by default).
+pub fn init() {
+    let inner =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    log::set_max_level(inner.filter());
+    // Fails only when a logger is already installed (then that one stays).
+    let _ = log::set_boxed_logger(Box::new(Logger { inner }));
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if record.level() == Level::Error && is_client_head_failure(record) {
+            let demoted = Record::builder()
+                .args(*record.args())
+                .level(Level::Debug)
+                .target(record.target())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build();
+            if self.inner.enabled(demoted.metadata()) {
+                self.inner.log(&demoted);
+            }
+            return;
+        }
+        self.inner.log(record);
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+/// Pingora's proxy logs a downstream failure while reading a request head as
+/// `Fail to proxy: Downstream <kind> context: while reading request headers ...`.
+fn is_client_head_failure(record: &Record<'_>) -> bool {
+    if !record.target().starts_with("pingora_proxy") {
+        return false;
+    }
+    let text = record.args().to_string();
+    text.starts_with("Fail to proxy: Downstream ") && text.contains("while reading request headers")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_is_demoted(target: &str, text: &str) -> bool {
+        is_client_head_failure(
+            &Record::builder()
+                .args(format_args!("{text}"))
+                .level(Level::Error)
+                .target(target)
+                .build(),
+        )
+    }
+
+    #[test]
+    fn only_client_head_failures_are_demoted() {
+        let head = "Fail to proxy: Downstream ReadError context: while reading request headers cause: timed out, downstream session type: h1";
+        assert!(record_is_demoted("pingora_proxy", head));
+        assert!(!record_is_demoted("pingora_secgw::proxy", head));
+        assert!(!record_is_demoted(
+            "pingora_proxy",
+            "Fail to proxy: Upstream ConnectRefused context: ..."
+        ));
+    }
+}

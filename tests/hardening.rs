@@ -1,0 +1,427 @@
+//! The gateway attacked as a client would: forged Hosts, spoofing headers, slow and
+//! idle connections, floods of connections, malformed and pipelined requests,
+//! failing TLS handshakes. Everything over raw sockets against the real binary.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::tls::{client_config, handshake, TestPki};
+use common::*;
+
+/// A proxied wildcard vhost with `ssl_redirect`, and one without, in front of `up`.
+fn wildcard_gateway(up: &Upstream, extra_top: &str) -> Gateway {
+    Gateway::start(&format!(
+        "listeners: [{{address: \"{{listen}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\n{extra_top}\nvhosts:\n  - name: secure\n    hosts: [\"*.secure.test\"]\n    upstreams: [\"{up}\"]\n    security: {{ssl_redirect: true}}\n  - name: open\n    hosts: [\"*.open.test\", open.test]\n    upstreams: [\"{up}\"]\n",
+        up = up.addr
+    ))
+}
+
+#[test]
+fn forged_hosts_are_refused_never_redirected_nor_forwarded() {
+    let up = Upstream::start("a");
+    let gw = wildcard_gateway(&up, "");
+    for host in [
+        "evil.com/.secure.test",
+        "evil.com?.secure.test",
+        "evil.com#.secure.test",
+        "evil.com\\.secure.test",
+        "evil.com/.open.test",
+        "evil.com?.open.test",
+        "x.open.test:80/",
+        "a..open.test",
+        "%65vil.open.test",
+    ] {
+        let raw = raw_exchange(
+            gw.addr,
+            format!("GET /login HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+        );
+        let head = head_of(&raw);
+        assert!(
+            head.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{host}: {head}"
+        );
+        assert!(!head.contains("Location"), "{host}: {head}");
+        assert_raw_default_headers(head);
+        assert!(raw.ends_with("\r\n\r\n400 Bad Request\n"), "{host}: {raw}");
+    }
+    // Absolute-form: the URI's authority is the host when there is no Host header.
+    let raw = raw_exchange(
+        gw.addr,
+        b"GET http://evil.com%2f.open.test/ HTTP/1.1\r\n\r\n",
+    );
+    assert!(head_of(&raw).starts_with("HTTP/1.1 400 "), "{raw}");
+    // HTTP/1.1 without any host at all.
+    let raw = raw_exchange(gw.addr, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(head_of(&raw).starts_with("HTTP/1.1 400 "), "{raw}");
+    assert_eq!(up.hits(), 0);
+
+    // Real names still work, in canonical case on HTTP/1.1.
+    let raw = raw_exchange(
+        gw.addr,
+        b"GET /login HTTP/1.1\r\nHost: Deep.X.secure.test:8080\r\nConnection: close\r\n\r\n",
+    );
+    let head = head_of(&raw);
+    assert!(head.starts_with("HTTP/1.1 301 "), "{head}");
+    assert!(
+        head.contains("\r\nLocation: https://deep.x.secure.test/login\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nContent-Length: 0\r\n"), "{head}");
+    let r = get(&gw, "x.open.test", "/", &[]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "hello from upstream a\n")
+    );
+    assert_eq!(up.last_request().header("host"), ["x.open.test"]);
+}
+
+#[test]
+fn a_huge_host_is_refused_before_routing() {
+    let up = Upstream::start("a");
+    let gw = wildcard_gateway(&up, "");
+    let labels = "a.".repeat(200_000) + "secure.test";
+    let raw = raw_exchange(
+        gw.addr,
+        format!("GET / HTTP/1.1\r\nHost: {labels}\r\n\r\n").as_bytes(),
+    );
+    let head = head_of(&raw);
+    assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+    assert_raw_default_headers(head);
+    // A name of 254 characters is one too many; 253 is routed.
+    let at = |len: usize| "a.".repeat((len - "secure.test".len()) / 2) + "secure.test";
+    let ok = at(253);
+    assert_eq!(ok.len(), 253);
+    let raw = raw_exchange(
+        gw.addr,
+        format!("GET / HTTP/1.1\r\nHost: {ok}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(head_of(&raw).starts_with("HTTP/1.1 301 "), "{raw}");
+    let long = format!("b{ok}");
+    let raw = raw_exchange(
+        gw.addr,
+        format!("GET / HTTP/1.1\r\nHost: {long}\r\n\r\n").as_bytes(),
+    );
+    assert!(head_of(&raw).starts_with("HTTP/1.1 400 "), "{raw}");
+    assert_eq!(up.hits(), 0);
+}
+
+#[test]
+fn spoofing_headers_in_any_spelling_never_reach_the_upstream() {
+    let up = Upstream::start("a");
+    let spoof: &[(&str, &str)] = &[
+        ("X_Forwarded_For", "6.6.6.6"),
+        ("X_Forwarded_Proto", "https"),
+        ("X_Forwarded_Host", "evil.test"),
+        ("X-Forwarded-Ssl", "on"),
+        ("X-Client-IP", "6.6.6.6"),
+        ("True-Client-IP", "6.6.6.6"),
+        ("X-Original-URL", "/admin"),
+        ("X-Rewrite-URL", "/admin"),
+        ("Front-End-Https", "on"),
+        ("x_custom_header", "kept only when allowed"),
+        ("X-Custom", "always kept"),
+    ];
+    let gw = wildcard_gateway(&up, "");
+    get(&gw, "open.test", "/", spoof);
+    let seen = up.last_request();
+    let mut names: Vec<String> = seen
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .filter(|n| n.starts_with('x') || n.contains("client") || n.contains("front"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["x-custom", "x-forwarded-for", "x-forwarded-proto"]);
+    assert_eq!(seen.header("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen.header("x-forwarded-proto"), ["http"]);
+
+    let gw = wildcard_gateway(&up, "underscores_in_headers: true");
+    get(&gw, "open.test", "/", spoof);
+    let seen = up.last_request();
+    assert_eq!(seen.header("x_custom_header"), ["kept only when allowed"]);
+    for dropped in [
+        "x_forwarded_for",
+        "x_forwarded_host",
+        "x-client-ip",
+        "x-original-url",
+    ] {
+        assert_eq!(seen.header(dropped), Vec::<&str>::new(), "{dropped}");
+    }
+}
+
+#[test]
+fn upstream_hsts_never_leaves_over_plain_http() {
+    let up = Upstream::start("a");
+    let gw = wildcard_gateway(&up, "");
+    let r = get(&gw, "open.test", "/conflict", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.all("strict-transport-security"), Vec::<&str>::new());
+    assert_eq!(r.one("x-frame-options"), "DENY");
+}
+
+fn limited_gateway(up: &Upstream, limits: &str) -> Gateway {
+    Gateway::start(&format!(
+        "listeners: [{{address: \"{{listen}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nlimits: {limits}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
+        up.addr
+    ))
+}
+
+#[test]
+fn a_slow_request_head_gets_408_with_the_policy_and_the_connection_closed() {
+    let up = Upstream::start("a");
+    let gw = limited_gateway(&up, "{client_header_timeout_ms: 800}");
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let started = Instant::now();
+    // One byte at a time, each well within any per-read timeout.
+    for b in b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: " {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let raw = read_until_closed(&mut s);
+    let head = head_of(&raw);
+    assert!(
+        head.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{raw}"
+    );
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    assert_raw_default_headers(head);
+    assert!(raw.ends_with("\r\n\r\n408 Request Timeout\n"), "{raw}");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(up.hits(), 0);
+    assert_eq!(
+        gw.metric("secgw_requests_rejected_total{reason=\"header_timeout\"}"),
+        Some(1.0)
+    );
+    // Logged at debug, not as a gateway error.
+    assert!(!gw.log().contains("ERROR"), "{}", gw.log());
+
+    // A connection that never sends anything is closed without an answer.
+    let raw = raw_exchange(gw.addr, b"");
+    assert_eq!(raw, "");
+}
+
+#[test]
+fn the_head_deadline_restarts_with_each_request_on_a_kept_alive_connection() {
+    let up = Upstream::start("a");
+    let gw = limited_gateway(
+        &up,
+        "{client_header_timeout_ms: 1000, keepalive_timeout_ms: 5000}",
+    );
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    for round in 0..3 {
+        // Idle longer than the head deadline between requests: the idle limit
+        // applies there, and the head clock starts at the next request's first byte.
+        if round > 0 {
+            std::thread::sleep(Duration::from_millis(1300));
+        }
+        s.write_all(req).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    }
+    assert_eq!(up.hits(), 3);
+}
+
+#[test]
+fn idle_keepalive_connections_are_closed() {
+    let up = Upstream::start("a");
+    let gw = limited_gateway(&up, "{keepalive_timeout_ms: 700}");
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let raw = read_until_closed(&mut s);
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert_eq!(raw.matches("HTTP/1.1 ").count(), 1);
+    let idle = started.elapsed();
+    assert!(idle >= Duration::from_millis(700), "{idle:?}");
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_and_counted() {
+    let up = Upstream::start("a");
+    let gw = limited_gateway(&up, "{max_connections: 2}");
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(gw.addr).unwrap())
+        .collect();
+    // Let the gateway accept both.
+    std::thread::sleep(Duration::from_millis(300));
+    let raw = raw_exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(raw, "");
+    assert_eq!(gw.metric("secgw_connections_refused_total"), Some(1.0));
+    assert_eq!(gw.metric("secgw_connections_open"), Some(2.0));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = get(&gw, "app.test", "/", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(up.hits(), 1);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let up = Upstream::start("a");
+    let gw = limited_gateway(&up, "{}");
+    let raw = raw_exchange(
+        gw.addr,
+        b"GET /1 HTTP/1.1\r\nHost: app.test\r\n\r\nGET /status/404 HTTP/1.1\r\nHost: app.test\r\n\r\nGET /3 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    );
+    let statuses: Vec<&str> = raw
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &raw[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "404", "200"], "{raw}");
+    assert_eq!(raw.matches("\r\nX-Frame-Options: DENY\r\n").count(), 3);
+    assert_eq!(up.hits(), 3);
+}
+
+#[test]
+fn the_gateways_own_204_has_no_content_length() {
+    let up = Upstream::start("a");
+    let gw = Gateway::start(&format!(
+        "listeners: [{{address: \"{{listen}}\"}}]\nvhosts:\n  - name: api\n    hosts: [api.test]\n    upstreams: [\"{}\"]\n    security: {{cors_enabled: true, allowed_origins: [\"https://app.test\"]}}\n",
+        up.addr
+    ));
+    let raw = raw_exchange(
+        gw.addr,
+        b"OPTIONS /x HTTP/1.1\r\nHost: api.test\r\nOrigin: https://app.test\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+    );
+    let head = head_of(&raw);
+    assert!(head.starts_with("HTTP/1.1 204 No Content\r\n"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nAccess-Control-Allow-Origin: https://app.test\r\n"));
+    assert_raw_default_headers(head);
+}
+
+/// Requests Pingora's parser refuses before any hook: each gets the gateway's
+/// `400` with the policy, never Pingora's bare one.
+#[test]
+fn malformed_requests_get_the_policy_400() {
+    let up = Upstream::start("a");
+    let gw = limited_gateway(&up, "{}");
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1_100_000)
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("space in a header name", b"GET / HTTP/1.1\r\nHost: app.test\r\nBad Name: x\r\n\r\n".to_vec()),
+        ("no colon", b"GET / HTTP/1.1\r\nHost: app.test\r\nNoColon\r\n\r\n".to_vec()),
+        ("NUL in a value", b"GET / HTTP/1.1\r\nHost: app.test\r\nX-A: a\x00b\r\n\r\n".to_vec()),
+        ("bare CR", b"GET / HTTP/1.1\r\nHost: app.test\rX-A: b\r\n\r\n".to_vec()),
+        ("bad version", b"GET / HTTP/9.9\r\nHost: app.test\r\n\r\n".to_vec()),
+        ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec()),
+        ("obs-fold", b"GET / HTTP/1.1\r\nHost: app.test\r\nX-A: a\r\n b\r\n\r\n".to_vec()),
+        ("two content lengths", b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec()),
+        ("bad content length", b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: -1\r\n\r\n".to_vec()),
+        ("HTTP/1.0 chunked", b"POST / HTTP/1.0\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec()),
+        ("non-chunked final coding", b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked, gzip\r\n\r\n".to_vec()),
+        ("two hosts", b"GET / HTTP/1.1\r\nHost: app.test\r\nHost: other.test\r\n\r\n".to_vec()),
+        ("authority and host differ", b"GET http://other.test/ HTTP/1.1\r\nHost: app.test\r\n\r\n".to_vec()),
+        ("head over 1 MiB", big.into_bytes()),
+    ];
+    let mut kinds = 0;
+    for (what, bytes) in &cases {
+        let raw = raw_exchange(gw.addr, bytes);
+        let head = head_of(&raw);
+        assert!(
+            head.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{what}: {raw}"
+        );
+        assert!(!head.contains("Pingora"), "{what}: {head}");
+        assert_raw_default_headers(head);
+        kinds += 1;
+    }
+    assert_eq!(kinds, cases.len());
+    assert_eq!(up.hits(), 0);
+    assert!(
+        gw.metric("secgw_requests_rejected_total{reason=\"malformed\"}")
+            .unwrap()
+            >= 12.0
+    );
+}
+
+#[test]
+fn failed_tls_handshakes_are_counted_by_reason_and_not_logged_as_errors() {
+    let pki = TestPki::new();
+    let leaf = pki.leaf(&["app.test"]);
+    let up = Upstream::start("a");
+    let yaml = format!(
+        "listeners:\n  - address: \"{{listen}}\"\n  - address: \"{{tls}}\"\n    tls: {{cert: certs/app.pem, key: certs/app.key}}\nadmin: {{address: \"{{admin}}\"}}\nlimits: {{client_header_timeout_ms: 600}}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
+        up.addr
+    );
+    let mut gw = Gateway::launch(
+        &yaml,
+        &[
+            ("certs/app.pem", leaf.cert_pem.as_str()),
+            ("certs/app.key", leaf.key_pem.as_str()),
+        ],
+        free_port(),
+    );
+    gw.wait_for(gw.tls_addr);
+    gw.wait_for(gw.admin);
+    let count = |reason: &str| {
+        gw.metric(&format!(
+            "secgw_tls_handshake_failures_total{{reason=\"{reason}\"}}"
+        ))
+        .unwrap()
+    };
+    let reasons = ["timeout", "closed", "not_tls", "incompatible", "other"];
+    // Waiting for the port opened and closed a connection: counted as `closed`.
+    let before: Vec<f64> = reasons.iter().map(|r| count(r)).collect();
+    // Plain HTTP on the TLS port.
+    raw_exchange(gw.tls_addr, b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n");
+    // A client that connects and says nothing until the deadline.
+    raw_exchange(gw.tls_addr, b"");
+    // A client that sends half a ClientHello and leaves.
+    {
+        let mut s = TcpStream::connect(gw.tls_addr).unwrap();
+        s.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            .unwrap();
+    }
+    // A TLS 1.1 client offering only AES128-SHA.
+    let mut hello = vec![0x03, 0x02];
+    hello.extend_from_slice(&[7u8; 32]);
+    hello.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00]);
+    let mut record = vec![
+        0x16,
+        0x03,
+        0x01,
+        0x00,
+        hello.len() as u8 + 4,
+        0x01,
+        0x00,
+        0x00,
+    ];
+    record.push(hello.len() as u8);
+    record.extend_from_slice(&hello);
+    let answer = raw_exchange(gw.tls_addr, &record);
+    assert!(answer.starts_with('\x15'), "a TLS alert: {answer:?}");
+    // A real handshake still works.
+    let hs = handshake(
+        gw.tls_addr,
+        "app.test",
+        client_config(&pki.ca_pem(), &[b"http/1.1"]),
+    );
+    assert_eq!(hs.leaf, leaf.der);
+    std::thread::sleep(Duration::from_millis(300));
+    let after: Vec<f64> = reasons.iter().map(|r| count(r)).collect();
+    let delta: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(delta, [1.0, 1.0, 1.0, 1.0, 0.0], "{reasons:?}");
+    assert!(!gw.log().contains("ERROR"), "{}", gw.log());
+    assert!(!gw.log().contains("handshake error"), "{}", gw.log());
+}
