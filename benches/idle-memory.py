@@ -13,15 +13,9 @@ gateway (one without `limits:` needs `--no-limits`).
 """
 import argparse, os, resource, socket, subprocess, sys, tempfile, time
 
+from load import free_port, wait_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def rss_kib(pid):
@@ -30,19 +24,6 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def wait_port(port, proc):
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"the gateway exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"the gateway did not listen on {port}")
 
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n"
@@ -80,6 +61,7 @@ def main():
     with open(conf, "w") as f:
         f.write(
             f"threads: 1\nwork_stealing: false\npid_file: {work}/gw.pid\n"
+            "grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n"
             f"upgrade_sock: {work}/up.sock\n"
             f"listeners: [{{address: \"127.0.0.1:{port}\"}}]\n{limits}"
             "vhosts: [{name: bench, hosts: [\"*\"], respond: {status: 200, body: \"ok\\n\"}}]\n"
@@ -88,7 +70,7 @@ def main():
     proc = subprocess.Popen([args.bin, "-c", conf], stdout=log, stderr=log,
                             env={**os.environ, "RUST_LOG": "warn"})
     try:
-        wait_port(port, proc)
+        wait_port(port, proc, "the gateway")
         warm = socket.create_connection(("127.0.0.1", port))
         warm.sendall(REQUEST)
         read_response(warm)

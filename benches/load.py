@@ -157,9 +157,13 @@ def run_wrk(port, seconds, connections, pid):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--bin", help="the pingora-secgw binary to measure (default: the release build)")
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
+    if args.bin:
+        global BIN
+        BIN = os.path.abspath(args.bin)
 
     workdir = tempfile.mkdtemp(prefix="secgw-load-")
     procs = []

@@ -6,15 +6,15 @@
 //!   failing client is counted by reason and logged at debug, not as a gateway error.
 //! - HTTP/1 request heads must arrive whole within `client_header_timeout_ms`
 //!   (a partial head then gets `408`), and an idle kept-alive connection is closed
-//!   after `keepalive_timeout_ms`.
+//!   after `keepalive_timeout_ms`. The wait for a request's first bytes happens
+//!   here, outside the proxy's per-request state (about 14 KB), so an idle
+//!   connection holds little more than its socket.
 //! - Pingora answers a request it cannot parse with its own bare `400` before any
 //!   hook runs; this layer writes the gateway's `400`, with the policy, instead.
 //!
-//! [`EdgeApp`] owns the connection; [`Rounds`] sees each HTTP/1 request round (the
-//! proxy's `process_new_http`), and tells the connection when a round starts. The
-//! proxy's hooks say when a head has been read ([`head_complete`]). Both reach the
-//! connection through a task-local: Pingora serves an HTTP/1 connection's requests
-//! on the task that accepted it.
+//! The proxy's `early_request_filter` says when a head was read whole
+//! ([`head_complete`]), through a task-local: this layer serves an HTTP/1
+//! connection's requests on the task that accepted it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,7 +29,9 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::debug;
-use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora_core::apps::{
+    HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp,
+};
 use pingora_core::listeners::tls::Acceptor;
 use pingora_core::protocols::http::v2::server::H2Options;
 use pingora_core::protocols::http::ServerSession;
@@ -57,9 +59,8 @@ pub fn head_complete() {
     let _ = CONNECTION.try_with(|c| c.phase.store(BUSY, Ordering::Relaxed));
 }
 
-/// Where an HTTP/1 connection is: waiting for the first byte of a head (idle),
-/// reading a head, or serving a request.
-const IDLE: u8 = 0;
+/// Where a connection is: reading a head (or, for HTTP/2, its preface), or
+/// serving a request.
 const HEAD: u8 = 1;
 const BUSY: u8 = 2;
 
@@ -110,6 +111,59 @@ impl<P> EdgeApp<P> {
     }
 }
 
+impl<P: HttpServerApp + Send + Sync + 'static> EdgeApp<P> {
+    /// The requests of one HTTP/1 connection, one round each, until it closes.
+    /// Pipelined requests are not kept: Pingora answers the first and closes.
+    async fn serve_http1(
+        &self,
+        mut guarded: Box<Guarded>,
+        connection: Arc<Connection>,
+        limits: ConnectionLimits,
+        shutdown: &ShutdownWatch,
+    ) {
+        let mut reused = false;
+        let mut settings: Option<HttpPersistentSettings> = None;
+        loop {
+            let mut closing = shutdown.clone();
+            // The next request's first bytes, awaited with no request state held.
+            let arrived = tokio::select! {
+                biased;
+                arrived = std::future::poll_fn(|cx| guarded.poll_input(cx)) => arrived.unwrap_or(false),
+                // A kept-alive connection waiting for its next request closes at shutdown.
+                _ = closing.wait_for(|down| *down), if reused => false,
+            };
+            if !arrived {
+                return;
+            }
+            guarded.start_head(reused);
+            let mut session = ServerSession::new_http1(guarded);
+            match settings.take() {
+                Some(kept) => kept.apply_to_session(&mut session),
+                None if reused || *shutdown.borrow() => session.set_keepalive(None),
+                None => {
+                    // Pingora's own per-read limit (whole seconds) must not cut
+                    // before the gateway's deadlines.
+                    let longest = limits.keepalive_timeout.max(limits.header_timeout);
+                    let secs = longest.as_millis().div_ceil(1000) as u64;
+                    session.set_keepalive(Some(secs.max(1)));
+                }
+            }
+            let round = self.rounds.process_new_http(session, shutdown);
+            let Some(reusable) = CONNECTION.scope(connection.clone(), round).await else {
+                return;
+            };
+            let (stream, kept) = reusable.consume();
+            let Ok(back) = stream.into_any().downcast::<Guarded>() else {
+                return;
+            };
+            guarded = back;
+            guarded.start_idle();
+            settings = kept;
+            reused = true;
+        }
+    }
+}
+
 /// One open connection, counted until dropped.
 struct Slot(Arc<AtomicUsize>);
 
@@ -151,7 +205,8 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
         let stream: Stream = match acceptor {
             None => stream,
             Some(acceptor) => {
-                let handshake = acceptor.tls_handshake(Transport(stream));
+                // Boxed: inline, its state would enlarge every connection's future.
+                let handshake = Box::pin(acceptor.tls_handshake(Transport(stream)));
                 match tokio::time::timeout(limits.header_timeout, handshake).await {
                     Ok(Ok(tls)) => Box::new(tls),
                     Ok(Err(e)) => {
@@ -168,20 +223,25 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
                 }
             }
         };
-        if stream.selected_alpn_proto() == Some(ALPN::H2) {
-            // HTTP/2 multiplexes; its idle limit is Pingora's `h2_idle_timeout`.
-            return self.rounds.process_new(stream, shutdown).await;
-        }
         let connection = Arc::new(Connection {
             phase: AtomicU8::new(HEAD),
         });
-        let guarded = Guarded::new(stream, connection.clone(), limits, canned);
-        CONNECTION
-            .scope(
-                connection,
-                self.rounds.process_new(Box::new(guarded), shutdown),
-            )
-            .await
+        if stream.selected_alpn_proto() == Some(ALPN::H2) {
+            // HTTP/2 multiplexes: only its preface has the head deadline; after it,
+            // Pingora's `h2_idle_timeout` is the idle limit.
+            let guarded = Guarded::new(stream, connection, limits, canned, Protocol::h2());
+            return self.rounds.process_new(Box::new(guarded), shutdown).await;
+        }
+        let guarded = Box::new(Guarded::new(
+            stream,
+            connection.clone(),
+            limits,
+            canned,
+            Protocol::Http1,
+        ));
+        self.serve_http1(guarded, connection, limits, shutdown)
+            .await;
+        None
     }
 
     async fn cleanup(&self) {
@@ -203,22 +263,8 @@ impl<P: HttpServerApp + Send + Sync + 'static> HttpServerApp for Rounds<P> {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if !session.is_http2() {
-            let limits = self.plan.load().limits;
-            // Pingora's own idle limit (whole seconds) must not cut before ours.
-            if session.get_keepalive().is_some() && !*shutdown.borrow() {
-                let secs = limits.keepalive_timeout.as_millis().div_ceil(1000) as u64;
-                session.set_keepalive(Some(secs.max(1)));
-            }
-            // Pipelined requests are answered in order (RFC 9112 9.3.2).
-            session.set_pipelining_enabled(true);
-            let _ = CONNECTION.try_with(|c| {
-                // The first round's head clock started at accept.
-                let _ = c
-                    .phase
-                    .compare_exchange(BUSY, IDLE, Ordering::Relaxed, Ordering::Relaxed);
-            });
-        }
+        // A client that stops reading cannot hold the connection.
+        session.set_write_timeout(Some(self.plan.load().limits.send_timeout));
         self.proxy.process_new_http(session, shutdown).await
     }
 
@@ -285,19 +331,36 @@ mod tests {
     }
 }
 
-/// An HTTP/1 connection's byte stream, with the head deadline, the idle limit and
-/// the substitution of Pingora's bare `400`.
+/// What the guarded stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// Request heads, with the deadline, the idle limit and the own `400`.
+    Http1,
+    /// HTTP/2: the deadline covers the client's connection preface only.
+    Http2 { preface_left: usize },
+}
+
+impl Protocol {
+    /// RFC 9113 3.4: `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.
+    fn h2() -> Protocol {
+        Protocol::Http2 { preface_left: 24 }
+    }
+}
+
+/// A connection's byte stream, with the head deadline, the idle limit and the
+/// substitution of Pingora's bare `400` (HTTP/1).
 #[derive(Debug)]
 struct Guarded {
     inner: Stream,
+    protocol: Protocol,
     connection: Arc<Connection>,
     limits: ConnectionLimits,
     canned: Canned,
-    /// The phase the deadline was last set for.
-    clock_phase: u8,
-    /// Bytes of the current head received so far (0: none, so no `408`).
-    head_bytes: usize,
+    /// The head deadline (from the accept, then from each head's first byte), or
+    /// the idle limit while waiting for the next request.
     deadline: Pin<Box<Sleep>>,
+    /// A request's first bytes, read while waiting for it, handed to Pingora first.
+    stash: Bytes,
     /// A gateway answer still to write, and how much of it is written.
     answer: Option<(Bytes, usize)>,
     /// Everything after the gateway's own answer is discarded.
@@ -310,21 +373,25 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// How much of a request is read at once while waiting for it; most heads fit.
+const FIRST_READ: usize = 4096;
+
 impl Guarded {
     fn new(
         inner: Stream,
         connection: Arc<Connection>,
         limits: ConnectionLimits,
         canned: Canned,
+        protocol: Protocol,
     ) -> Guarded {
         Guarded {
             inner,
+            protocol,
             connection,
             deadline: Box::pin(tokio::time::sleep(limits.header_timeout)),
             limits,
             canned,
-            clock_phase: HEAD,
-            head_bytes: 0,
+            stash: Bytes::new(),
             answer: None,
             answered: false,
         }
@@ -334,20 +401,45 @@ impl Guarded {
         self.connection.phase.load(Ordering::Relaxed)
     }
 
-    /// Restarts the clock when the phase changed since it was last set.
-    fn follow_phase(&mut self) {
-        let phase = self.phase();
-        if phase == self.clock_phase {
-            return;
+    /// Waits for a request's first bytes (`false`: the client left, or the
+    /// deadline passed without a byte: close without an answer). The read buffer
+    /// lives on the stack only while polled, so waiting costs no memory.
+    fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if !self.stash.is_empty() {
+            return Poll::Ready(Ok(true));
         }
-        self.clock_phase = phase;
-        self.head_bytes = 0;
-        let limit = match phase {
-            IDLE => self.limits.keepalive_timeout,
-            HEAD => self.limits.header_timeout,
-            _ => return,
-        };
-        self.deadline.as_mut().reset(Instant::now() + limit);
+        let mut space = [0u8; FIRST_READ];
+        let mut buf = ReadBuf::new(&mut space);
+        match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(())) => {
+                self.stash = Bytes::copy_from_slice(buf.filled());
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Ok(false)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    /// A head has begun. The first one's deadline runs from the accept; later
+    /// ones' from their first byte.
+    fn start_head(&mut self, restart_clock: bool) {
+        self.connection.phase.store(HEAD, Ordering::Relaxed);
+        if restart_clock {
+            self.deadline
+                .as_mut()
+                .reset(Instant::now() + self.limits.header_timeout);
+        }
+    }
+
+    /// The request is done; the connection may idle until the next one.
+    fn start_idle(&mut self) {
+        self.deadline
+            .as_mut()
+            .reset(Instant::now() + self.limits.keepalive_timeout);
     }
 
     /// Writes what is left of the gateway's answer.
@@ -365,6 +457,17 @@ impl Guarded {
             *written += n;
         }
         Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    /// The head missed its deadline: `408`, then the read fails.
+    fn time_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        debug!(
+            "request head not complete within {:?}: 408",
+            self.limits.header_timeout
+        );
+        self.answer_with(self.canned.timeout.clone(), Rejection::HeaderTimeout);
+        std::task::ready!(self.poll_answer(cx))?;
+        Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
     }
 
     fn answer_with(&mut self, bytes: Bytes, rejection: Rejection) {
@@ -387,36 +490,44 @@ impl AsyncRead for Guarded {
             std::task::ready!(this.poll_answer(cx))?;
             return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
         }
-        this.follow_phase();
+        if !this.stash.is_empty() {
+            let n = this.stash.len().min(buf.remaining());
+            buf.put_slice(&this.stash.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        let head = this.phase() == HEAD;
+        match this.protocol {
+            Protocol::Http1 => {
+                // A client that keeps trickling bytes is always ready to read: the
+                // deadline is checked before reading, not only while waiting.
+                if head && Instant::now() >= this.deadline.deadline() {
+                    return this.time_out(cx);
+                }
+            }
+            Protocol::Http2 { .. } => {}
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let n = buf.filled().len() - before;
-                if n > 0 && this.clock_phase == IDLE {
-                    // The first byte of the next head starts its clock.
-                    this.connection.phase.store(HEAD, Ordering::Relaxed);
-                    this.follow_phase();
+                if let Protocol::Http2 { preface_left } = &mut this.protocol {
+                    *preface_left = preface_left.saturating_sub(buf.filled().len() - before);
+                    if *preface_left == 0 {
+                        this.connection.phase.store(BUSY, Ordering::Relaxed);
+                    }
                 }
-                this.head_bytes += n;
                 return Poll::Ready(Ok(()));
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
-        if this.clock_phase == BUSY || this.deadline.as_mut().poll(cx).is_pending() {
+        if !head || this.deadline.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        if this.clock_phase == HEAD && this.head_bytes > 0 {
-            debug!(
-                "request head not complete within {:?}: 408",
-                this.limits.header_timeout
-            );
-            this.answer_with(this.canned.timeout.clone(), Rejection::HeaderTimeout);
-            std::task::ready!(this.poll_answer(cx))?;
-            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        match this.protocol {
+            Protocol::Http1 => this.time_out(cx),
+            // An HTTP/2 client that never finished its preface: end of stream.
+            Protocol::Http2 { .. } => Poll::Ready(Ok(())),
         }
-        // Idle, or nothing of a head yet: close quietly (end of stream).
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -427,7 +538,7 @@ impl AsyncWrite for Guarded {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if !this.answered && this.phase() != BUSY {
+        if !this.answered && this.phase() != BUSY && this.protocol == Protocol::Http1 {
             // Before a head was accepted, the only writer is Pingora refusing it.
             debug!("request head refused by the HTTP parser: 400 with the policy");
             this.answer_with(this.canned.bad_request.clone(), Rejection::Malformed);

@@ -19,43 +19,49 @@ const XFF_CASE: &str = "X-Forwarded-For";
 const XFP_CASE: &str = "X-Forwarded-Proto";
 /// A header value built on the stack: an address chain rarely exceeds 64 bytes.
 type Value = SmallVec<[u8; 64]>;
-/// Headers through which a client names its address, scheme, host or URL to
-/// the upstream; only a trusted proxy may send them. Lower case, with `-`: a name
-/// matches with `_` read as `-` (CGI and WSGI read both as `HTTP_X_FORWARDED_FOR`).
-const FORWARDING: [&str; 22] = [
+/// Headers through which a client names its address, scheme, host, URL or
+/// identity to the upstream; only a trusted proxy may send them. Lower case, with
+/// `-`: a name matches with `_` read as `-` (CGI and WSGI read both as
+/// `HTTP_X_FORWARDED_FOR`).
+const FORWARDING: [&str; 17] = [
     "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-protocol",
-    "x-forwarded-scheme",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
-    "x-forwarded-ssl",
+    "forwarded-for",
+    "x-forwarded",
     "x-url-scheme",
     "front-end-https",
     "x-real-ip",
+    "client-ip",
     "x-client-ip",
     "true-client-ip",
     "x-cluster-client-ip",
     "cf-connecting-ip",
     "fastly-client-ip",
-    "x-original-forwarded-for",
-    "x-original-host",
-    "x-original-url",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-host",
     "x-rewrite-url",
 ];
+
+/// Whole families: `X-Forwarded-For`, `-Proto`, `-Host`, `-Uri`, `-Email` (set by
+/// authenticating proxies) ...; `X-Original-URL`, `-URI`, `-Host` ...
+const FORWARDING_PREFIXES: [&str; 2] = ["x-forwarded-", "x-original-"];
+
+/// `a` equals `b`, reading `_` in `b` as `-`.
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || (x == b'-' && y == b'_'))
+}
 
 /// Whether `name` (lower case, as `HeaderMap` keeps it) is a forwarding header,
 /// reading `_` as `-`.
 fn is_forwarding(name: &str) -> bool {
-    FORWARDING.iter().any(|f| {
-        f.len() == name.len()
-            && f.bytes()
-                .zip(name.bytes())
-                .all(|(a, b)| a == b || (a == b'-' && b == b'_'))
-    })
+    FORWARDING.iter().any(|f| same_name(f, name))
+        || FORWARDING_PREFIXES
+            .iter()
+            .any(|p| name.len() > p.len() && same_name(p, &name[..p.len()]))
 }
 
 /// Request headers the upstream must not see: forwarding headers from an
@@ -188,8 +194,12 @@ mod tests {
         assert!(is_forwarding("x-forwarded-for"));
         assert!(is_forwarding("x_forwarded_for"));
         assert!(is_forwarding("true_client-ip"));
-        assert!(!is_forwarding("x-forwarded-fo"));
-        assert!(!is_forwarding("x-forwarded-for2"));
+        assert!(is_forwarding("x-forwarded-email"));
+        assert!(is_forwarding("x_original_uri"));
+        assert!(is_forwarding("client-ip"));
+        assert!(!is_forwarding("x-forwarded-"));
+        assert!(!is_forwarding("x-forwardedfor"));
+        assert!(!is_forwarding("x-client-ips"));
     }
 
     #[test]

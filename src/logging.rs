@@ -1,5 +1,5 @@
 //! Logging: `env_logger`, with Pingora's reports of clients failing to send a
-//! request head lowered to debug. A client that stalls, disconnects or is cut off
+//! request head (or an HTTP/2 preface) lowered to debug. A client that stalls, disconnects or is cut off
 //! by `client_header_timeout_ms` is not a gateway error; at `error` level a scanner
 //! or a slow-header flood would fill the logs. Those failures are counted in
 //! `secgw_requests_rejected_total` instead.
@@ -25,7 +25,7 @@ impl Log for Logger {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if record.level() == Level::Error && is_client_head_failure(record) {
+        if record.level() == Level::Error && is_client_failure(record) {
             let demoted = Record::builder()
                 .args(*record.args())
                 .level(Level::Debug)
@@ -48,13 +48,20 @@ impl Log for Logger {
 }
 
 /// Pingora's proxy logs a downstream failure while reading a request head as
-/// `Fail to proxy: Downstream <kind> context: while reading request headers ...`.
-fn is_client_head_failure(record: &Record<'_>) -> bool {
-    if !record.target().starts_with("pingora_proxy") {
-        return false;
+/// `Fail to proxy: Downstream <kind> context: while reading request headers ...`,
+/// and its HTTP/2 server a client that never completed the preface as
+/// `H2 handshake error ...`.
+fn is_client_failure(record: &Record<'_>) -> bool {
+    let target = record.target();
+    if target.starts_with("pingora_proxy") {
+        let text = record.args().to_string();
+        text.starts_with("Fail to proxy: Downstream ")
+            && text.contains("while reading request headers")
+    } else if target.starts_with("pingora_core::apps") {
+        record.args().to_string().starts_with("H2 handshake error")
+    } else {
+        false
     }
-    let text = record.args().to_string();
-    text.starts_with("Fail to proxy: Downstream ") && text.contains("while reading request headers")
 }
 
 #[cfg(test)]
@@ -62,7 +69,7 @@ mod tests {
     use super::*;
 
     fn record_is_demoted(target: &str, text: &str) -> bool {
-        is_client_head_failure(
+        is_client_failure(
             &Record::builder()
                 .args(format_args!("{text}"))
                 .level(Level::Error)
@@ -79,6 +86,10 @@ mod tests {
         assert!(!record_is_demoted(
             "pingora_proxy",
             "Fail to proxy: Upstream ConnectRefused context: ..."
+        ));
+        assert!(record_is_demoted(
+            "pingora_core::apps",
+            "H2 handshake error Downstream ReadError"
         ));
     }
 }

@@ -49,6 +49,9 @@ pub struct LimitsConfig {
     /// Open client connections per process; more are closed at once and counted.
     /// nginx: `worker_connections` (per worker).
     pub max_connections: Positive,
+    /// A write to a client that stopped reading fails after this, and the
+    /// connection is closed. nginx: `send_timeout`.
+    pub send_timeout_ms: Positive,
 }
 
 impl Default for LimitsConfig {
@@ -57,6 +60,7 @@ impl Default for LimitsConfig {
             client_header_timeout_ms: Positive(10_000),
             keepalive_timeout_ms: Positive(60_000),
             max_connections: Positive(10_000),
+            send_timeout_ms: Positive(60_000),
         }
     }
 }

@@ -56,6 +56,7 @@ impl SeenRequest {
 /// - `/status/N`: answers with status N
 /// - `/cors`: sends its own CORS headers and `Vary: Accept-Encoding`
 /// - `/slow`: answers after 3 s
+/// - `/big`: a 16 MiB body
 /// - anything else: 200 `hello from upstream NAME`
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -198,11 +199,12 @@ async fn handle(
         p if p.starts_with("/status/") => status = p[8..].parse().unwrap_or(500),
         _ => {}
     }
-    resp.status(status)
-        .body(Full::new(Bytes::from(format!(
-            "hello from upstream {name}\n"
-        ))))
-        .unwrap()
+    let body = if path == "/big" {
+        Bytes::from(vec![b'x'; 16 * 1024 * 1024])
+    } else {
+        Bytes::from(format!("hello from upstream {name}\n"))
+    };
+    resp.status(status).body(Full::new(body)).unwrap()
 }
 
 /// The real gateway binary, killed on drop.
