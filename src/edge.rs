@@ -141,6 +141,11 @@ impl<P: HttpServerApp + Send + Sync + 'static> EdgeApp<P> {
                 Some(kept) => kept.apply_to_session(&mut session),
                 None if reused || *shutdown.borrow() => session.set_keepalive(None),
                 None => {
+                    let limit = self
+                        .rounds
+                        .server_options()
+                        .and_then(|o| o.keepalive_request_limit);
+                    session.set_keepalive_reuses_remaining(limit);
                     // Pingora's own per-read limit (whole seconds) must not cut
                     // before the gateway's deadlines.
                     let longest = limits.keepalive_timeout.max(limits.header_timeout);
@@ -442,8 +447,18 @@ impl Guarded {
             .reset(Instant::now() + self.limits.keepalive_timeout);
     }
 
-    /// Writes what is left of the gateway's answer.
+    /// Writes what is left of the gateway's answer, within `send_timeout_ms`: a
+    /// client that does not read it cannot hold the connection.
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let written = self.poll_answer_bytes(cx);
+        if written.is_pending() && self.deadline.as_mut().poll(cx).is_ready() {
+            self.answer = None;
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        written
+    }
+
+    fn poll_answer_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some((bytes, written)) = self.answer.as_mut() {
             if *written == bytes.len() {
                 self.answer = None;
@@ -474,6 +489,9 @@ impl Guarded {
         if !self.answered {
             self.answered = true;
             self.answer = Some((bytes, 0));
+            self.deadline
+                .as_mut()
+                .reset(Instant::now() + self.limits.send_timeout);
             metrics().request_rejected(rejection);
         }
     }
@@ -550,6 +568,26 @@ impl AsyncWrite for Guarded {
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.answered || (this.phase() != BUSY && this.protocol == Protocol::Http1) {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return Pin::new(this).poll_write(cx, first);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.answer.is_some() {
@@ -597,6 +635,16 @@ impl AsyncWrite for Transport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_flush(cx)

@@ -189,6 +189,15 @@ fn settings_pingora_cannot_run_with_are_refused_by_key() {
             "limits: {keepalive: 5}\n",
             "limits.keepalive: unknown field `keepalive`",
         ),
+        (
+            "ca_file: /nonexistent/ca.pem\n",
+            "ca_file: /nonexistent/ca.pem: cannot read the file",
+        ),
+        ("ca_file: /dev/null\n", "ca_file: /dev/null: is a device"),
+        (
+            "daemon: true\nerror_log: /nonexistent/dir/err.log\n",
+            "error_log: /nonexistent/dir/err.log: its directory does not exist",
+        ),
     ] {
         // `threads` is already in the shared settings: replace it.
         let text = format!("{extra}{APP}");

@@ -231,6 +231,36 @@ fn check_server_settings(conf: &ServerConf) -> Result<(), (&'static str, String)
     if conf.threads > 1024 {
         return Err(("threads", format!("{} is more than 1024", conf.threads)));
     }
+    if let Some(ca) = &conf.ca_file {
+        // Pingora loads it for upstream TLS at start and panics when it cannot.
+        let path = Path::new(ca);
+        let pem = files::read_regular(path).map_err(|e| ("ca_file", format!("{ca}: {e}")))?;
+        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+            .filter(Result::is_ok)
+            .count();
+        if certs == 0 {
+            return Err(("ca_file", format!("{ca}: no PEM certificate in the file")));
+        }
+    }
+    if conf.daemon {
+        // A daemon opens these itself and panics when it cannot.
+        let files = [
+            ("error_log", conf.error_log.as_deref()),
+            ("pid_file", Some(conf.pid_file.as_str())),
+        ];
+        for (key, file) in files {
+            let Some(file) = file else { continue };
+            let dir = Path::new(file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty());
+            if dir.is_some_and(|d| !d.is_dir()) || Path::new(file).is_dir() {
+                return Err((
+                    key,
+                    format!("{file}: its directory does not exist, or it is a directory"),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
