@@ -17,15 +17,7 @@ struct Cli {
     opt: Opt,
 }
 
-/// `mi_option_purge_delay` in mimalloc.h (v3; the crate names no constant for it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 fn main() -> ExitCode {
-    // Freed pages go back to the OS at once. With mimalloc's default delay (10 ms),
-    // purging waits for the thread to allocate again, so an idle gateway kept the
-    // memory of a burst of connections for good (benches/idle-memory.py).
-    // SAFETY: sets one integer option; mimalloc allows it at any time.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     logging::init();
     let cli = Cli::parse();
     let Some(conf) = cli.opt.conf.clone() else {

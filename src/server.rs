@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use async_trait::async_trait;
 use log::{error, info};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
@@ -11,7 +12,8 @@ use pingora_core::listeners::ListenerConfig;
 use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
-use pingora_core::services::background::background_service;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 use pingora_proxy::http_proxy;
 
@@ -82,6 +84,7 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
     );
     server.add_service(service);
     server.add_service(background_service("config reload", reloader));
+    server.add_service(background_service("allocator purge", AllocatorPurge));
 
     if let Some(admin) = &loaded.gateway.admin {
         let public = loaded.gateway.listeners.iter().map(|l| l.address).collect();
@@ -94,6 +97,31 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
         server.add_service(service);
     }
     server
+}
+
+/// mimalloc returns freed memory to the OS only when a thread allocates or
+/// collects; an idle gateway kept a burst's memory for good. Collecting once a
+/// second purges what has been free for longer than mimalloc's delay, without
+/// purging (and faulting back) pages that busy workers free and reuse at once,
+/// which purging them immediately cost: about one madvise per eight proxied
+/// requests (benches/idle-memory.py, README "Benchmarks").
+struct AllocatorPurge;
+
+#[async_trait]
+impl BackgroundService for AllocatorPurge {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {
+                    // SAFETY: mi_collect takes no pointers; any thread may call it.
+                    unsafe { libmimalloc_sys::mi_collect(false) };
+                }
+            }
+        }
+    }
 }
 
 /// Pingora retries a busy port for 30 s (a previous instance may still be letting
