@@ -321,15 +321,6 @@ fn tls_gateway(leaf: &Leaf, up: &Upstream, header_timeout_ms: u64) -> Gateway {
     gw
 }
 
-/// Polls `check` for up to 10 s (a bound against hanging, not a speed claim).
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_client_that_stops_reading_is_cut_off() {
     let up = Upstream::start("a");

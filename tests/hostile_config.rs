@@ -116,11 +116,7 @@ fn a_fifo_swapped_in_is_rejected_on_reload_and_reloads_go_on() {
         ))
         .unwrap()
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while reloaded("failure") < 1.0 {
-        assert!(Instant::now() < deadline, "the FIFO was never rejected");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("the FIFO rejected", || reloaded("failure") >= 1.0);
     assert_eq!(gw.metric("secgw_config_last_reload_successful"), Some(0.0));
     assert_eq!(get(&gw, "x.test", "/", &[]).one("x-version"), "v1");
     assert!(gw.log().contains("p.yaml: is a FIFO"), "{}", gw.log());
@@ -131,11 +127,9 @@ fn a_fifo_swapped_in_is_rejected_on_reload_and_reloads_go_on() {
         .args(["-HUP", &gw.pid().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(&gw, "x.test", "/", &[]).one("x-version") != "v2" {
-        assert!(Instant::now() < deadline, "v2 never served");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("v2 served", || {
+        get(&gw, "x.test", "/", &[]).one("x-version") == "v2"
+    });
     assert_eq!(gw.metric("secgw_config_last_reload_successful"), Some(1.0));
 }
 

@@ -12,19 +12,6 @@ use std::time::{Duration, Instant};
 use common::tls::{client_config, handshake, TestPki};
 use common::*;
 
-/// Polls `check` until it holds; the bound only keeps a broken build from hanging.
-/// (How fast a reload lands is measured by `cargo bench --bench reload`.)
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("never happened: {what}");
-}
-
 const GW: &str = r#"
 listeners: [{address: "{listen}"}]
 admin: {address: "{admin}"}

@@ -12,7 +12,7 @@ use super::csp::CspPolicy;
 use super::permissions::PermissionsPolicy;
 use super::values::{
     CorsOrigin, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany, Origin,
-    ReferrerPolicy, RemovePattern, Toggle, Token, TrustedProxy, VhostName,
+    Positive, ReferrerPolicy, RemovePattern, Toggle, Token, TrustedProxy, VhostName,
 };
 
 /// The gateway's part of gw.yaml (Pingora's own keys are split off before this).
@@ -62,21 +62,6 @@ impl Default for LimitsConfig {
             max_connections: Positive(10_000),
             send_timeout_ms: Positive(60_000),
         }
-    }
-}
-
-/// An integer of at least 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "u64")]
-pub struct Positive(pub u64);
-
-impl TryFrom<u64> for Positive {
-    type Error = String;
-    fn try_from(n: u64) -> Result<Self, String> {
-        if n == 0 {
-            return Err("must be at least 1".into());
-        }
-        Ok(Positive(n))
     }
 }
 

@@ -231,6 +231,21 @@ fn check_dns_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An integer of at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct Positive(pub u64);
+
+impl TryFrom<u64> for Positive {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        if n == 0 {
+            return Err("must be at least 1".into());
+        }
+        Ok(Positive(n))
+    }
+}
+
 /// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address (`10.0.0.1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]

@@ -563,3 +563,13 @@ pub fn assert_raw_default_headers(head: &str) {
     assert!(!head.contains("Strict-Transport-Security"), "{head}");
     assert!(!head.to_ascii_lowercase().contains("\r\nserver:"), "{head}");
 }
+
+/// Polls `check` for up to 10 s until it holds; the bound only keeps a broken
+/// build from hanging, it is no speed claim (speed is measured by benchmarks).
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
