@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use pingora_http::ResponseHeader;
 use pingora_secgw::policy::headers::ResponsePlan;
+use pingora_secgw::routing::paths::normalize_path;
 
 struct Counting;
 
@@ -49,6 +50,16 @@ fn per_response(upstream: &ResponseHeader, f: impl Fn(&mut ResponseHeader)) -> f
     total as f64 / ROUNDS as f64
 }
 
+/// Allocations per call of `f`.
+fn per_call(f: impl Fn()) -> f64 {
+    f();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..ROUNDS {
+        f();
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / ROUNDS as f64
+}
+
 fn main() {
     let upstream = support::upstream_response();
     let default = support::plan(None);
@@ -58,7 +69,20 @@ fn main() {
     println!(
         "allocations per response: empty policy {:.1}, default policy {:.1}, production policy {:.1}",
         per_response(&upstream, |r| empty.apply(r, true)),
-        per_response(&upstream, |r| support::vhost(&default).apply_response(r, true, None)),
-        per_response(&upstream, |r| support::vhost(&production).apply_response(r, true, Some(&origin))),
+        per_response(&upstream, |r| support::route(&default).apply_response(r, true, None)),
+        per_response(&upstream, |r| support::route(&production).apply_response(r, true, Some(&origin))),
+    );
+    let (routes, [exact, prefix, miss]) = support::routes_plan(1_000);
+    let vhost = &routes.vhosts[0];
+    let lookup = |path: &str| {
+        let normal = normalize_path(std::hint::black_box(path), false).unwrap();
+        std::hint::black_box(vhost.route_index(&normal));
+    };
+    println!(
+        "allocations per route lookup (1,000 routes): exact {:.1}, prefix {:.1}, no match {:.1}, path to normalize {:.1}",
+        per_call(|| lookup(exact)),
+        per_call(|| lookup(prefix)),
+        per_call(|| lookup(miss)),
+        per_call(|| lookup("/svc0/./a/../b")),
     );
 }

@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the request path: applying a compiled policy to an upstream
-//! response, and Host -> vhost lookup. `cargo bench --bench policy`.
+//! response, Host -> vhost lookup, and path -> route lookup. `cargo bench --bench policy`.
 
 mod support;
 
@@ -8,6 +8,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use pingora_secgw::policy::headers::ResponsePlan;
 use pingora_secgw::routing::normalize_host;
+use pingora_secgw::routing::paths::normalize_path;
 
 fn apply(c: &mut Criterion) {
     let upstream = support::upstream_response();
@@ -29,7 +30,7 @@ fn apply(c: &mut Criterion) {
         })
     });
     group.bench_function("default policy", |b| {
-        let v = support::vhost(&default);
+        let v = support::route(&default);
         b.iter(|| {
             let mut r = upstream.clone();
             v.apply_response(&mut r, true, None);
@@ -37,7 +38,7 @@ fn apply(c: &mut Criterion) {
         })
     });
     group.bench_function("production policy", |b| {
-        let v = support::vhost(&production);
+        let v = support::route(&production);
         b.iter(|| {
             let mut r = upstream.clone();
             v.apply_response(&mut r, true, Some(&origin));
@@ -61,11 +62,29 @@ fn route(c: &mut Criterion) {
     group.finish();
 }
 
+/// Normalizing the path and picking the route, as `request_filter` does.
+fn paths(c: &mut Criterion) {
+    let mut group = c.benchmark_group("paths");
+    for n in [1, 100, 1_000] {
+        let (plan, [exact, prefix, miss]) = support::routes_plan(n);
+        let vhost = &plan.vhosts[0];
+        let lookup =
+            |path: &str| normalize_path(black_box(path), false).map(|p| vhost.route_index(&p));
+        group.bench_function(format!("{n} routes, exact"), |b| b.iter(|| lookup(exact)));
+        group.bench_function(format!("{n} routes, prefix"), |b| b.iter(|| lookup(prefix)));
+        group.bench_function(format!("{n} routes, no match"), |b| b.iter(|| lookup(miss)));
+    }
+    group.bench_function("normalize /a/./b/../c//d", |b| {
+        b.iter(|| normalize_path(black_box("/a/./b/../c//d"), false))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = apply, route
+    targets = apply, route, paths
 }
 criterion_main!(benches);

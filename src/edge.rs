@@ -217,7 +217,7 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
                     Ok(Err(e)) => {
                         let reason = classify_handshake_error(&e);
                         metrics().tls_handshake_failed(reason);
-                        debug!("TLS handshake failed ({}): {e}", reason.as_str());
+                        debug!("TLS handshake failed ({}): {e}", <&str>::from(reason));
                         return None;
                     }
                     Err(_) => {

@@ -2,8 +2,9 @@
 //! every response.
 //!
 //! The flow: [`config`] reads and checks YAML -> [`policy`] compiles it into an
-//! immutable [`policy::Plan`] -> [`proxy`] applies the plan in Pingora's hooks, with
-//! [`routing`] picking the vhost and [`forwarded`] deciding what a client may claim.
+//! immutable [`policy::Plan`] (vhost -> route -> policy) -> [`proxy`] applies the plan
+//! in Pingora's hooks, with [`routing`] picking the vhost and the route and
+//! [`forwarded`] deciding what a client may claim.
 
 pub mod admin;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod edge;
 pub mod forwarded;
 pub mod logging;
 pub mod metrics;
+pub mod pem;
 pub mod policy;
 pub mod proxy;
 pub mod reload;

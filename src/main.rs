@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pingora_core::server::configuration::Opt;
 
-use pingora_secgw::{config, logging, metrics::metrics, policy::Plan, server};
+use pingora_secgw::{logging, metrics::metrics, policy, server};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -26,15 +26,8 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let loaded = match config::load(Path::new(&conf)) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("pingora-secgw: invalid configuration: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let plan = match Plan::compile(&loaded) {
-        Ok(p) => p,
+    let (loaded, plan) = match policy::load(Path::new(&conf)) {
+        Ok(both) => both,
         Err(e) => {
             eprintln!("pingora-secgw: invalid configuration: {e}");
             return ExitCode::from(1);

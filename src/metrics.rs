@@ -1,7 +1,8 @@
 //! Prometheus metrics.
 //!
-//! Label values come only from the configuration (vhost names, header names, remove
-//! rules) plus the fixed [`UNMATCHED`] vhost label, never from a request. Labelled
+//! Label values come only from the configuration (vhost and route names, header
+//! names, remove rules) plus the fixed [`UNMATCHED`] and [`VHOST_ROUTE`] labels,
+//! never from a request. Labelled
 //! counters are resolved when a plan is compiled, so the request path only bumps
 //! atomics: no label lookup, no allocation.
 
@@ -14,10 +15,21 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
+use strum::{EnumCount, IntoStaticStr, VariantArray};
+
 use crate::config::schema::ConflictMode;
 
 /// The vhost label of requests no vhost took (unknown Host, failures before routing).
 pub const UNMATCHED: &str = "_unmatched";
+/// The route label of a vhost's own settings, which serve paths no route matches.
+pub const VHOST_ROUTE: &str = "_vhost";
+
+/// The labels that say whose policy handled a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabels<'a> {
+    pub vhost: &'a str,
+    pub route: &'a str,
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -35,8 +47,8 @@ pub struct Metrics {
     config_info: IntGaugeVec,
     connections_open: IntGauge,
     connections_refused: IntCounter,
-    tls_handshake_failures: [IntCounter; HandshakeFailure::ALL.len()],
-    requests_rejected: [IntCounter; Rejection::ALL.len()],
+    tls_handshake_failures: [IntCounter; HandshakeFailure::COUNT],
+    requests_rejected: [IntCounter; Rejection::COUNT],
 }
 
 /// Registers `metric` and hands it back (the registry keeps a shared clone).
@@ -60,13 +72,13 @@ impl Metrics {
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "secgw_request_duration_seconds",
-                "Time from the request's arrival to the end of its response, by vhost.",
+                "Time from the request's arrival to the end of its response, by vhost and route.",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0,
             ]),
-            &["vhost"],
+            &["vhost", "route"],
         )
         .expect("valid metric");
         let duration = register(&r, duration);
@@ -122,26 +134,25 @@ impl Metrics {
         Metrics {
             connections_open,
             connections_refused,
-            tls_handshake_failures: HandshakeFailure::ALL
-                .map(|f| handshakes.with_label_values(&[f.as_str()])),
-            requests_rejected: Rejection::ALL.map(|r| rejected.with_label_values(&[r.as_str()])),
+            tls_handshake_failures: labelled::<HandshakeFailure, _>(&handshakes, &[]),
+            requests_rejected: labelled::<Rejection, _>(&rejected, &[]),
             injected: counter_vec(
                 &r,
                 "secgw_headers_injected_total",
                 "Managed headers written by the gateway.",
-                &["vhost", "header"],
+                &["vhost", "route", "header"],
             ),
             duplicated: counter_vec(
                 &r,
                 "secgw_headers_duplicated_total",
                 "Managed headers the upstream had already sent, by what the gateway did.",
-                &["vhost", "header", "action"],
+                &["vhost", "route", "header", "action"],
             ),
             stripped: counter_vec(
                 &r,
                 "secgw_headers_stripped_total",
                 "Upstream response headers removed, by remove rule.",
-                &["vhost", "header"],
+                &["vhost", "route", "header"],
             ),
             redirects: counter_vec(
                 &r,
@@ -158,15 +169,15 @@ impl Metrics {
             requests: counter_vec(
                 &r,
                 "secgw_requests_total",
-                "Requests, by vhost and response status class.",
-                &["vhost", "status_class"],
+                "Requests, by vhost, route and response status class.",
+                &["vhost", "route", "status_class"],
             ),
             duration,
             upstream_errors: counter_vec(
                 &r,
                 "secgw_upstream_errors_total",
                 "Requests that failed because of the upstream, by kind.",
-                &["vhost", "kind"],
+                &["vhost", "route", "kind"],
             ),
             config_reloads: counter_vec(
                 &r,
@@ -236,22 +247,22 @@ impl Metrics {
         self.requests_rejected[reason as usize].inc();
     }
 
-    /// Counters of one managed header of one vhost.
-    pub fn header(&self, vhost: &str, header: &str, mode: ConflictMode) -> HeaderCounters {
-        let action = match mode {
-            ConflictMode::Override => "override",
-            ConflictMode::Keep => "keep",
-            ConflictMode::Append => "append",
-        };
+    /// Counters of one managed header of one route.
+    pub fn header(&self, at: RouteLabels, header: &str, mode: ConflictMode) -> HeaderCounters {
+        let action: &'static str = mode.into();
         HeaderCounters {
-            injected: self.injected.with_label_values(&[vhost, header]),
-            duplicated: self.duplicated.with_label_values(&[vhost, header, action]),
+            injected: self
+                .injected
+                .with_label_values(&[at.vhost, at.route, header]),
+            duplicated: self
+                .duplicated
+                .with_label_values(&[at.vhost, at.route, header, action]),
         }
     }
 
-    /// The counter of one remove rule (its configured text) of one vhost.
-    pub fn stripped(&self, vhost: &str, rule: &str) -> IntCounter {
-        self.stripped.with_label_values(&[vhost, rule])
+    /// The counter of one remove rule (its configured text) of one route.
+    pub fn stripped(&self, at: RouteLabels, rule: &str) -> IntCounter {
+        self.stripped.with_label_values(&[at.vhost, at.route, rule])
     }
 
     /// The (allowed, denied) preflight counters of one vhost.
@@ -262,17 +273,35 @@ impl Metrics {
         )
     }
 
-    /// Everything counted per request for one vhost.
-    pub fn vhost(&self, vhost: &str) -> VhostMetrics {
-        VhostMetrics {
-            requests: STATUS_CLASSES.map(|c| self.requests.with_label_values(&[vhost, c])),
-            duration: self.duration.with_label_values(&[vhost]),
-            upstream_errors: UpstreamErrorKind::ALL
-                .map(|k| self.upstream_errors.with_label_values(&[vhost, k.label()])),
-            redirects: REDIRECT_STATUSES
-                .map(|s| self.redirects.with_label_values(&[vhost, &s.to_string()])),
+    /// The redirect counters of one vhost.
+    pub fn redirects(&self, vhost: &str) -> RedirectCounters {
+        RedirectCounters(
+            REDIRECT_STATUSES.map(|s| self.redirects.with_label_values(&[vhost, &s.to_string()])),
+        )
+    }
+
+    /// Everything counted per request for one route.
+    pub fn route(&self, at: RouteLabels) -> RouteMetrics {
+        let labels = [at.vhost, at.route];
+        RouteMetrics {
+            requests: STATUS_CLASSES
+                .map(|c| self.requests.with_label_values(&[at.vhost, at.route, c])),
+            duration: self.duration.with_label_values(&labels),
+            upstream_errors: labelled::<UpstreamErrorKind, _>(&self.upstream_errors, &labels),
         }
     }
+}
+
+/// One counter per variant of `E`, whose labels follow `fixed`.
+fn labelled<E, const N: usize>(vec: &IntCounterVec, fixed: &[&str]) -> [IntCounter; N]
+where
+    E: VariantArray + Into<&'static str> + Copy,
+{
+    std::array::from_fn(|i| {
+        let mut labels = fixed.to_vec();
+        labels.push(E::VARIANTS[i].into());
+        vec.with_label_values(&labels)
+    })
 }
 
 /// The process-wide metrics.
@@ -290,8 +319,21 @@ pub struct HeaderCounters {
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 const REDIRECT_STATUSES: [u16; 4] = [301, 302, 307, 308];
 
+/// The redirects of one vhost, by status.
+#[derive(Debug, Clone)]
+pub struct RedirectCounters([IntCounter; 4]);
+
+impl RedirectCounters {
+    pub fn inc(&self, status: u16) {
+        if let Some(i) = REDIRECT_STATUSES.iter().position(|s| *s == status) {
+            self.0[i].inc();
+        }
+    }
+}
+
 /// Why a request to the upstream failed; a fixed set, so labels stay bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum UpstreamErrorKind {
     ConnectRefused,
     ConnectTimeout,
@@ -305,38 +347,9 @@ pub enum UpstreamErrorKind {
     Other,
 }
 
-impl UpstreamErrorKind {
-    const ALL: [UpstreamErrorKind; 10] = [
-        UpstreamErrorKind::ConnectRefused,
-        UpstreamErrorKind::ConnectTimeout,
-        UpstreamErrorKind::ConnectError,
-        UpstreamErrorKind::ReadTimeout,
-        UpstreamErrorKind::WriteTimeout,
-        UpstreamErrorKind::ReadError,
-        UpstreamErrorKind::WriteError,
-        UpstreamErrorKind::Closed,
-        UpstreamErrorKind::InvalidResponse,
-        UpstreamErrorKind::Other,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            UpstreamErrorKind::ConnectRefused => "connect_refused",
-            UpstreamErrorKind::ConnectTimeout => "connect_timeout",
-            UpstreamErrorKind::ConnectError => "connect_error",
-            UpstreamErrorKind::ReadTimeout => "read_timeout",
-            UpstreamErrorKind::WriteTimeout => "write_timeout",
-            UpstreamErrorKind::ReadError => "read_error",
-            UpstreamErrorKind::WriteError => "write_error",
-            UpstreamErrorKind::Closed => "closed",
-            UpstreamErrorKind::InvalidResponse => "invalid_response",
-            UpstreamErrorKind::Other => "other",
-        }
-    }
-}
-
 /// Why a client's TLS handshake failed; a fixed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum HandshakeFailure {
     /// Not finished within `client_header_timeout_ms`.
     Timeout,
@@ -352,55 +365,22 @@ pub enum HandshakeFailure {
     Other,
 }
 
-impl HandshakeFailure {
-    const ALL: [HandshakeFailure; 6] = [
-        HandshakeFailure::Timeout,
-        HandshakeFailure::Closed,
-        HandshakeFailure::NotTls,
-        HandshakeFailure::Incompatible,
-        HandshakeFailure::AlertReceived,
-        HandshakeFailure::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandshakeFailure::Timeout => "timeout",
-            HandshakeFailure::Closed => "closed",
-            HandshakeFailure::NotTls => "not_tls",
-            HandshakeFailure::Incompatible => "incompatible",
-            HandshakeFailure::AlertReceived => "alert_received",
-            HandshakeFailure::Other => "other",
-        }
-    }
-}
-
-/// Why a request head was refused below the proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a request head was refused below the proxy, or by the proxy before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Rejection {
     Malformed,
     HeaderTimeout,
 }
 
-impl Rejection {
-    const ALL: [Rejection; 2] = [Rejection::Malformed, Rejection::HeaderTimeout];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejection::Malformed => "malformed",
-            Rejection::HeaderTimeout => "header_timeout",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
-pub struct VhostMetrics {
+pub struct RouteMetrics {
     requests: [IntCounter; 6],
     duration: Histogram,
-    upstream_errors: [IntCounter; 10],
-    redirects: [IntCounter; 4],
+    upstream_errors: [IntCounter; UpstreamErrorKind::COUNT],
 }
 
-impl VhostMetrics {
+impl RouteMetrics {
     /// `status` 0 means no response was sent (the client went away first).
     pub fn request_done(&self, status: u16, elapsed: Duration) {
         let class = match status {
@@ -412,15 +392,7 @@ impl VhostMetrics {
     }
 
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {
-        if let Some(i) = UpstreamErrorKind::ALL.iter().position(|k| *k == kind) {
-            self.upstream_errors[i].inc();
-        }
-    }
-
-    pub fn redirect(&self, status: u16) {
-        if let Some(i) = REDIRECT_STATUSES.iter().position(|s| *s == status) {
-            self.redirects[i].inc();
-        }
+        self.upstream_errors[kind as usize].inc();
     }
 }
 
@@ -431,19 +403,26 @@ mod tests {
     #[test]
     fn pre_resolved_counters_show_in_the_exposition() {
         let m = metrics();
-        let v = m.vhost("unit-metrics");
+        let v = m.route(RouteLabels {
+            vhost: "unit-metrics",
+            route: "api",
+        });
         v.request_done(204, Duration::from_millis(3));
         v.request_done(0, Duration::from_millis(1));
-        v.redirect(308);
+        m.redirects("unit-metrics").inc(308);
         v.upstream_error(UpstreamErrorKind::ReadTimeout);
+        m.tls_handshake_failed(HandshakeFailure::NotTls);
         let text = m.render();
         for line in [
-            "secgw_requests_total{status_class=\"2xx\",vhost=\"unit-metrics\"} 1",
-            "secgw_requests_total{status_class=\"none\",vhost=\"unit-metrics\"} 1",
-            "secgw_requests_total{status_class=\"5xx\",vhost=\"unit-metrics\"} 0",
+            "secgw_requests_total{route=\"api\",status_class=\"2xx\",vhost=\"unit-metrics\"} 1",
+            "secgw_requests_total{route=\"api\",status_class=\"none\",vhost=\"unit-metrics\"} 1",
+            "secgw_requests_total{route=\"api\",status_class=\"5xx\",vhost=\"unit-metrics\"} 0",
             "secgw_redirects_total{status=\"308\",vhost=\"unit-metrics\"} 1",
-            "secgw_upstream_errors_total{kind=\"read_timeout\",vhost=\"unit-metrics\"} 1",
-            "secgw_request_duration_seconds_count{vhost=\"unit-metrics\"} 2",
+            "secgw_upstream_errors_total{kind=\"read_timeout\",route=\"api\",vhost=\"unit-metrics\"} 1",
+            "secgw_upstream_errors_total{kind=\"connect_refused\",route=\"api\",vhost=\"unit-metrics\"} 0",
+            "secgw_request_duration_seconds_count{route=\"api\",vhost=\"unit-metrics\"} 2",
+            "secgw_tls_handshake_failures_total{reason=\"not_tls\"} 1",
+            "secgw_tls_handshake_failures_total{reason=\"alert_received\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}");
         }

@@ -20,10 +20,11 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::edge;
 use crate::forwarded;
-use crate::metrics::{UpstreamErrorKind, VhostMetrics};
+use crate::metrics::{RouteMetrics, UpstreamErrorKind, UNMATCHED, VHOST_ROUTE};
 use crate::policy::canned::{status_body, TEXT_PLAIN};
 use crate::policy::cors::Preflight;
-use crate::policy::{Plan, Route, VhostPlan};
+use crate::policy::{Plan, RoutePlan, Target, VhostPlan};
+use crate::routing::paths::normalize_path;
 use crate::routing::{request_host, HostMatch};
 
 pub struct Gateway {
@@ -39,11 +40,16 @@ impl Gateway {
 pub struct RequestCtx {
     plan: Arc<Plan>,
     start: Instant,
-    /// The request's Origin, when the vhost's CORS policy allows it.
+    /// The request's Origin, when the route's CORS policy allows it.
     cors_origin: Option<HeaderValue>,
     /// The response is a preflight answer that already carries its CORS headers.
     preflight_answered: bool,
-    vhost: Option<usize>,
+    /// The vhost, and the route inside it (0, the vhost's own, until the path is known).
+    routed: Option<(usize, usize)>,
+    /// How the Host matched the vhost.
+    host_match: HostMatch,
+    /// The normalized path, when it differs from the request's.
+    normalized_path: Option<String>,
     https: bool,
     trusted_peer: bool,
     client_ip: Option<IpAddr>,
@@ -51,27 +57,226 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     fn vhost(&self) -> Option<&VhostPlan> {
-        self.vhost.and_then(|i| self.plan.vhosts.get(i))
+        self.routed.map(|(v, _)| &self.plan.vhosts[v])
     }
 
-    /// Everything the policy does to a response header: the vhost's plan (or the
+    fn route(&self) -> Option<&RoutePlan> {
+        self.routed.map(|(v, r)| &self.plan.vhosts[v].routes[r])
+    }
+
+    /// Everything the policy does to a response header: the route's plan (or the
     /// built-in baseline before routing succeeds), then its CORS headers.
     fn finish_response(&self, resp: &mut ResponseHeader) {
-        match self.vhost() {
+        match self.route() {
             None => self.plan.baseline.apply(resp, self.https),
             // A preflight answer already carries its CORS headers.
-            Some(v) if self.preflight_answered => v.response.apply(resp, self.https),
-            Some(v) => v.apply_response(resp, self.https, self.cors_origin.as_ref()),
+            Some(r) if self.preflight_answered => r.response.apply(resp, self.https),
+            Some(r) => r.apply_response(resp, self.https, self.cors_origin.as_ref()),
         }
     }
 
-    fn metrics(&self) -> &VhostMetrics {
-        self.vhost().map_or(&self.plan.unmatched, |v| &v.metrics)
+    fn metrics(&self) -> &RouteMetrics {
+        self.route().map_or(&self.plan.unmatched, |r| &r.metrics)
     }
 
-    fn vhost_name(&self) -> &str {
-        self.vhost()
-            .map_or(crate::metrics::UNMATCHED, |v| v.name.as_str())
+    /// `vhost/route`, for logs.
+    fn labels(&self) -> (&str, &str) {
+        match (self.vhost(), self.route()) {
+            (Some(v), Some(r)) => (v.name.as_str(), r.name.as_str()),
+            _ => (UNMATCHED, VHOST_ROUTE),
+        }
+    }
+
+    /// The path as routed: normalized.
+    fn path<'a>(&'a self, req: &'a RequestHeader) -> &'a str {
+        self.normalized_path.as_deref().unwrap_or(req.uri.path())
+    }
+
+    /// Is the client's connection HTTPS (itself, or per a trusted proxy), and may
+    /// it speak for others?
+    fn classify_client(&mut self, session: &Session) {
+        self.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        self.trusted_peer = forwarded::is_trusted(&self.plan.trusted_proxies, self.client_ip);
+        let over_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        self.https =
+            over_tls || (self.trusted_peer && forwarded::forwarded_https(session.req_header()));
+    }
+
+    /// Host -> vhost. A Host that is no host name (`evil.com/.x`, `a?b`) is never
+    /// routed, redirected to, or forwarded: `400`; an unknown one gets `421`.
+    fn route_host(&mut self, req: &RequestHeader) -> Option<Answer> {
+        let Some(host) = request_host(req) else {
+            return Some(Answer::text(StatusCode::BAD_REQUEST).closing());
+        };
+        let Some((vhost, matched)) = self.plan.router.route(&host) else {
+            return Some(Answer::text(StatusCode::MISDIRECTED_REQUEST));
+        };
+        self.routed = Some((vhost, 0));
+        self.host_match = matched;
+        None
+    }
+
+    /// Path -> route, on the normalized path; a path that could sidestep a route
+    /// (`..` above the root, encoded slashes, control bytes) gets `400` with the
+    /// vhost's own policy.
+    fn route_path(&mut self, req: &RequestHeader) -> Option<Answer> {
+        let (index, vhost) = self.routed.map(|(v, _)| (v, &self.plan.vhosts[v]))?;
+        let raw = req.uri.path();
+        if raw == "*" {
+            // `OPTIONS *` names no resource: the vhost's own settings take it.
+            return None;
+        }
+        let route = match normalize_path(raw, vhost.keep_escaped_slashes) {
+            Ok(path) => vhost.route_index(&path),
+            Err(why) => {
+                let (v, r) = self.labels();
+                debug!("vhost={v} route={r} path refused: {why}");
+                return Some(Answer::text(StatusCode::BAD_REQUEST).closing());
+            }
+        };
+        if let Ok(std::borrow::Cow::Owned(path)) = normalize_path(raw, vhost.keep_escaped_slashes) {
+            self.normalized_path = Some(path);
+        }
+        self.routed = Some((index, route));
+        if let Some(cors) = &vhost.routes[route].cors {
+            self.cors_origin = cors.allowed_origin(&req.headers);
+        }
+        None
+    }
+
+    /// HTTP -> HTTPS, when the route says so and the path is not exempt.
+    fn redirect_to_https(&self, req: &RequestHeader) -> Option<Answer> {
+        let redirect = self.route()?.redirect.as_ref().filter(|_| !self.https)?;
+        let path = self.path(req);
+        if !redirect.applies_to(path) {
+            return None;
+        }
+        // A Host that only matched `*` is not a configured name: never redirect
+        // to it (compile requires ssl_host on such vhosts).
+        let host = request_host(req).unwrap_or_default();
+        let own_host = (self.host_match != HostMatch::Default).then_some(host.as_ref());
+        let target = match (&self.normalized_path, req.uri.query()) {
+            (None, _) => req
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .into(),
+            (Some(path), None) => std::borrow::Cow::Borrowed(path.as_str()),
+            (Some(path), Some(query)) => format!("{path}?{query}").into(),
+        };
+        let Some(location) = redirect.location(own_host, &target) else {
+            return Some(Answer::text(StatusCode::MISDIRECTED_REQUEST));
+        };
+        let status = redirect.status(&req.method);
+        redirect.count(status);
+        // The host was checked and the path came from a parsed URI: always valid.
+        let location = HeaderValue::try_from(location).ok()?;
+        let mut answer = Answer::empty(StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND));
+        answer.header("Location", location);
+        Some(answer)
+    }
+
+    /// CORS preflights of a route that handles CORS are answered here.
+    fn answer_preflight(&mut self, req: &RequestHeader) -> Option<Answer> {
+        let cors = self.route()?.cors.as_ref()?;
+        match cors.preflight(&req.method, &req.headers)? {
+            Preflight::Allowed(resp) => {
+                self.preflight_answered = true;
+                Some(Answer {
+                    head: *resp,
+                    body: Bytes::new(),
+                    close: false,
+                })
+            }
+            Preflight::Denied => {
+                // The origin may be allowed while the method or headers are not.
+                self.cors_origin = None;
+                Some(Answer::text(StatusCode::FORBIDDEN))
+            }
+        }
+    }
+
+    /// A route configured with `respond`.
+    fn respond_directly(&self) -> Option<Answer> {
+        let Target::Respond(direct) = &self.route()?.target else {
+            return None;
+        };
+        let status = StatusCode::from_u16(direct.status).unwrap_or(StatusCode::OK);
+        let mut answer = Answer::empty(status);
+        answer.header("Content-Type", direct.content_type.clone());
+        answer.body = direct.body.clone();
+        Some(answer)
+    }
+
+    /// The path the upstream gets, when it is not the request's: normalized, and
+    /// without the route's prefix when it strips it.
+    fn upstream_path_and_query(&self, req: &RequestHeader) -> Option<String> {
+        let route = self.route()?;
+        let path = route.upstream_path(self.path(req));
+        if path == req.uri.path() {
+            return None;
+        }
+        Some(match req.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        })
+    }
+}
+
+/// `CONNECT` is never proxied: `405` (Pingora's own refusal would skip the policy).
+fn refuse_connect(req: &RequestHeader) -> Option<Answer> {
+    if req.method != Method::CONNECT {
+        return None;
+    }
+    let mut answer = Answer::text(StatusCode::METHOD_NOT_ALLOWED).closing();
+    answer.header("Allow", ALLOW_METHODS);
+    Some(answer)
+}
+
+/// A response the gateway makes itself instead of proxying.
+pub struct Answer {
+    head: ResponseHeader,
+    body: Bytes,
+    /// Close the connection after it (the request may not have been read whole).
+    close: bool,
+}
+
+impl Answer {
+    fn empty(status: StatusCode) -> Answer {
+        Answer {
+            // Cannot fail: a StatusCode is already a valid status.
+            head: ResponseHeader::build(status, Some(4)).unwrap_or_else(|_| unreachable!()),
+            body: Bytes::new(),
+            close: false,
+        }
+    }
+
+    /// `404 Not Found\n` as text/plain.
+    fn text(status: StatusCode) -> Answer {
+        let mut answer = Answer::empty(status);
+        answer.header("Content-Type", TEXT_PLAIN);
+        answer.body = status_body(status);
+        answer
+    }
+
+    fn closing(mut self) -> Answer {
+        self.close = true;
+        self
+    }
+
+    fn header(&mut self, name: &'static str, value: HeaderValue) {
+        // Cannot fail: the names are static and valid.
+        let _ = self.head.insert_header(name, value);
+    }
+
+    async fn send(self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+        if self.close {
+            session.set_keepalive(None);
+        }
+        send(session, ctx, self.head, self.body).await
     }
 }
 
@@ -92,7 +297,9 @@ impl ProxyHttp for Gateway {
             start: Instant::now(),
             cors_origin: None,
             preflight_answered: false,
-            vhost: None,
+            routed: None,
+            host_match: HostMatch::Default,
+            normalized_path: None,
             https: false,
             trusted_peer: false,
             client_ip: None,
@@ -109,103 +316,25 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// Classify the client, route by Host, then answer here when the vhost says so
-    /// (redirect, direct response) or when nothing may be proxied.
+    /// Route by Host, then by path; answer here when the route says so
+    /// (redirect, preflight, direct response) or when nothing may be proxied.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        ctx.trusted_peer = forwarded::is_trusted(&ctx.plan.trusted_proxies, ctx.client_ip);
-        let over_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        ctx.https =
-            over_tls || (ctx.trusted_peer && forwarded::forwarded_https(session.req_header()));
-
-        // A Host that is no host name (`evil.com/.x`, `a?b`) is never routed,
-        // redirected to, or forwarded.
-        let Some(host) = request_host(session.req_header()) else {
-            session.set_keepalive(None);
-            let status = StatusCode::BAD_REQUEST;
-            send_text(session, ctx, status, status_body(status)).await?;
-            return Ok(true);
-        };
-        let routed = ctx.plan.router.route(&host);
-        let Some((index, matched)) = routed else {
-            let body = status_body(StatusCode::MISDIRECTED_REQUEST);
-            send_text(session, ctx, StatusCode::MISDIRECTED_REQUEST, body).await?;
-            return Ok(true);
-        };
-        ctx.vhost = Some(index);
-
-        if session.req_header().method == Method::CONNECT {
-            let mut resp = ResponseHeader::build(StatusCode::METHOD_NOT_ALLOWED, Some(4))?;
-            resp.insert_header("Allow", ALLOW_METHODS)?;
-            resp.insert_header("Content-Type", TEXT_PLAIN)?;
-            session.set_keepalive(None);
-            send(
-                session,
-                ctx,
-                resp,
-                status_body(StatusCode::METHOD_NOT_ALLOWED),
-            )
-            .await?;
-            return Ok(true);
-        }
-
-        let vhost = &ctx.plan.vhosts[index];
-        if let Some(cors) = &vhost.cors {
-            ctx.cors_origin = cors.allowed_origin(&session.req_header().headers);
-        }
-        if let Some(redirect) = vhost.redirect.as_ref().filter(|_| !ctx.https) {
-            let uri = &session.req_header().uri;
-            if redirect.applies_to(uri.path()) {
-                // A Host that only matched `*` is not a configured name: never
-                // redirect to it (compile requires ssl_host on such vhosts).
-                let host = request_host(session.req_header()).unwrap_or_default();
-                let own_host = (matched != HostMatch::Default).then_some(host.as_ref());
-                let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-                let Some(location) = redirect.location(own_host, target) else {
-                    let status = StatusCode::MISDIRECTED_REQUEST;
-                    send_text(session, ctx, status, status_body(status)).await?;
-                    return Ok(true);
-                };
-                let status = redirect.status(&session.req_header().method);
-                let mut resp = ResponseHeader::build(status, Some(4))?;
-                resp.insert_header("Location", location)?;
-                vhost.metrics.redirect(status);
-                send(session, ctx, resp, Bytes::new()).await?;
-                return Ok(true);
-            }
-        }
-
+        ctx.classify_client(session);
         let req = session.req_header();
-        match vhost
-            .cors
-            .as_ref()
-            .and_then(|c| c.preflight(&req.method, &req.headers))
-        {
-            Some(Preflight::Allowed(resp)) => {
-                ctx.preflight_answered = true;
-                send(session, ctx, *resp, Bytes::new()).await?;
-                return Ok(true);
+        let answer = ctx
+            .route_host(req)
+            .or_else(|| refuse_connect(req))
+            .or_else(|| ctx.route_path(req))
+            .or_else(|| ctx.redirect_to_https(req))
+            .or_else(|| ctx.answer_preflight(req))
+            .or_else(|| ctx.respond_directly());
+        match answer {
+            Some(answer) => {
+                answer.send(session, ctx).await?;
+                Ok(true)
             }
-            Some(Preflight::Denied) => {
-                // The origin may be allowed while the method or headers are not.
-                ctx.cors_origin = None;
-                let status = StatusCode::FORBIDDEN;
-                send_text(session, ctx, status, status_body(status)).await?;
-                return Ok(true);
-            }
-            None => {}
+            None => Ok(false),
         }
-
-        if let Route::Respond(direct) = &vhost.route {
-            let mut resp = ResponseHeader::build(direct.status, Some(4))?;
-            resp.insert_header("Content-Type", direct.content_type.clone())?;
-            send(session, ctx, resp, direct.body.clone()).await?;
-            return Ok(true);
-        }
-        Ok(false)
     }
 
     async fn upstream_peer(
@@ -213,37 +342,43 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match ctx.vhost().map(|v| &v.route) {
-            Some(Route::Proxy(upstreams)) => upstreams
+        match ctx.route().map(|r| &r.target) {
+            Some(Target::Proxy(upstreams)) => upstreams
                 .next_peer()
                 .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no upstream available")),
             _ => Err(Error::explain(
                 ErrorType::InternalError,
-                "request reached upstream_peer without a proxied vhost",
+                "request reached upstream_peer without a proxied route",
             )),
         }
     }
 
-    /// Forwarding headers, then the vhost's request-header actions.
+    /// The routed path, forwarding headers, then the route's request-header actions.
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(pq) = ctx.upstream_path_and_query(upstream_request) {
+            let uri = http::Uri::try_from(pq).map_err(|e| {
+                Error::because(ErrorType::InternalError, "rewriting the upstream path", e)
+            })?;
+            upstream_request.set_uri(uri);
+        }
         forwarded::strip_untrusted(
             upstream_request,
             ctx.trusted_peer,
             ctx.plan.underscores_in_headers,
         );
         forwarded::rewrite(upstream_request, ctx.client_ip, ctx.trusted_peer, ctx.https);
-        if let Some(v) = ctx.vhost() {
-            v.request.apply(upstream_request);
+        if let Some(r) = ctx.route() {
+            r.request.apply(upstream_request);
         }
         Ok(())
     }
 
-    /// The vhost's response plan and CORS headers on whatever the upstream sent.
+    /// The route's response plan and CORS headers on whatever the upstream sent.
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -263,13 +398,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = error_status(e);
-        let vhost = ctx.vhost_name();
+        let (vhost, route) = ctx.labels();
         let path = session.req_header().uri.path();
         // The one log line per failure (Pingora's own is suppressed below).
         match code {
-            0 => debug!("vhost={vhost} path={path} client gone: {e}"),
-            400..=499 => warn!("vhost={vhost} path={path} status={code} reason={e}"),
-            _ => error!("vhost={vhost} path={path} status={code} reason={e}"),
+            0 => debug!("vhost={vhost} route={route} path={path} client gone: {e}"),
+            400..=499 => warn!("vhost={vhost} route={route} path={path} status={code} reason={e}"),
+            _ => error!("vhost={vhost} route={route} path={path} status={code} reason={e}"),
         }
         if *e.esource() == ErrorSource::Upstream {
             ctx.metrics().upstream_error(upstream_error_kind(e));
@@ -281,11 +416,9 @@ impl ProxyHttp for Gateway {
         if code > 0 && !already_sent {
             session.set_keepalive(None);
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-            if let Err(err) = send_text(session, ctx, status, status_body(status)).await {
-                debug!(
-                    "vhost={} could not send the error response: {err}",
-                    ctx.vhost_name()
-                );
+            if let Err(err) = Answer::text(status).send(session, ctx).await {
+                let (vhost, route) = ctx.labels();
+                debug!("vhost={vhost} route={route} could not send the error response: {err}");
             }
         }
         FailToProxy {
@@ -343,17 +476,6 @@ fn error_status(e: &Error) -> u16 {
         (_, ErrorSource::Downstream) => 400,
         _ => 500,
     }
-}
-
-async fn send_text(
-    session: &mut Session,
-    ctx: &RequestCtx,
-    status: StatusCode,
-    body: Bytes,
-) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header("Content-Type", TEXT_PLAIN)?;
-    send(session, ctx, resp, body).await
 }
 
 /// Writes a response the gateway makes itself, with the same plan as proxied ones.

@@ -21,7 +21,7 @@ use pingora_core::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::config::{self, LoadedConfig, Sources};
+use crate::config::{LoadedConfig, Sources};
 use crate::metrics::metrics;
 use crate::policy::Plan;
 
@@ -102,9 +102,7 @@ impl Reloader {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let loaded = config::load(&self.path)
-            .and_then(|loaded| Plan::compile(&loaded).map(|plan| (loaded, plan)));
-        match loaded {
+        match crate::policy::load(&self.path) {
             Ok((loaded, plan)) => {
                 let fixed = Fixed::of(&loaded);
                 if fixed != state.fixed {

@@ -56,7 +56,7 @@ fn the_demo_answers_with_the_full_default_header_set_exactly_once() {
     assert_eq!(gw.admin_get("/readyz"), (200, "ready\n".to_string()));
     let (status, metrics) = gw.admin_get("/metrics");
     assert_eq!(status, 200);
-    assert!(metrics
-        .lines()
-        .any(|l| l == "secgw_requests_total{status_class=\"2xx\",vhost=\"demo\"} 2"));
+    assert!(metrics.lines().any(
+        |l| l == "secgw_requests_total{route=\"_vhost\",status_class=\"2xx\",vhost=\"demo\"} 2"
+    ));
 }

@@ -28,7 +28,8 @@ fn a_dead_upstream_gives_502_with_the_policy() {
     assert_eq!(r.one("x-vhost"), "app");
     assert_default_headers(&r, true);
     assert!(
-        gw.log().contains("vhost=app path=/ status=502"),
+        gw.log()
+            .contains("vhost=app route=_vhost path=/ status=502"),
         "{}",
         gw.log()
     );

@@ -118,7 +118,9 @@ vhosts:
         ("x-content-type-options", 3.0),
         ("permissions-policy", 3.0),
     ] {
-        let key = format!("secgw_headers_injected_total{{header=\"{header}\",vhost=\"app\"}}");
+        let key = format!(
+            "secgw_headers_injected_total{{header=\"{header}\",route=\"_vhost\",vhost=\"app\"}}"
+        );
         assert_eq!(value(&s, &key), injected, "{key}");
     }
     for header in [
@@ -128,25 +130,30 @@ vhosts:
         "referrer-policy",
     ] {
         let key = format!(
-            "secgw_headers_duplicated_total{{action=\"override\",header=\"{header}\",vhost=\"app\"}}"
+            "secgw_headers_duplicated_total{{action=\"override\",header=\"{header}\",route=\"_vhost\",vhost=\"app\"}}"
         );
         assert_eq!(value(&s, &key), 2.0, "{key}");
     }
-    let key = "secgw_headers_duplicated_total{action=\"override\",header=\"x-content-type-options\",vhost=\"app\"}";
+    let key = "secgw_headers_duplicated_total{action=\"override\",header=\"x-content-type-options\",route=\"_vhost\",vhost=\"app\"}";
     assert_eq!(value(&s, key), 0.0);
     for rule in ["server", "x-powered-by", "x-aspnet-version"] {
-        let key = format!("secgw_headers_stripped_total{{header=\"{rule}\",vhost=\"app\"}}");
+        let key = format!(
+            "secgw_headers_stripped_total{{header=\"{rule}\",route=\"_vhost\",vhost=\"app\"}}"
+        );
         assert_eq!(value(&s, &key), 2.0, "{key}");
     }
     assert_eq!(
         value(
             &s,
-            "secgw_requests_total{status_class=\"2xx\",vhost=\"app\"}"
+            "secgw_requests_total{route=\"_vhost\",status_class=\"2xx\",vhost=\"app\"}"
         ),
         3.0
     );
     assert_eq!(
-        value(&s, "secgw_request_duration_seconds_count{vhost=\"app\"}"),
+        value(
+            &s,
+            "secgw_request_duration_seconds_count{route=\"_vhost\",vhost=\"app\"}"
+        ),
         3.0
     );
 
@@ -155,36 +162,36 @@ vhosts:
     // upstream, and a CORS vhost whose preflight series exist at 0.
     for (key, expected) in [
         (
-            r#"secgw_headers_duplicated_total{action="keep",header="x-frame-options",vhost="keeper"}"#,
+            r#"secgw_headers_duplicated_total{action="keep",header="x-frame-options",route="_vhost",vhost="keeper"}"#,
             1.0,
         ),
         (
-            r#"secgw_headers_injected_total{header="x-frame-options",vhost="keeper"}"#,
+            r#"secgw_headers_injected_total{header="x-frame-options",route="_vhost",vhost="keeper"}"#,
             0.0,
         ),
         (
-            r#"secgw_headers_stripped_total{header="x-upstr*",vhost="keeper"}"#,
+            r#"secgw_headers_stripped_total{header="x-upstr*",route="_vhost",vhost="keeper"}"#,
             1.0,
         ),
         (
-            r#"secgw_requests_total{status_class="4xx",vhost="_unmatched"}"#,
+            r#"secgw_requests_total{route="_vhost",status_class="4xx",vhost="_unmatched"}"#,
             1.0,
         ),
         (
-            r#"secgw_headers_injected_total{header="x-frame-options",vhost="_unmatched"}"#,
+            r#"secgw_headers_injected_total{header="x-frame-options",route="_vhost",vhost="_unmatched"}"#,
             1.0,
         ),
         (r#"secgw_redirects_total{status="301",vhost="secure"}"#, 1.0),
         (
-            r#"secgw_requests_total{status_class="3xx",vhost="secure"}"#,
+            r#"secgw_requests_total{route="_vhost",status_class="3xx",vhost="secure"}"#,
             1.0,
         ),
         (
-            r#"secgw_upstream_errors_total{kind="connect_refused",vhost="down"}"#,
+            r#"secgw_upstream_errors_total{kind="connect_refused",route="_vhost",vhost="down"}"#,
             1.0,
         ),
         (
-            r#"secgw_requests_total{status_class="5xx",vhost="down"}"#,
+            r#"secgw_requests_total{route="_vhost",status_class="5xx",vhost="down"}"#,
             1.0,
         ),
         (
@@ -214,12 +221,12 @@ vhosts:
     // Nothing from a request becomes a label.
     assert!(!text.contains("evil.test"));
     assert!(!text.contains("secret-path"));
-    // And the one failure was logged once, with vhost, path and reason.
+    // And the one failure was logged once, with vhost, route, path and reason.
     let log = gw.log();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("status=502")).collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(
-        lines[0].contains("vhost=down path=/ status=502 reason="),
+        lines[0].contains("vhost=down route=_vhost path=/ status=502 reason="),
         "{}",
         lines[0]
     );

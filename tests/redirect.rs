@@ -104,9 +104,10 @@ fn a_forged_host_cannot_choose_the_redirect_target() {
         assert_eq!(r.status, 421, "{host}");
         assert!(!r.has("location"));
     }
-    // Absolute-form request targets do not change the destination either.
+    // A path that looks like a network-path reference does not change the
+    // destination either: it is normalized like every path.
     let r = get(&gw, "app.example.com", "//evil.com/x", &[]);
-    assert_eq!(r.one("location"), "https://app.example.com//evil.com/x");
+    assert_eq!(r.one("location"), "https://app.example.com/evil.com/x");
 
     // A catch-all vhost redirects only to its ssl_host, whatever the Host says.
     let gw = Gateway::start(&format!(

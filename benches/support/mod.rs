@@ -4,26 +4,56 @@
 use http::HeaderValue;
 use pingora_http::ResponseHeader;
 use pingora_secgw::config::values::HostPattern;
-use pingora_secgw::policy::{Plan, VhostPlan};
+use pingora_secgw::policy::{Plan, RoutePlan};
 use pingora_secgw::routing::Router;
 
 /// A plan with one vhost using the named policy of benches/policies (or, with
 /// `None`, the built-in defaults).
 pub fn plan(policy: Option<&str>) -> Plan {
-    let dir = tempfile::tempdir().unwrap();
-    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/policies");
     let policy_key = policy.map_or(String::new(), |p| format!(", policy: {p}"));
-    let gw = format!(
-        "listeners: [{{address: \"127.0.0.1:1\"}}]\npolicy_files: {policies}\nvhosts: [{{name: bench, hosts: [\"*\"], respond: {{}}{policy_key}}}]\n"
-    );
-    let path = dir.path().join("gw.yaml");
-    std::fs::write(&path, gw).unwrap();
-    let loaded = pingora_secgw::config::load(&path).unwrap();
-    Plan::compile(&loaded).unwrap()
+    compile(&format!(
+        "vhosts: [{{name: bench, hosts: [\"*\"], respond: {{}}{policy_key}}}]\n"
+    ))
 }
 
-pub fn vhost(plan: &Plan) -> &VhostPlan {
-    &plan.vhosts[0]
+/// A plan of gw.yaml's `vhosts` text, with benches/policies.
+fn compile(vhosts: &str) -> Plan {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/policies");
+    let gw =
+        format!("listeners: [{{address: \"127.0.0.1:1\"}}]\npolicy_files: {policies}\n{vhosts}");
+    let path = dir.path().join("gw.yaml");
+    std::fs::write(&path, gw).unwrap();
+    pingora_secgw::policy::load(&path).unwrap().1
+}
+
+/// The vhost's own route, which serves every path of these plans.
+pub fn route(plan: &Plan) -> &RoutePlan {
+    &plan.vhosts[0].routes[0]
+}
+
+/// One vhost with `n` routes: half `prefix: /svcI`, half `exact: /pageI`, and
+/// three regexes after them. The paths to look up: an exact match, a prefix
+/// match three segments deep, and a path no route takes (every regex runs).
+pub fn routes_plan(n: usize) -> (Plan, [&'static str; 3]) {
+    let mut vhosts = String::from(
+        "vhosts:\n  - name: bench\n    hosts: [\"*\"]\n    respond: {}\n    routes:\n",
+    );
+    for i in 0..n {
+        if i % 2 == 0 {
+            vhosts.push_str(&format!("      - prefix: /svc{i}\n"));
+        } else {
+            vhosts.push_str(&format!("      - exact: /page{i}\n"));
+        }
+    }
+    for r in [r"^/img/.+\.png$", r"^/v[0-9]+/", r"\.php$"] {
+        vhosts.push_str(&format!("      - regex: '{r}'\n"));
+    }
+    let exact = if n > 1 { "/page1" } else { "/page-none" };
+    (
+        compile(&vhosts),
+        [exact, "/svc0/a/b/c", "/docs/guide/intro"],
+    )
 }
 
 /// What a typical upstream sends: 15 ordinary headers and 3 that the policy

@@ -5,14 +5,16 @@
 //! rest must be the gateway's, and an unknown key is an error.
 
 pub mod csp;
+pub mod defaults;
+mod error;
 pub mod files;
 mod nesting;
 pub mod permissions;
+pub mod policies;
 pub mod schema;
 pub mod values;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -21,38 +23,8 @@ use pingora_core::server::configuration::ServerConf;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
+pub use error::{ConfigError, KeyError};
 use schema::{GatewayConfig, PolicyDef, PolicyFile};
-
-/// A configuration problem: which file, which key, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    /// Dotted key path such as `vhosts[0].security.frame_options`; empty for the whole file.
-    pub key: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.to_path_buf(),
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.reason)
-        } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.key, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// A named policy and where it was defined.
 #[derive(Debug, Clone)]
@@ -89,7 +61,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 
     let (pingora_part, gateway_part) = split_pingora_keys(root);
     let server: ServerConf = deserialize_value(path, Value::Mapping(pingora_part))?;
-    check_server_settings(&server).map_err(|(key, reason)| ConfigError::new(path, key, reason))?;
+    check_server_settings(&server).map_err(|e| e.in_file(path))?;
     let server = server
         .validate()
         .map_err(|e| ConfigError::new(path, "", format!("Pingora server settings: {e}")))?;
@@ -199,9 +171,8 @@ fn read_yaml_text(path: &Path) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-/// Pingora's settings that it accepts but cannot run with (it panics on start),
-/// as (key, reason).
-fn check_server_settings(conf: &ServerConf) -> Result<(), (&'static str, String)> {
+/// Pingora's settings that it accepts but cannot run with (it panics on start).
+fn check_server_settings(conf: &ServerConf) -> Result<(), KeyError> {
     let positive = [
         ("threads", Some(conf.threads)),
         ("listener_tasks_per_fd", Some(conf.listener_tasks_per_fd)),
@@ -224,22 +195,29 @@ fn check_server_settings(conf: &ServerConf) -> Result<(), (&'static str, String)
     ];
     for (key, value) in positive {
         if value == Some(0) {
-            return Err((key, "must be at least 1".into()));
+            return Err(KeyError::new(key, "must be at least 1"));
         }
     }
     // More worker threads than this is a typo, not a machine.
     if conf.threads > 1024 {
-        return Err(("threads", format!("{} is more than 1024", conf.threads)));
+        return Err(KeyError::new(
+            "threads",
+            format!("{} is more than 1024", conf.threads),
+        ));
     }
     if let Some(ca) = &conf.ca_file {
         // Pingora loads it for upstream TLS at start and panics when it cannot.
         let path = Path::new(ca);
-        let pem = files::read_regular(path).map_err(|e| ("ca_file", format!("{ca}: {e}")))?;
+        let pem = files::read_regular(path)
+            .map_err(|e| KeyError::new("ca_file", format!("{ca}: {e}")))?;
         let certs = rustls_pemfile::certs(&mut pem.as_slice())
             .filter(Result::is_ok)
             .count();
         if certs == 0 {
-            return Err(("ca_file", format!("{ca}: no PEM certificate in the file")));
+            return Err(KeyError::new(
+                "ca_file",
+                format!("{ca}: no PEM certificate in the file"),
+            ));
         }
     }
     if conf.daemon {
@@ -254,7 +232,7 @@ fn check_server_settings(conf: &ServerConf) -> Result<(), (&'static str, String)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty());
             if dir.is_some_and(|d| !d.is_dir()) || Path::new(file).is_dir() {
-                return Err((
+                return Err(KeyError::new(
                     key,
                     format!("{file}: its directory does not exist, or it is a directory"),
                 ));

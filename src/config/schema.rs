@@ -12,7 +12,7 @@ use super::csp::CspPolicy;
 use super::permissions::PermissionsPolicy;
 use super::values::{
     CorsOrigin, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany, Origin,
-    Positive, ReferrerPolicy, RemovePattern, Toggle, Token, TrustedProxy, VhostName,
+    Positive, ReferrerPolicy, RemovePattern, RouteName, Toggle, Token, TrustedProxy, VhostName,
 };
 
 /// The gateway's part of gw.yaml (Pingora's own keys are split off before this).
@@ -36,8 +36,7 @@ pub struct GatewayConfig {
     pub underscores_in_headers: bool,
 }
 
-/// `limits:` in gw.yaml. The defaults are nginx's, except the header deadline
-/// (nginx: 60 s), which is shorter so that slow clients cannot hold connections.
+/// `limits:` in gw.yaml; defaults in [`super::defaults::LIMITS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -56,12 +55,7 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig {
-            client_header_timeout_ms: Positive(10_000),
-            keepalive_timeout_ms: Positive(60_000),
-            max_connections: Positive(10_000),
-            send_timeout_ms: Positive(60_000),
-        }
+        super::defaults::LIMITS
     }
 }
 
@@ -121,19 +115,73 @@ pub struct VhostConfig {
     pub headers: HeaderActions,
     #[serde(default)]
     pub request_headers: HeaderActions,
-    pub connect_timeout_ms: Option<u64>,
-    pub read_timeout_ms: Option<u64>,
-    pub write_timeout_ms: Option<u64>,
+    pub connect_timeout_ms: Option<Positive>,
+    pub read_timeout_ms: Option<Positive>,
+    pub write_timeout_ms: Option<Positive>,
+    /// Path rules; the vhost's own settings serve what none of them matches.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// What a path with an encoded `/` or `\` gets.
+    #[serde(default)]
+    pub escaped_slashes: EscapedSlashes,
 }
 
 impl VhostConfig {
     /// The vhost's inline settings, the strongest layer of its policy.
     pub fn inline_layer(&self) -> PolicyLayer {
-        PolicyLayer {
-            security: self.security.clone(),
-            headers: self.headers.clone(),
-            request_headers: self.request_headers.clone(),
-        }
+        PolicyLayer::of(&self.security, &self.headers, &self.request_headers)
+    }
+}
+
+/// `%2F` and `%5C` in a request path. Envoy: `path_with_escaped_slashes_action`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscapedSlashes {
+    /// `400`: an encoded separator could reach a different resource upstream
+    /// than the one the route matched.
+    #[default]
+    Reject,
+    /// Passed on as sent, and not a separator for matching.
+    Keep,
+}
+
+/// One path rule of a vhost (Kubernetes Ingress semantics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// In logs and metrics labels; default: the match text.
+    pub name: Option<RouteName>,
+    /// Whole path segments: `/api` matches `/api`, `/api/` and `/api/x`.
+    pub prefix: Option<String>,
+    /// The whole path.
+    pub exact: Option<String>,
+    /// A regex over the path (anchor it yourself).
+    pub regex: Option<String>,
+    /// Absent (and no `respond`): the vhost's upstreams or direct answer.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    pub upstream_tls: Option<UpstreamTlsConfig>,
+    pub respond: Option<RespondConfig>,
+    /// With `prefix`: the upstream sees the path without it.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// A named policy, layered over the vhost's.
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub security: SecurityOptions,
+    #[serde(default)]
+    pub headers: HeaderActions,
+    #[serde(default)]
+    pub request_headers: HeaderActions,
+    pub connect_timeout_ms: Option<Positive>,
+    pub read_timeout_ms: Option<Positive>,
+    pub write_timeout_ms: Option<Positive>,
+}
+
+impl RouteConfig {
+    /// The route's inline settings, the strongest layer of its policy.
+    pub fn inline_layer(&self) -> PolicyLayer {
+        PolicyLayer::of(&self.security, &self.headers, &self.request_headers)
     }
 }
 
@@ -149,11 +197,11 @@ pub struct RespondConfig {
 }
 
 fn default_respond_status() -> u16 {
-    200
+    super::defaults::RESPOND_STATUS
 }
 
 fn default_content_type() -> HeaderValueText {
-    HeaderValueText("text/plain; charset=utf-8".into())
+    HeaderValueText(super::defaults::RESPOND_CONTENT_TYPE.into())
 }
 
 /// A policy file: `policies: {NAME: {extends, security, headers, request_headers}}`.
@@ -177,11 +225,7 @@ pub struct PolicyDef {
 
 impl PolicyDef {
     pub fn layer(&self) -> PolicyLayer {
-        PolicyLayer {
-            security: self.security.clone(),
-            headers: self.headers.clone(),
-            request_headers: self.request_headers.clone(),
-        }
+        PolicyLayer::of(&self.security, &self.headers, &self.request_headers)
     }
 }
 
@@ -199,6 +243,18 @@ pub struct PolicyLayer {
 }
 
 impl PolicyLayer {
+    pub fn of(
+        security: &SecurityOptions,
+        headers: &HeaderActions,
+        request_headers: &HeaderActions,
+    ) -> PolicyLayer {
+        PolicyLayer {
+            security: security.clone(),
+            headers: headers.clone(),
+            request_headers: request_headers.clone(),
+        }
+    }
+
     pub fn merge_over(self, weaker: PolicyLayer) -> PolicyLayer {
         PolicyLayer {
             security: self.security.merge_over(weaker.security),
@@ -381,8 +437,9 @@ impl SecurityOptions {
 }
 
 /// What the gateway does when the upstream already sent a header the policy manages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum ConflictMode {
     /// Replace the upstream's value(s) with the policy's.
     #[default]

@@ -443,19 +443,40 @@ pub struct VhostName(pub String);
 impl TryFrom<String> for VhostName {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        let ok = !text.is_empty()
-            && text.len() <= 64
-            && !text.starts_with('_')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !ok {
-            return Err(format!(
-                "`{text}`: a vhost name has 1 to 64 letters, digits, `-`, `_` or `.`, and does \
-                 not start with `_` (reserved for labels such as `_unmatched`)"
-            ));
-        }
+        check_label(&text, "a vhost name", "_unmatched")?;
         Ok(VhostName(text))
+    }
+}
+
+/// A name that becomes a metrics label: 1 to 64 of `[A-Za-z0-9_.-]`, not starting
+/// with `_`, which the gateway's own labels (such as `reserved`) start with.
+fn check_label(text: &str, what: &str, reserved: &str) -> Result<(), String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && !text.starts_with('_')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}`: {what} has 1 to 64 letters, digits, `-`, `_` or `.`, and does not \
+             start with `_` (reserved for labels such as `{reserved}`)"
+        ))
+    }
+}
+
+/// A route's name, used in logs and as a metrics label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RouteName(pub String);
+
+impl TryFrom<String> for RouteName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        check_label(&text, "a route name", "_vhost")?;
+        Ok(RouteName(text))
     }
 }
 

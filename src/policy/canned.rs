@@ -85,11 +85,16 @@ fn render(plan: &ResponsePlan, status: StatusCode, https: bool) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{builtin_layer, response_plan};
+    use crate::config::defaults::builtin_layer;
+    use crate::metrics::RouteLabels;
 
     #[test]
     fn canned_answers_are_whole_http1_responses_with_the_policy() {
-        let plan = response_plan(&builtin_layer(), "unit-canned").unwrap();
+        let at = RouteLabels {
+            vhost: "unit-canned",
+            route: "_vhost",
+        };
+        let plan = ResponsePlan::compile(&builtin_layer(), at).unwrap();
         let answers = CannedAnswers::new(&plan);
         let text = String::from_utf8(answers.pick(false).bad_request.to_vec()).unwrap();
         assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n"), "{text}");

@@ -20,6 +20,8 @@ use prometheus::IntCounter;
 
 use crate::config::schema::SecurityOptions;
 use crate::config::values::CorsOrigin;
+use crate::config::KeyError;
+use crate::metrics::metrics;
 
 /// The CORS response headers, stripped from upstream responses when the gateway
 /// handles CORS so that two policies never mix.
@@ -86,17 +88,25 @@ pub enum Preflight {
 }
 
 impl CorsPlan {
-    /// Compiles the merged options of a vhost with `cors_enabled`.
-    pub fn new(
+    /// The CORS plan of merged options, when `cors_enabled`; counted for `vhost`.
+    pub fn from_options(o: &SecurityOptions, vhost: &str) -> Result<Option<CorsPlan>, KeyError> {
+        if o.cors_enabled != Some(true) {
+            return Ok(None);
+        }
+        let (allowed, denied) = metrics().cors_preflights(vhost);
+        CorsPlan::new(o, allowed, denied).map(Some)
+    }
+
+    fn new(
         o: &SecurityOptions,
         allowed: IntCounter,
         denied: IntCounter,
-    ) -> Result<CorsPlan, (&'static str, String)> {
+    ) -> Result<CorsPlan, KeyError> {
         let origins = o.allowed_origins.clone().unwrap_or_default();
         if origins.is_empty() {
-            return Err((
-                ".security.allowed_origins",
-                "cors_enabled needs at least one allowed origin".into(),
+            return Err(KeyError::new(
+                "security.allowed_origins",
+                "cors_enabled needs at least one allowed origin",
             ));
         }
         // `*` with credentials never gets here: check_security refuses it for every vhost.
@@ -107,11 +117,12 @@ impl CorsPlan {
             subdomains: Vec::new(),
             credentials,
             methods: Listed::new(&tokens(&o.allowed_methods))
-                .map_err(|e| (".security.allowed_methods", e))?,
+                .map_err(|e| KeyError::new("security.allowed_methods", e))?,
             headers: Listed::new(&tokens(&o.allowed_headers))
-                .map_err(|e| (".security.allowed_headers", e))?,
+                .map_err(|e| KeyError::new("security.allowed_headers", e))?,
             expose: None,
-            max_age: HeaderValue::from(o.max_age.unwrap_or(600)),
+            // Always set: the built-in defaults are the weakest layer (config/defaults.yaml).
+            max_age: HeaderValue::from(o.max_age.unwrap_or_default()),
             preflights_allowed: allowed,
             preflights_denied: denied,
         };
@@ -129,14 +140,14 @@ impl CorsPlan {
         let expose = tokens(&o.expose_headers);
         if !expose.is_empty() {
             if credentials && expose.iter().any(|t| t == "*") {
-                return Err((
-                    ".security.expose_headers",
-                    "with allow_credentials, browsers read `*` as a header named `*`: list the headers to expose".into(),
+                return Err(KeyError::new(
+                    "security.expose_headers",
+                    "with allow_credentials, browsers read `*` as a header named `*`: list the headers to expose",
                 ));
             }
             plan.expose = Some(
                 HeaderValue::from_str(&expose.join(", "))
-                    .map_err(|e| (".security.expose_headers", e.to_string()))?,
+                    .map_err(|e| KeyError::new("security.expose_headers", e.to_string()))?,
             );
         }
         Ok(plan)

@@ -11,9 +11,11 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use prometheus::IntCounter;
 use smallvec::SmallVec;
 
-use crate::config::schema::ConflictMode;
+use super::security::security_headers;
+use crate::config::schema::{ConflictKey, ConflictMode, PolicyLayer};
 use crate::config::values::RemovePattern;
-use crate::metrics::HeaderCounters;
+use crate::config::KeyError;
+use crate::metrics::{metrics, HeaderCounters, RouteLabels};
 
 /// A header ready to write: lookup name, wire-case name and value.
 #[derive(Debug, Clone)]
@@ -28,6 +30,15 @@ pub struct HeaderEntry {
 impl HeaderEntry {
     /// `text` is the name as it should appear on HTTP/1 (callers have validated both).
     pub fn new(text: &str, value: &str) -> Result<HeaderEntry, String> {
+        Self::checked(text, value)
+    }
+
+    /// `new`, with an error at `key`.
+    fn at(key: &str, text: &str, value: &str) -> Result<HeaderEntry, KeyError> {
+        Self::checked(text, value).map_err(|e| KeyError::new(key, e))
+    }
+
+    fn checked(text: &str, value: &str) -> Result<HeaderEntry, String> {
         let name = HeaderName::from_bytes(text.as_bytes())
             .map_err(|_| format!("`{text}` is not a valid header name"))?;
         let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes()))
@@ -239,6 +250,76 @@ impl ResponsePlan {
         }
     }
 
+    /// Compiles a merged policy layer's response side; counters carry `at`.
+    pub fn compile(layer: &PolicyLayer, at: RouteLabels) -> Result<ResponsePlan, KeyError> {
+        let h = &layer.headers;
+        let conflict = |name: &HeaderName| -> ConflictMode {
+            h.conflict
+                .get(&ConflictKey::Header(name.clone()))
+                .or_else(|| h.conflict.get(&ConflictKey::All))
+                .copied()
+                .unwrap_or_default()
+        };
+        let managed_header = |entry: HeaderEntry| {
+            let mode = conflict(&entry.name);
+            ManagedHeader {
+                https_only: entry.name == http::header::STRICT_TRANSPORT_SECURITY,
+                counters: metrics().header(at, entry.name.as_str(), mode),
+                mode,
+                entry,
+            }
+        };
+        let mut managed: Vec<ManagedHeader> = Vec::new();
+        for s in security_headers(&layer.security) {
+            let e = HeaderEntry::with_static_name(s.name, &s.value)
+                .map_err(|e| KeyError::new("security", e))?;
+            // An explicit `headers.set` of the same header takes precedence.
+            if h.set.keys().any(|k| k.name == e.name) {
+                continue;
+            }
+            managed.push(managed_header(e));
+        }
+        for (name, value) in &h.set {
+            let e = HeaderEntry::at(&format!("headers.set.{name}"), &name.text, &value.0)?;
+            managed.push(managed_header(e));
+        }
+        let is_managed = |n: &HeaderName| managed.iter().any(|m| m.entry.name == *n);
+
+        let mut add = Vec::new();
+        for (name, values) in &h.add {
+            let key = format!("headers.add.{name}");
+            if is_managed(&name.name) {
+                return Err(KeyError::new(key, format!(
+                    "`{name}` is managed by this policy; to keep the upstream's copy beside it, use `conflict: {{{name}: append}}`"
+                )));
+            }
+            for v in &values.0 {
+                add.push(HeaderEntry::at(&key, &name.text, &v.0)?);
+            }
+        }
+        let mut default = Vec::new();
+        for (name, value) in &h.default {
+            let key = format!("headers.default.{name}");
+            if is_managed(&name.name) {
+                return Err(KeyError::new(key, format!(
+                    "`{name}` is managed by this policy; to prefer the upstream's value, use `conflict: {{{name}: keep}}`"
+                )));
+            }
+            default.push(HeaderEntry::at(&key, &name.text, &value.0)?);
+        }
+
+        let mut remove = RemoveRules::new(&h.remove, |rule| {
+            Some(metrics().stripped(at, &rule.to_string()))
+        });
+        if layer.security.hide_server == Some(true) {
+            remove.push(
+                RemovePattern::Exact(http::header::SERVER),
+                Some(metrics().stripped(at, "server")),
+            );
+        }
+        Ok(ResponsePlan::new(remove, managed, add, default))
+    }
+
     #[cfg(test)]
     pub(crate) fn managed(&self) -> &[ManagedHeader] {
         &self.managed
@@ -331,6 +412,37 @@ pub struct RequestPlan {
 }
 
 impl RequestPlan {
+    /// Compiles a merged policy layer's `request_headers`.
+    pub fn compile(layer: &PolicyLayer) -> Result<RequestPlan, KeyError> {
+        let r = &layer.request_headers;
+        if !r.conflict.is_empty() {
+            return Err(KeyError::new(
+                "request_headers.conflict",
+                "`conflict` applies to response headers (`headers`) only",
+            ));
+        }
+        let mut plan = RequestPlan {
+            remove: RemoveRules::new(&r.remove, |_| None),
+            ..Default::default()
+        };
+        for (name, value) in &r.set {
+            let key = format!("request_headers.set.{name}");
+            plan.set.push(HeaderEntry::at(&key, &name.text, &value.0)?);
+        }
+        for (name, values) in &r.add {
+            let key = format!("request_headers.add.{name}");
+            for v in &values.0 {
+                plan.add.push(HeaderEntry::at(&key, &name.text, &v.0)?);
+            }
+        }
+        for (name, value) in &r.default {
+            let key = format!("request_headers.default.{name}");
+            plan.default
+                .push(HeaderEntry::at(&key, &name.text, &value.0)?);
+        }
+        Ok(plan)
+    }
+
     pub fn apply(&self, req: &mut RequestHeader) {
         self.remove.apply(req);
         for e in &self.set {
@@ -361,7 +473,14 @@ mod tests {
             entry: HeaderEntry::new(name, value).unwrap(),
             mode,
             https_only: false,
-            counters: crate::metrics::metrics().header("unit-headers", name, mode),
+            counters: metrics().header(
+                RouteLabels {
+                    vhost: "unit-headers",
+                    route: "_vhost",
+                },
+                name,
+                mode,
+            ),
         }
     }
 
@@ -499,11 +618,11 @@ mod tests {
 
     #[test]
     fn one_pass_removes_and_resolves_conflicts_together() {
-        let counters = crate::metrics::metrics().header(
-            "unit-one-pass",
-            "x-frame-options",
-            ConflictMode::Override,
-        );
+        let at = RouteLabels {
+            vhost: "unit-one-pass",
+            route: "_vhost",
+        };
+        let counters = metrics().header(at, "x-frame-options", ConflictMode::Override);
         let xfo = ManagedHeader {
             entry: HeaderEntry::with_static_name("X-Frame-Options", "DENY").unwrap(),
             mode: ConflictMode::Override,

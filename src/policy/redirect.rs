@@ -4,7 +4,10 @@
 use http::Method;
 use regex::RegexSet;
 
-use crate::config::values::ExemptRule;
+use crate::config::schema::SecurityOptions;
+use crate::config::values::{ExemptRule, HostPattern, Toggle};
+use crate::config::KeyError;
+use crate::metrics::{metrics, RedirectCounters};
 
 #[derive(Debug, Clone)]
 pub struct RedirectPlan {
@@ -17,9 +20,39 @@ pub struct RedirectPlan {
     permanent: bool,
     exempt_prefixes: Vec<String>,
     exempt_regexes: RegexSet,
+    counters: Option<RedirectCounters>,
 }
 
 impl RedirectPlan {
+    /// The redirect of merged options, when `ssl_redirect` is on; counted for `vhost`.
+    pub fn from_options(
+        sec: &SecurityOptions,
+        vhost: &str,
+    ) -> Result<Option<RedirectPlan>, KeyError> {
+        if sec.ssl_redirect != Some(true) {
+            return Ok(None);
+        }
+        let ssl_host = match &sec.ssl_host {
+            Some(Toggle::On(HostPattern::Exact(h))) => Some(h.clone()),
+            Some(Toggle::On(_)) => {
+                return Err(KeyError::new(
+                    "security.ssl_host",
+                    "ssl_host is one host name, without wildcards",
+                ))
+            }
+            _ => None,
+        };
+        let exempt = sec.ssl_redirect_exempt.as_deref().unwrap_or_default();
+        let port = match sec.ssl_port {
+            Some(Toggle::On(p)) => Some(p),
+            _ => None,
+        };
+        let mut plan = RedirectPlan::new(ssl_host, port, sec.ssl_permanent != Some(false), exempt)
+            .map_err(|e| KeyError::new("security.ssl_redirect_exempt", e))?;
+        plan.counters = Some(metrics().redirects(vhost));
+        Ok(Some(plan))
+    }
+
     pub fn new(
         ssl_host: Option<String>,
         port: Option<u16>,
@@ -41,6 +74,7 @@ impl RedirectPlan {
             permanent,
             exempt_prefixes,
             exempt_regexes,
+            counters: None,
         })
     }
 
@@ -51,6 +85,13 @@ impl RedirectPlan {
             .iter()
             .any(|p| path.starts_with(p.as_str()))
             && !self.exempt_regexes.is_match(path)
+    }
+
+    /// Counts a redirect sent with `status`.
+    pub fn count(&self, status: u16) {
+        if let Some(c) = &self.counters {
+            c.inc(status);
+        }
     }
 
     /// 301/302 keep GET and HEAD; other methods get 308/307 so the body survives.

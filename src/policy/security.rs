@@ -24,7 +24,8 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
         push(name, value);
     }
     if o.hsts_enabled == Some(true) {
-        let mut v = format!("max-age={}", o.hsts_max_age.unwrap_or(31_536_000));
+        // The max-ages are always set: the built-in defaults are the weakest layer.
+        let mut v = format!("max-age={}", o.hsts_max_age.unwrap_or_default());
         if o.hsts_include_subdomains == Some(true) {
             v.push_str("; includeSubDomains");
         }
@@ -83,7 +84,7 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
         }
     }
     if o.expect_ct == Some(true) {
-        let mut v = format!("max-age={}", o.expect_ct_max_age.unwrap_or(86_400));
+        let mut v = format!("max-age={}", o.expect_ct_max_age.unwrap_or_default());
         if o.expect_ct_enforce == Some(true) {
             v.push_str(", enforce");
         }

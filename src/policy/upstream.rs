@@ -14,7 +14,8 @@ use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::LoadBalancer;
 
 use crate::config::schema::UpstreamTlsConfig;
-use crate::tls::read_certs;
+use crate::config::KeyError;
+use crate::pem::read_certs;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -48,9 +49,6 @@ impl std::fmt::Debug for Upstreams {
     }
 }
 
-/// Errors are (key below the vhost, reason).
-type UpstreamError = (&'static str, String);
-
 impl Upstreams {
     /// `addrs` are `host:port` or `tls://host:port`; names are resolved once, here.
     pub fn new(
@@ -58,7 +56,7 @@ impl Upstreams {
         tls_config: Option<&UpstreamTlsConfig>,
         base_dir: &Path,
         timeouts: Timeouts,
-    ) -> Result<Upstreams, UpstreamError> {
+    ) -> Result<Upstreams, KeyError> {
         let mut tls_count = 0;
         let mut hosts = Vec::with_capacity(addrs.len());
         let mut plain = Vec::with_capacity(addrs.len());
@@ -69,8 +67,8 @@ impl Upstreams {
             } else if let Some(rest) = a.strip_prefix("http://") {
                 rest
             } else if a.contains("://") {
-                return Err((
-                    ".upstreams",
+                return Err(KeyError::new(
+                    "upstreams",
                     format!("`{a}`: upstreams are host:port, http://host:port or tls://host:port"),
                 ));
             } else {
@@ -85,14 +83,14 @@ impl Upstreams {
             plain.push(rest.to_string());
         }
         if tls_count != 0 && tls_count != addrs.len() {
-            return Err((
-                ".upstreams",
-                "all upstreams of a vhost use TLS (tls://) or none do".into(),
+            return Err(KeyError::new(
+                "upstreams",
+                "all upstreams of a vhost or route use TLS (tls://) or none do",
             ));
         }
         let lb = LoadBalancer::try_from_iter(plain.iter().map(String::as_str)).map_err(|e| {
-            (
-                ".upstreams",
+            KeyError::new(
+                "upstreams",
                 format!("cannot resolve upstreams {addrs:?}: {e}"),
             )
         })?;
@@ -104,9 +102,9 @@ impl Upstreams {
             )?)
         } else {
             if tls_config.is_some() {
-                return Err((
-                    ".upstream_tls",
-                    "upstream_tls needs tls:// upstreams".into(),
+                return Err(KeyError::new(
+                    "upstream_tls",
+                    "upstream_tls needs tls:// upstreams",
                 ));
             }
             None
@@ -139,24 +137,24 @@ fn upstream_tls(
     hosts: &[String],
     config: UpstreamTlsConfig,
     base_dir: &Path,
-) -> Result<UpstreamTls, UpstreamError> {
+) -> Result<UpstreamTls, KeyError> {
     let verify = config.verify != Some(false);
     let sni = match config.sni {
         Some(sni) => sni,
         None => {
             let first = &hosts[0];
             if hosts.iter().any(|h| h != first) {
-                return Err((
-                    ".upstream_tls.sni",
-                    "tls:// upstreams with different host names need one `sni` to verify".into(),
+                return Err(KeyError::new(
+                    "upstream_tls.sni",
+                    "tls:// upstreams with different host names need one `sni` to verify",
                 ));
             }
             if first.parse::<IpAddr>().is_ok() {
                 if verify {
                     // Pingora skips verification when the SNI is empty: refuse that silently
                     // unverified setup rather than pretend.
-                    return Err((
-                        ".upstream_tls.sni",
+                    return Err(KeyError::new(
+                        "upstream_tls.sni",
                         format!(
                             "upstream {first} is an IP address: set `sni` to the name in its \
                              certificate (or `verify: false` to skip verification)"
@@ -172,8 +170,8 @@ fn upstream_tls(
     let (ca, trust_group) = match &config.ca_file {
         None => (None, 0),
         Some(file) => {
-            let (ca, group) =
-                load_ca(&base_dir.join(file)).map_err(|e| (".upstream_tls.ca_file", e))?;
+            let (ca, group) = load_ca(&base_dir.join(file))
+                .map_err(|e| KeyError::new("upstream_tls.ca_file", e))?;
             (Some(ca), group)
         }
     };

@@ -36,6 +36,8 @@ pub fn free_port() -> u16 {
 pub struct SeenRequest {
     pub method: String,
     pub path: String,
+    /// The path and query, as the upstream received them.
+    pub target: String,
     pub headers: Vec<(String, String)>,
 }
 
@@ -161,6 +163,10 @@ async fn handle(
     seen.lock().unwrap().push(SeenRequest {
         method: req.method().to_string(),
         path: path.clone(),
+        target: req
+            .uri()
+            .path_and_query()
+            .map_or(path.clone(), |pq| pq.to_string()),
         headers: req
             .headers()
             .iter()

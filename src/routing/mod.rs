@@ -1,9 +1,11 @@
-//! Host -> virtual host lookup.
+//! Host -> virtual host lookup; [`paths`] then picks the route inside the vhost.
 //!
 //! Exact names and wildcard suffixes live in hash maps; a lookup costs one probe for
 //! the exact name plus one per label of the request's host, whatever the number of
 //! vhosts. The most specific match wins: exact, then the longest wildcard suffix,
 //! then the default vhost (`*`).
+
+pub mod paths;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

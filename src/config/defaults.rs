@@ -1,0 +1,44 @@
+//! Every default of the gateway, in one place: the built-in policy layer
+//! (`defaults.yaml`, the weakest layer of every policy) and the defaults of the
+//! keys outside policies.
+
+use super::schema::{LimitsConfig, PolicyLayer};
+use super::values::Positive;
+
+const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
+
+/// The built-in defaults, the weakest layer of every policy.
+pub fn builtin_layer() -> PolicyLayer {
+    serde_yaml::from_str(DEFAULTS_YAML).expect("built-in defaults.yaml is valid")
+}
+
+/// Upstream timeouts, when neither the route nor the vhost sets them.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+pub const READ_TIMEOUT_MS: u64 = 60_000;
+pub const WRITE_TIMEOUT_MS: u64 = 60_000;
+
+/// `limits:`. nginx's defaults, except the header deadline (nginx: 60 s), which is
+/// shorter so that slow clients cannot hold connections.
+pub const LIMITS: LimitsConfig = LimitsConfig {
+    client_header_timeout_ms: Positive(10_000),
+    keepalive_timeout_ms: Positive(60_000),
+    max_connections: Positive(10_000),
+    send_timeout_ms: Positive(60_000),
+};
+
+/// `respond:` without a status or content type.
+pub const RESPOND_STATUS: u16 = 200;
+pub const RESPOND_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_security_key_with_a_numeric_default_has_one() {
+        let s = builtin_layer().security;
+        assert_eq!(s.hsts_max_age, Some(31_536_000));
+        assert_eq!(s.expect_ct_max_age, Some(86_400));
+        assert_eq!(s.max_age, Some(600));
+    }
+}

@@ -1,0 +1,114 @@
+//! One route's compiled policy: where its requests go and what its responses get.
+//! A vhost's own settings are its `_vhost` route.
+
+use http::HeaderValue;
+use pingora_http::ResponseHeader;
+
+use super::cors::CorsPlan;
+use super::headers::{RequestPlan, ResponsePlan};
+use super::redirect::RedirectPlan;
+use super::target::Target;
+use crate::config::schema::{PolicyLayer, SecurityOptions};
+use crate::config::values::{CorsOrigin, Toggle};
+use crate::config::KeyError;
+use crate::metrics::{metrics, RouteLabels, RouteMetrics};
+
+#[derive(Debug)]
+pub struct RoutePlan {
+    /// The metrics label: the configured name, the match text, or `_vhost`.
+    pub name: String,
+    pub target: Target,
+    /// With `strip_prefix`: how many bytes of the path the prefix takes.
+    pub strip: Option<usize>,
+    pub response: ResponsePlan,
+    pub request: RequestPlan,
+    pub redirect: Option<RedirectPlan>,
+    /// CORS handled at the edge, when `cors_enabled`.
+    pub cors: Option<CorsPlan>,
+    pub metrics: RouteMetrics,
+}
+
+/// What a route is compiled from, besides its merged policy layer.
+pub struct RouteParts<'a> {
+    pub labels: RouteLabels<'a>,
+    pub target: Target,
+    pub strip: Option<usize>,
+    /// The vhost takes any Host (`*`): redirects need `ssl_host`.
+    pub catch_all: bool,
+}
+
+impl RoutePlan {
+    pub fn compile(layer: &PolicyLayer, parts: RouteParts) -> Result<RoutePlan, KeyError> {
+        let sec = &layer.security;
+        check_security(sec, parts.catch_all)?;
+        let at = parts.labels;
+        Ok(RoutePlan {
+            name: at.route.to_string(),
+            target: parts.target,
+            strip: parts.strip,
+            response: ResponsePlan::compile(layer, at)?,
+            request: RequestPlan::compile(layer)?,
+            redirect: RedirectPlan::from_options(sec, at.vhost)?,
+            cors: CorsPlan::from_options(sec, at.vhost)?,
+            metrics: metrics().route(at),
+        })
+    }
+
+    /// Everything the route's policy does to a response: the security headers, then
+    /// the CORS headers for `cors_origin` (the request's Origin, if allowed).
+    pub fn apply_response(
+        &self,
+        resp: &mut ResponseHeader,
+        https: bool,
+        cors_origin: Option<&HeaderValue>,
+    ) {
+        self.response.apply(resp, https);
+        if let Some(cors) = &self.cors {
+            cors.apply(resp, cors_origin);
+        }
+    }
+
+    /// The path the upstream sees, given the normalized request path.
+    pub fn upstream_path<'p>(&self, path: &'p str) -> &'p str {
+        match self.strip.and_then(|n| path.get(n..)) {
+            Some("") => "/",
+            Some(rest) => rest,
+            None => path,
+        }
+    }
+}
+
+/// Rules that span several keys, checked on the merged options.
+fn check_security(sec: &SecurityOptions, catch_all: bool) -> Result<(), KeyError> {
+    let wildcard_origin = sec
+        .allowed_origins
+        .iter()
+        .flatten()
+        .any(|o| *o == CorsOrigin::Any);
+    if sec.allow_credentials == Some(true) && wildcard_origin {
+        return Err(KeyError::new(
+            "security.allow_credentials",
+            "allow_credentials is true while allowed_origins contains \"*\"; browsers refuse \
+             credentials with a wildcard origin, and reflecting any origin instead would let \
+             every site read authenticated responses. List the allowed origins.",
+        ));
+    }
+    let has_ssl_host = matches!(sec.ssl_host, Some(Toggle::On(_)));
+    if sec.ssl_redirect == Some(true) && catch_all && !has_ssl_host {
+        return Err(KeyError::new(
+            "security.ssl_redirect",
+            "ssl_redirect on a vhost with host `*` needs `ssl_host`: the request's Host is not \
+             a configured name there, and redirecting to it would be an open redirect",
+        ));
+    }
+    if sec.csp_report_only == Some(true)
+        && matches!(sec.frame_options_allow_from, Some(Toggle::On(_)))
+    {
+        return Err(KeyError::new(
+            "security.frame_options_allow_from",
+            "frame_options_allow_from becomes CSP frame-ancestors, which browsers ignore in a \
+             report-only policy; with csp_report_only, use frame_options instead",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! One vhost's compiled plan: its routes, the path table that picks one, and its
+//! certificate.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::sign::CertifiedKey;
+
+use super::route::{RouteParts, RoutePlan};
+use super::target::{route_target, vhost_target, TargetKeys};
+use crate::config::policies::ResolvedPolicies;
+use crate::config::schema::{EscapedSlashes, PolicyLayer, RouteConfig, VhostConfig};
+use crate::config::values::HostPattern;
+use crate::config::KeyError;
+use crate::metrics::{RouteLabels, VHOST_ROUTE};
+use crate::routing::paths::{normalize_path, prefix_key, PathTable};
+
+#[derive(Debug)]
+pub struct VhostPlan {
+    pub name: String,
+    /// The vhost's own certificate, for SNI matching its hosts.
+    pub cert: Option<Arc<CertifiedKey>>,
+    /// `escaped_slashes: keep`.
+    pub keep_escaped_slashes: bool,
+    paths: PathTable,
+    /// `[0]` is the vhost's own settings (`_vhost`); the configured routes follow.
+    pub routes: Vec<RoutePlan>,
+}
+
+impl VhostPlan {
+    /// `layer` is the vhost's merged policy: defaults < its policy chain < its keys.
+    pub fn compile(
+        v: &VhostConfig,
+        layer: &PolicyLayer,
+        policies: &ResolvedPolicies,
+        base_dir: &Path,
+    ) -> Result<VhostPlan, KeyError> {
+        let name = v.name.0.as_str();
+        let catch_all = v.hosts.contains(&HostPattern::Any);
+        let keep_escaped_slashes = v.escaped_slashes == EscapedSlashes::Keep;
+        let vhost_keys = TargetKeys {
+            upstreams: &v.upstreams,
+            upstream_tls: v.upstream_tls.as_ref(),
+            respond: v.respond.as_ref(),
+            timeouts: [v.connect_timeout_ms, v.read_timeout_ms, v.write_timeout_ms],
+        };
+        let target = vhost_target(&vhost_keys, base_dir)?;
+        let own = RouteParts {
+            labels: RouteLabels {
+                vhost: name,
+                route: VHOST_ROUTE,
+            },
+            target: target.clone(),
+            strip: None,
+            catch_all,
+        };
+        let mut routes = vec![RoutePlan::compile(layer, own)?];
+
+        let mut paths = PathTable::default();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (j, r) in v.routes.iter().enumerate() {
+            let compiled = (|| {
+                let matched = RouteMatch::of(r, keep_escaped_slashes)?;
+                matched.insert(&mut paths, j)?;
+                let route_name = r.name.as_ref().map_or(matched.text, |n| n.0.as_str());
+                if let Some(prev) = names.insert(route_name.to_string(), j) {
+                    let key = if r.name.is_some() {
+                        "name"
+                    } else {
+                        matched.key
+                    };
+                    return Err(KeyError::new(
+                        key,
+                        format!(
+                            "route name `{route_name}` is already used by routes[{prev}]; \
+                             give one of them a `name`"
+                        ),
+                    ));
+                }
+                let strip = match (r.strip_prefix, matched.key) {
+                    (false, _) => None,
+                    (true, "prefix") => Some(prefix_key(matched.text).len()),
+                    (true, _) => {
+                        return Err(KeyError::new(
+                            "strip_prefix",
+                            "strip_prefix needs a `prefix` route",
+                        ))
+                    }
+                };
+                let keys = TargetKeys {
+                    upstreams: &r.upstreams,
+                    upstream_tls: r.upstream_tls.as_ref(),
+                    respond: r.respond.as_ref(),
+                    timeouts: [r.connect_timeout_ms, r.read_timeout_ms, r.write_timeout_ms],
+                };
+                let route_target = route_target(&keys, &vhost_keys, &target, base_dir)?;
+                if strip.is_some() && matches!(route_target, super::Target::Respond(_)) {
+                    return Err(KeyError::new(
+                        "strip_prefix",
+                        "strip_prefix changes the path sent upstream; this route answers itself",
+                    ));
+                }
+                let mut route_layer = layer.clone();
+                if let Some(policy) = &r.policy {
+                    route_layer = policies.layer_over(policy, route_layer)?;
+                }
+                let route_layer = r.inline_layer().merge_over(route_layer);
+                let parts = RouteParts {
+                    labels: RouteLabels {
+                        vhost: name,
+                        route: route_name,
+                    },
+                    target: route_target,
+                    strip,
+                    catch_all,
+                };
+                RoutePlan::compile(&route_layer, parts)
+            })()
+            .map_err(|e| e.under(&format!("routes[{j}]")))?;
+            routes.push(compiled);
+        }
+        let paths = paths
+            .build()
+            .map_err(|e| KeyError::new("routes", format!("the route regexes together: {e}")))?;
+        Ok(VhostPlan {
+            name: name.to_string(),
+            cert: v
+                .tls
+                .as_ref()
+                .map(|t| crate::pem::certified_key(t, base_dir).map_err(|e| e.under("tls")))
+                .transpose()?,
+            keep_escaped_slashes,
+            paths,
+            routes,
+        })
+    }
+
+    /// The index in `routes` of the route for a normalized path.
+    pub fn route_index(&self, path: &str) -> usize {
+        self.paths.lookup(path).map_or(0, |i| i + 1)
+    }
+}
+
+/// A route's one match key, checked.
+struct RouteMatch<'a> {
+    /// `prefix`, `exact` or `regex`.
+    key: &'static str,
+    text: &'a str,
+}
+
+impl<'a> RouteMatch<'a> {
+    fn of(r: &'a RouteConfig, keep_escaped_slashes: bool) -> Result<RouteMatch<'a>, KeyError> {
+        let given = [
+            ("prefix", r.prefix.as_deref()),
+            ("exact", r.exact.as_deref()),
+            ("regex", r.regex.as_deref()),
+        ];
+        let mut set = given
+            .iter()
+            .filter_map(|(key, text)| text.map(|t| RouteMatch { key, text: t }));
+        let (Some(m), None) = (set.next(), set.next()) else {
+            return Err(KeyError::here(
+                "a route has exactly one of `prefix`, `exact` or `regex`",
+            ));
+        };
+        if m.key == "regex" {
+            regex::Regex::new(m.text)
+                .map_err(|e| KeyError::new(m.key, format!("not a valid regex: {e}")))?;
+            return Ok(m);
+        }
+        if m.text.contains(['?', '#']) {
+            return Err(KeyError::new(
+                m.key,
+                format!("`{}`: a path, without query or fragment", m.text),
+            ));
+        }
+        match normalize_path(m.text, keep_escaped_slashes) {
+            Ok(normal) if normal == m.text => Ok(m),
+            Ok(normal) => Err(KeyError::new(
+                m.key,
+                format!(
+                    "`{}` is not a normalized path and would never match; write `{normal}`",
+                    m.text
+                ),
+            )),
+            Err(why) => Err(KeyError::new(
+                m.key,
+                format!("`{}` cannot match a request path: {why}", m.text),
+            )),
+        }
+    }
+
+    fn insert(&self, paths: &mut PathTable, route: usize) -> Result<(), KeyError> {
+        let inserted = match self.key {
+            "prefix" => paths.insert_prefix(self.text, route),
+            "exact" => paths.insert_exact(self.text, route),
+            _ => paths.push_regex(self.text, route),
+        };
+        inserted.map_err(|prev| {
+            KeyError::new(
+                self.key,
+                format!("`{}` is already matched by routes[{prev}]", self.text),
+            )
+        })
+    }
+}

@@ -1,0 +1,335 @@
+//! Path -> route lookup inside a vhost, and the path normalization that runs first.
+//!
+//! Kubernetes Ingress semantics: an exact route first, then the longest prefix on
+//! whole segments, then regexes in configuration order. Exact and prefix lookups are
+//! hash probes, one per `/` of the path whose offset is a configured prefix length,
+//! so their cost does not grow with the number of routes.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use regex::RegexSet;
+
+/// Why a request path is refused (`400`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadPath {
+    /// Not `/...` (nor `*`).
+    NotAbsolute,
+    /// A raw or percent-encoded NUL or control byte, or a raw `\`.
+    ControlOrBackslash,
+    /// `%2F` or `%5C` where `escaped_slashes` is `reject`.
+    EscapedSlash,
+    /// A `%` not followed by two hex digits.
+    BadEscape,
+    /// More `..` than segments before them.
+    AboveRoot,
+}
+
+impl std::fmt::Display for BadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BadPath::NotAbsolute => "it does not start with `/`",
+            BadPath::ControlOrBackslash => "it has a control byte or `\\`",
+            BadPath::EscapedSlash => "it has an encoded `/` or `\\` (%2F, %5C)",
+            BadPath::BadEscape => "it has a `%` without two hex digits",
+            BadPath::AboveRoot => "its `..` climb above the root",
+        })
+    }
+}
+
+/// The path as routed and forwarded (RFC 3986 6.2.2): unreserved characters
+/// percent-decoded and other escapes in upper case, dot-segments removed, repeated
+/// slashes merged. Borrows when the path is already normal. With `keep_escaped_slashes`,
+/// `%2F` and `%5C` stay encoded and are no separators.
+pub fn normalize_path(raw: &str, keep_escaped_slashes: bool) -> Result<Cow<'_, str>, BadPath> {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(BadPath::NotAbsolute);
+    }
+    if bytes.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'\\') {
+        return Err(BadPath::ControlOrBackslash);
+    }
+    let needs_work = bytes.contains(&b'%')
+        || bytes.windows(2).any(|w| w == b"//")
+        || raw.split('/').any(|s| s == "." || s == "..");
+    if !needs_work {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let decoded = decode_unreserved(raw, keep_escaped_slashes)?;
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in decoded[1..].split('/') {
+        trailing_slash = matches!(segment, "" | "." | "..");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop().ok_or(BadPath::AboveRoot)?;
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing_slash || segments.is_empty() {
+        out.push('/');
+    }
+    Ok(if out == raw {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(out)
+    })
+}
+
+fn decode_unreserved(raw: &str, keep_escaped_slashes: bool) -> Result<String, BadPath> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(char::from(bytes[i]));
+            i += 1;
+            continue;
+        }
+        let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+        let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+            return Err(BadPath::BadEscape);
+        };
+        // Both digits are < 16.
+        let byte = (hi * 16 + lo) as u8;
+        match byte {
+            0..=0x1f | 0x7f => return Err(BadPath::ControlOrBackslash),
+            b'/' | b'\\' if !keep_escaped_slashes => return Err(BadPath::EscapedSlash),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
+                out.push(char::from(b));
+            }
+            b => {
+                out.push('%');
+                out.push_str(&format!("{b:02X}"));
+            }
+        }
+        i += 3;
+    }
+    Ok(out)
+}
+
+/// The routes of one vhost, by match kind; values are route indices.
+#[derive(Debug, Clone, Default)]
+pub struct PathTable {
+    exact: HashMap<Box<str>, usize>,
+    /// Keyed without the trailing `/` (`/` itself is the empty key).
+    prefix: HashMap<Box<str>, usize>,
+    /// The key lengths of `prefix`, as bits: only those offsets are looked up.
+    prefix_lengths: Vec<u64>,
+    regex_patterns: Vec<String>,
+    regex_routes: Vec<usize>,
+    regexes: Option<RegexSet>,
+}
+
+/// The key of a prefix: without its trailing `/` (`/api/` and `/api` are one prefix).
+pub fn prefix_key(prefix: &str) -> &str {
+    prefix.strip_suffix('/').unwrap_or(prefix)
+}
+
+impl PathTable {
+    /// Adds an exact route; returns the route already there.
+    pub fn insert_exact(&mut self, path: &str, route: usize) -> Result<(), usize> {
+        insert_new(&mut self.exact, path, route)
+    }
+
+    /// Adds a prefix route; returns the route already there.
+    pub fn insert_prefix(&mut self, prefix: &str, route: usize) -> Result<(), usize> {
+        let key = prefix_key(prefix);
+        insert_new(&mut self.prefix, key, route)?;
+        let (word, bit) = (key.len() / 64, key.len() % 64);
+        if self.prefix_lengths.len() <= word {
+            self.prefix_lengths.resize(word + 1, 0);
+        }
+        self.prefix_lengths[word] |= 1 << bit;
+        Ok(())
+    }
+
+    /// Adds a regex route (already known to compile); returns the route with the
+    /// same pattern.
+    pub fn push_regex(&mut self, pattern: &str, route: usize) -> Result<(), usize> {
+        if let Some(i) = self.regex_patterns.iter().position(|p| p == pattern) {
+            return Err(self.regex_routes[i]);
+        }
+        self.regex_patterns.push(pattern.to_string());
+        self.regex_routes.push(route);
+        Ok(())
+    }
+
+    /// Compiles the regexes into one set, matched in one pass.
+    pub fn build(mut self) -> Result<PathTable, regex::Error> {
+        if !self.regex_patterns.is_empty() {
+            self.regexes = Some(RegexSet::new(&self.regex_patterns)?);
+        }
+        Ok(self)
+    }
+
+    fn has_prefix_length(&self, len: usize) -> bool {
+        self.prefix_lengths
+            .get(len / 64)
+            .is_some_and(|bits| bits & (1 << (len % 64)) != 0)
+    }
+
+    /// The route for a normalized path, if any matches.
+    pub fn lookup(&self, path: &str) -> Option<usize> {
+        if let Some(&route) = self.exact.get(path) {
+            return Some(route);
+        }
+        if !self.prefix.is_empty() {
+            // Candidate ends: the path's end, then each `/` from the right.
+            let bytes = path.as_bytes();
+            let mut end = Some(path.len());
+            while let Some(e) = end {
+                if self.has_prefix_length(e) {
+                    if let Some(&route) = self.prefix.get(&path[..e]) {
+                        return Some(route);
+                    }
+                }
+                end = bytes[..e].iter().rposition(|&b| b == b'/');
+            }
+        }
+        let set = self.regexes.as_ref()?;
+        let first = set.matches(path).into_iter().next()?;
+        Some(self.regex_routes[first])
+    }
+}
+
+fn insert_new(map: &mut HashMap<Box<str>, usize>, key: &str, route: usize) -> Result<(), usize> {
+    match map.entry(key.into()) {
+        std::collections::hash_map::Entry::Occupied(o) => Err(*o.get()),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(route);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(p: &str) -> Result<String, BadPath> {
+        normalize_path(p, false).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn paths_are_normalized_per_rfc_3986() {
+        for (raw, want) in [
+            ("/", "/"),
+            ("/a/b", "/a/b"),
+            ("/static/../admin", "/admin"),
+            ("/static/%2e%2e/admin", "/admin"),
+            ("/static/%2E%2E/admin", "/admin"),
+            ("//admin", "/admin"),
+            ("/a//b///c", "/a/b/c"),
+            ("/a/./b/.", "/a/b/"),
+            ("/a/b/..", "/a/"),
+            ("/a/", "/a/"),
+            ("/%7Euser/%41", "/~user/A"),
+            ("/a%20b%c3%a9", "/a%20b%C3%A9"),
+            ("/.well-known/x", "/.well-known/x"),
+            ("/a..b/...", "/a..b/..."),
+        ] {
+            assert_eq!(norm(raw).as_deref(), Ok(want), "{raw}");
+        }
+        assert!(matches!(
+            normalize_path("/a/b", false),
+            Ok(Cow::Borrowed(_))
+        ));
+        assert!(matches!(
+            normalize_path("/a%2Fb", true),
+            Ok(Cow::Borrowed("/a%2Fb"))
+        ));
+        assert_eq!(
+            normalize_path("/a%2f..%5c/b", true).as_deref(),
+            Ok("/a%2F..%5C/b")
+        );
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        for (raw, why) in [
+            ("/..", BadPath::AboveRoot),
+            ("/a/../..", BadPath::AboveRoot),
+            ("/%2e%2e/etc/passwd", BadPath::AboveRoot),
+            ("/static/..%2Fadmin", BadPath::EscapedSlash),
+            ("/static/..%2fadmin", BadPath::EscapedSlash),
+            ("/a%5Cb", BadPath::EscapedSlash),
+            ("/static\\..\\admin", BadPath::ControlOrBackslash),
+            ("/a\0b", BadPath::ControlOrBackslash),
+            ("/a%00b", BadPath::ControlOrBackslash),
+            ("/a%0d%0aSet-Cookie:x", BadPath::ControlOrBackslash),
+            ("/a\x7f", BadPath::ControlOrBackslash),
+            ("/a%7F", BadPath::ControlOrBackslash),
+            ("/a%", BadPath::BadEscape),
+            ("/a%4", BadPath::BadEscape),
+            ("/a%zz", BadPath::BadEscape),
+            ("a/b", BadPath::NotAbsolute),
+            ("", BadPath::NotAbsolute),
+        ] {
+            assert_eq!(norm(raw), Err(why), "{raw:?}");
+        }
+    }
+
+    fn table() -> PathTable {
+        let mut t = PathTable::default();
+        t.insert_exact("/healthz", 1).unwrap();
+        t.insert_prefix("/api", 2).unwrap();
+        t.insert_prefix("/api/v2/", 3).unwrap();
+        t.push_regex(r"^/img/.+\.(png|jpg)$", 4).unwrap();
+        t.push_regex(r"^/img/", 5).unwrap();
+        t.insert_exact("/api/exact", 6).unwrap();
+        t.build().unwrap()
+    }
+
+    #[test]
+    fn precedence_is_exact_then_longest_prefix_then_regex_in_order() {
+        let t = table();
+        for (path, want) in [
+            ("/healthz", Some(1)),
+            ("/healthz/", None),
+            ("/api", Some(2)),
+            ("/api/", Some(2)),
+            ("/api/x/y", Some(2)),
+            ("/apix", None),
+            ("/api/v2", Some(3)),
+            ("/api/v2/users", Some(3)),
+            ("/api/v20", Some(2)),
+            ("/api/exact", Some(6)),
+            ("/api/exact/more", Some(2)),
+            ("/img/a.png", Some(4)),
+            ("/img/a.gif", Some(5)),
+            ("/", None),
+        ] {
+            assert_eq!(t.lookup(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_root_prefix_takes_every_path_left() {
+        let mut t = PathTable::default();
+        t.insert_prefix("/", 7).unwrap();
+        t.insert_prefix("/a", 8).unwrap();
+        let t = t.build().unwrap();
+        assert_eq!(t.lookup("/"), Some(7));
+        assert_eq!(t.lookup("/b/c"), Some(7));
+        assert_eq!(t.lookup("/a/c"), Some(8));
+    }
+
+    #[test]
+    fn duplicates_name_the_route_already_there() {
+        let mut t = PathTable::default();
+        t.insert_prefix("/api", 0).unwrap();
+        assert_eq!(t.insert_prefix("/api/", 1), Err(0));
+        t.insert_exact("/api", 2).unwrap();
+        assert_eq!(t.insert_exact("/api", 3), Err(2));
+        t.push_regex("^/x", 4).unwrap();
+        assert_eq!(t.push_regex("^/x", 5), Err(4));
+    }
+}
