@@ -119,27 +119,30 @@ impl RequestCtx {
         None
     }
 
-    /// Path -> route, on the normalized path; a path that could sidestep a route
-    /// (`..` above the root, encoded slashes, control bytes) gets `400` with the
-    /// vhost's own policy.
+    /// Path -> route, on the normalized path; a target that could sidestep a route
+    /// (not `/...` nor `http(s)://host/...`, `..` above the root, encoded slashes,
+    /// control bytes) gets `400` with the vhost's own policy.
     fn route_path(&mut self, req: &RequestHeader) -> Option<Answer> {
         let (index, vhost) = self.routed.map(|(v, _)| (v, &self.plan.vhosts[v]))?;
-        let raw = req.uri.path();
-        if raw == "*" {
-            // `OPTIONS *` names no resource: the vhost's own settings take it.
-            return None;
-        }
-        let route = match normalize_path(raw, vhost.keep_escaped_slashes) {
-            Ok(path) => vhost.route_index(&path),
-            Err(why) => {
-                let (v, r) = self.labels();
-                debug!("vhost={v} route={r} path refused: {why}");
-                return Some(Answer::text(StatusCode::BAD_REQUEST).closing());
-            }
+        let refuse = |why: &dyn std::fmt::Display| {
+            debug!("vhost={} path refused: {why}", vhost.name);
+            Some(Answer::text(StatusCode::BAD_REQUEST).closing())
         };
-        if let Ok(std::borrow::Cow::Owned(path)) = normalize_path(raw, vhost.keep_escaped_slashes) {
-            self.normalized_path = Some(path);
+        match request_target_form(req) {
+            TargetForm::Path => {}
+            // `OPTIONS *` names no resource: the vhost's own settings take it.
+            TargetForm::Asterisk => return None,
+            TargetForm::Other => return refuse(&"not a path nor an http(s) URL"),
         }
+        let route = match normalize_path(req.uri.path(), vhost.keep_escaped_slashes) {
+            Ok(std::borrow::Cow::Borrowed(path)) => vhost.route_index(path),
+            Ok(std::borrow::Cow::Owned(path)) => {
+                let route = vhost.route_index(&path);
+                self.normalized_path = Some(path);
+                route
+            }
+            Err(why) => return refuse(&why),
+        };
         self.routed = Some((index, route));
         if let Some(cors) = &vhost.routes[route].cors {
             self.cors_origin = cors.allowed_origin(&req.headers);
@@ -211,18 +214,56 @@ impl RequestCtx {
         Some(answer)
     }
 
-    /// The path the upstream gets, when it is not the request's: normalized, and
-    /// without the route's prefix when it strips it.
+    /// The target the upstream gets, when it is not the request's as received:
+    /// the normalized path, without the route's prefix when it strips it, in
+    /// origin-form (an absolute-form target is otherwise forwarded verbatim).
     fn upstream_path_and_query(&self, req: &RequestHeader) -> Option<String> {
         let route = self.route()?;
         let path = route.upstream_path(self.path(req));
-        if path == req.uri.path() {
+        let raw = req.raw_path();
+        let unchanged = match req.uri.query() {
+            None => raw == path.as_bytes(),
+            Some(q) => {
+                raw.len() == path.len() + 1 + q.len()
+                    && raw.starts_with(path.as_bytes())
+                    && raw[path.len()] == b'?'
+                    && raw.ends_with(q.as_bytes())
+            }
+        };
+        if unchanged {
             return None;
         }
         Some(match req.uri.query() {
             Some(q) => format!("{path}?{q}"),
             None => path.to_string(),
         })
+    }
+}
+
+/// The request-target forms the gateway serves (RFC 9112 3.2).
+#[derive(Debug, PartialEq, Eq)]
+enum TargetForm {
+    /// Origin-form `/path?query`, or absolute-form `http(s)://authority/path`,
+    /// whose path Pingora puts in the URI.
+    Path,
+    /// `*`, for `OPTIONS` only.
+    Asterisk,
+    /// Anything else, which Pingora would forward verbatim: refused.
+    Other,
+}
+
+fn request_target_form(req: &RequestHeader) -> TargetForm {
+    let raw = req.raw_path();
+    let starts_with = |prefix: &[u8]| {
+        raw.get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    if raw.first() == Some(&b'/') || starts_with(b"http://") || starts_with(b"https://") {
+        TargetForm::Path
+    } else if raw == b"*" && req.method == Method::OPTIONS {
+        TargetForm::Asterisk
+    } else {
+        TargetForm::Other
     }
 }
 
@@ -502,4 +543,128 @@ async fn send(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context on a plan compiled from `vhosts` (gw.yaml text), like `new_ctx`.
+    fn ctx(vhosts: &str) -> RequestCtx {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.yaml");
+        let gw = format!("listeners: [{{address: \"127.0.0.1:1\"}}]\n{vhosts}");
+        std::fs::write(&path, gw).unwrap();
+        let (_, plan) = crate::policy::load(&path).unwrap();
+        Gateway::new(Arc::new(ArcSwap::from_pointee(plan))).new_ctx()
+    }
+
+    const SHOP: &str = r#"
+vhosts:
+  - name: shop
+    hosts: [shop.test]
+    upstreams: ["127.0.0.1:9"]
+    routes:
+      - {name: api, prefix: /api, strip_prefix: true}
+      - {name: health, exact: /healthz, respond: {status: 204}}
+      - {name: account, prefix: /account, security: {ssl_redirect: true}}
+"#;
+
+    fn req(method: &str, target: &str) -> RequestHeader {
+        let mut r = RequestHeader::build(method, target.as_bytes(), None).unwrap();
+        r.insert_header("Host", "shop.test").unwrap();
+        r
+    }
+
+    /// The answer's status, or the route the request was given to.
+    fn route(ctx: &mut RequestCtx, r: &RequestHeader) -> Result<String, u16> {
+        if let Some(a) = ctx.route_host(r).or_else(|| ctx.route_path(r)) {
+            return Err(a.head.status.as_u16());
+        }
+        Ok(ctx.route().unwrap().name.clone())
+    }
+
+    #[test]
+    fn hosts_then_paths_pick_the_route() {
+        for (target, want) in [
+            ("/api/x", Ok("api")),
+            ("/healthz", Ok("health")),
+            ("/other", Ok("_vhost")),
+            ("/x/../api/y", Ok("api")),
+            ("http://shop.test/api", Ok("api")),
+            ("/a/../../b", Err(400)),
+            ("/a%2fb", Err(400)),
+            ("admin/x", Err(400)),
+        ] {
+            let mut c = ctx(SHOP);
+            assert_eq!(
+                route(&mut c, &req("GET", target))
+                    .as_deref()
+                    .map_err(|s| *s),
+                want,
+                "{target}"
+            );
+        }
+        let mut c = ctx(SHOP);
+        let mut r = req("GET", "/");
+        r.insert_header("Host", "other.test").unwrap();
+        assert_eq!(route(&mut c, &r), Err(421));
+        r.insert_header("Host", "evil.test/x").unwrap();
+        assert_eq!(route(&mut c, &r), Err(400));
+    }
+
+    #[test]
+    fn only_options_may_ask_for_asterisk() {
+        assert_eq!(
+            request_target_form(&req("OPTIONS", "*")),
+            TargetForm::Asterisk
+        );
+        assert_eq!(request_target_form(&req("GET", "*")), TargetForm::Other);
+        assert_eq!(request_target_form(&req("GET", "/x")), TargetForm::Path);
+        assert_eq!(
+            request_target_form(&req("GET", "HTTPS://a.test/x")),
+            TargetForm::Path
+        );
+        assert_eq!(request_target_form(&req("GET", "?q")), TargetForm::Other);
+    }
+
+    #[test]
+    fn each_early_answer_comes_from_the_route() {
+        let mut c = ctx(SHOP);
+        let r = req("GET", "/account/../account/orders?page=2");
+        assert_eq!(route(&mut c, &r), Ok("account".into()));
+        let answer = c.redirect_to_https(&r).unwrap();
+        assert_eq!(answer.head.status, StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(
+            answer.head.headers["location"],
+            "https://shop.test/account/orders?page=2"
+        );
+        assert!(c.respond_directly().is_none());
+
+        let mut c = ctx(SHOP);
+        let r = req("GET", "/healthz");
+        route(&mut c, &r).unwrap();
+        assert!(c.redirect_to_https(&r).is_none());
+        let answer = c.respond_directly().unwrap();
+        assert_eq!(answer.head.status, StatusCode::NO_CONTENT);
+        assert!(refuse_connect(&r).is_none());
+        let connect = refuse_connect(&req("CONNECT", "shop.test:443")).unwrap();
+        assert_eq!((connect.head.status.as_u16(), connect.close), (405, true));
+    }
+
+    #[test]
+    fn the_upstream_target_changes_only_when_routing_changed_it() {
+        for (target, want) in [
+            ("/api/v1/x?q=1", Some("/v1/x?q=1")),
+            ("/api", Some("/")),
+            ("/other?q=1", None),
+            ("/other/./x", Some("/other/x")),
+            ("http://shop.test/other", Some("/other")),
+        ] {
+            let mut c = ctx(SHOP);
+            let r = req("GET", target);
+            route(&mut c, &r).unwrap();
+            assert_eq!(c.upstream_path_and_query(&r).as_deref(), want, "{target}");
+        }
+    }
 }

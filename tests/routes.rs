@@ -366,6 +366,49 @@ fn paths_are_normalized_before_routing_so_no_route_is_sidestepped() {
 }
 
 #[test]
+fn only_paths_and_http_urls_are_routed_and_the_upstream_sees_what_was_routed() {
+    let (web, api, gw) = start();
+    // Targets Pingora would forward verbatim while routing them as `/`.
+    let hits = (web.hits(), api.hits());
+    for target in [
+        "admin/x",
+        "x/../admin",
+        "*/../admin",
+        "?q=1",
+        "*",
+        "x:/admin",
+        "foo:bar://shop.test/admin",
+        "/x/..;/admin",
+        "/x/%2e%2e;jsessionid=1/admin",
+    ] {
+        let (head, body) = raw_get(gw.addr, target);
+        assert!(head.starts_with("HTTP/1.1 400 "), "{target}: {head}");
+        assert_raw_default_headers(&head);
+        assert_eq!(body, "400 Bad Request\n", "{target}");
+    }
+    assert_eq!((web.hits(), api.hits()), hits);
+    // `OPTIONS *` is the vhost's.
+    let raw = raw_exchange(
+        gw.addr,
+        b"OPTIONS * HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    assert_eq!(header_line(head_of(&raw), "x-route"), ["vhost"]);
+    // Absolute-form: routed on its path, forwarded in origin-form.
+    let (head, _) = raw_get(gw.addr, "http://shop.test/api/x?q=1");
+    assert_eq!(header_line(&head, "x-route"), ["api"], "{head}");
+    assert_eq!(api.last_request().target, "/x?q=1");
+    let (head, _) = raw_get(gw.addr, "HTTP://shop.test/admin/../admin/");
+    assert_eq!(header_line(&head, "x-route"), ["admin"], "{head}");
+    assert_eq!(web.last_request().target, "/admin/");
+    // Raw non-ASCII in the path is percent-encoded once, and routed and forwarded
+    // that way; the query is never touched.
+    let (head, _) = raw_get(gw.addr, "/api//caf\u{e9}?x=\u{e9}");
+    assert_eq!(header_line(&head, "x-route"), ["api"], "{head}");
+    assert_eq!(api.last_request().target, "/caf%C3%A9?x=\u{e9}");
+}
+
+#[test]
 fn escaped_slashes_keep_passes_them_through_unrouted() {
     let (web, api) = (Upstream::start("web"), Upstream::start("api"));
     let gw = Gateway::start(&shop(&web, &api, "    escaped_slashes: keep"));
@@ -418,11 +461,23 @@ fn every_bad_route_is_refused_with_its_key_path() {
         ),
         (
             "{name: x, prefix: /a}, {name: x, prefix: /b}",
-            "vhosts[0].routes[1].name: route name `x` is already used by routes[0]; give one of them a `name`",
+            "vhosts[0].routes[1].name: route name `x` is already used by routes[0]\n",
         ),
         (
             "{exact: /a}, {prefix: /a}",
-            "vhosts[0].routes[1].prefix: route name `/a` is already used by routes[0]; give one of them a `name`",
+            "vhosts[0].routes[1].prefix: route name `/a` is already used by routes[0]; give the route a `name`",
+        ),
+        (
+            "{regex: _vhost}",
+            "vhosts[0].routes[0].regex: `_vhost` is the label of the vhost's own settings; give the route a `name`",
+        ),
+        (
+            "{exact: /caf\u{e9}}",
+            "vhosts[0].routes[0].exact: `/caf\u{e9}` is not a normalized path and would never match; write `/caf%C3%A9`",
+        ),
+        (
+            "{prefix: /x/..;/y}",
+            "vhosts[0].routes[0].prefix: `/x/..;/y` cannot match a request path: it has a dot-segment with parameters (`..;`)",
         ),
         (
             "{name: \"a b\", prefix: /a}",

@@ -263,6 +263,23 @@ impl TryFrom<String> for TrustedProxy {
     }
 }
 
+/// `host[:port]` or `[ipv6][:port]` as (host, port), the host keeping its
+/// brackets; `None` when anything but `:port` follows a bracketed host. Neither
+/// part is checked further.
+pub fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
+    if text.starts_with('[') {
+        let (host, rest) = text.split_at(text.find(']')? + 1);
+        return match rest {
+            "" => Some((host, None)),
+            rest => rest.strip_prefix(':').map(|port| (host, Some(port))),
+        };
+    }
+    Some(match text.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (text, None),
+    })
+}
+
 /// A web origin: `scheme://host[:port]` with no path, query or fragment.
 pub fn check_origin(text: &str) -> Result<(), String> {
     let (scheme, rest) = text
@@ -276,10 +293,8 @@ pub fn check_origin(text: &str) -> Result<(), String> {
     if !scheme_ok {
         return Err(format!("`{text}`: `{scheme}` is not a URL scheme"));
     }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
-        _ => (rest, None),
-    };
+    let (host, port) = split_host_port(rest)
+        .ok_or_else(|| format!("`{text}`: an IPv6 host is [address] with an optional :port"))?;
     if let Some(port) = port {
         if port.parse::<u16>().is_err() {
             return Err(format!(
@@ -344,10 +359,9 @@ impl TryFrom<String> for CorsOrigin {
         let (scheme, rest) = text.split_once("://").unwrap_or_default();
         match rest.strip_prefix("*.") {
             Some(after) => {
-                let (suffix, port) = match after.split_once(':') {
-                    Some((s, p)) => (s, p.parse().ok()),
-                    None => (after, None),
-                };
+                // check_origin has checked both parts.
+                let (suffix, port) = split_host_port(after).unwrap_or((after, None));
+                let port = port.and_then(|p| p.parse().ok());
                 Ok(CorsOrigin::Subdomains {
                     scheme: scheme.to_ascii_lowercase(),
                     suffix: suffix.to_ascii_lowercase(),
@@ -483,6 +497,20 @@ impl TryFrom<String> for RouteName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_and_port_split_once_for_every_caller() {
+        assert_eq!(split_host_port("a.test"), Some(("a.test", None)));
+        assert_eq!(split_host_port("a.test:80"), Some(("a.test", Some("80"))));
+        assert_eq!(split_host_port("a.test:"), Some(("a.test", Some(""))));
+        assert_eq!(split_host_port("[::1]"), Some(("[::1]", None)));
+        assert_eq!(split_host_port("[::1]:8443"), Some(("[::1]", Some("8443"))));
+        assert_eq!(split_host_port("[::1]x"), None);
+        assert_eq!(split_host_port("[::1"), None);
+        assert!(CorsOrigin::try_from("https://[::1]".to_string()).is_ok());
+        assert!(CorsOrigin::try_from("https://[::1]:8443".to_string()).is_ok());
+        assert!(CorsOrigin::try_from("https://[::1]x".to_string()).is_err());
+    }
 
     #[test]
     fn header_values_reject_control_bytes() {

@@ -19,7 +19,7 @@ use pingora_http::ResponseHeader;
 use prometheus::IntCounter;
 
 use crate::config::schema::SecurityOptions;
-use crate::config::values::CorsOrigin;
+use crate::config::values::{split_host_port, CorsOrigin};
 use crate::config::KeyError;
 use crate::metrics::metrics;
 
@@ -292,12 +292,13 @@ fn matches_subdomain(origin: &str, scheme: &str, suffix: &str, port: Option<u16>
     if !s.eq_ignore_ascii_case(scheme) {
         return false;
     }
-    let (host, origin_port) = match rest.rsplit_once(':') {
-        Some((h, p)) => match p.parse::<u16>() {
-            Ok(p) => (h, Some(p)),
-            Err(_) => return false,
-        },
-        None => (rest, None),
+    let Some((host, origin_port)) = split_host_port(rest) else {
+        return false;
+    };
+    let origin_port = match origin_port.map(str::parse::<u16>) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => return false,
+        None => None,
     };
     if origin_port != port || host.len() <= suffix.len() + 1 {
         return false;

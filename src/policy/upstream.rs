@@ -14,6 +14,7 @@ use pingora_load_balancing::selection::RoundRobin;
 use pingora_load_balancing::LoadBalancer;
 
 use crate::config::schema::UpstreamTlsConfig;
+use crate::config::values::split_host_port;
 use crate::config::KeyError;
 use crate::pem::read_certs;
 
@@ -74,7 +75,7 @@ impl Upstreams {
             } else {
                 a.as_str()
             };
-            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+            let host = split_host_port(rest).map_or(rest, |(host, _)| host);
             hosts.push(
                 host.trim_start_matches('[')
                     .trim_end_matches(']')

@@ -64,17 +64,21 @@ impl VhostPlan {
                 let matched = RouteMatch::of(r, keep_escaped_slashes)?;
                 matched.insert(&mut paths, j)?;
                 let route_name = r.name.as_ref().map_or(matched.text, |n| n.0.as_str());
+                let (key, hint) = match r.name {
+                    Some(_) => ("name", ""),
+                    None => (matched.key, "; give the route a `name`"),
+                };
+                if route_name == VHOST_ROUTE {
+                    return Err(KeyError::new(
+                        key,
+                        format!("`{VHOST_ROUTE}` is the label of the vhost's own settings{hint}"),
+                    ));
+                }
                 if let Some(prev) = names.insert(route_name.to_string(), j) {
-                    let key = if r.name.is_some() {
-                        "name"
-                    } else {
-                        matched.key
-                    };
                     return Err(KeyError::new(
                         key,
                         format!(
-                            "route name `{route_name}` is already used by routes[{prev}]; \
-                             give one of them a `name`"
+                            "route name `{route_name}` is already used by routes[{prev}]{hint}"
                         ),
                     ));
                 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use pingora_http::RequestHeader;
 
-use crate::config::values::HostPattern;
+use crate::config::values::{split_host_port, HostPattern};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostMatch {
@@ -109,19 +109,12 @@ pub fn request_host(req: &RequestHeader) -> Option<Cow<'_, str>> {
 /// lower-cases it without its port and trailing dot. Allocates only when the
 /// host has upper-case letters.
 pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
-    let (host, port) = if raw.starts_with('[') {
-        let end = raw.find(']')?;
-        let literal = &raw[1..end];
-        literal.parse::<std::net::Ipv6Addr>().ok()?;
-        (&raw[..=end], raw[end + 1..].strip_prefix(':'))
-    } else {
-        match raw.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (raw, None),
-        }
-    };
-    if raw.starts_with('[') && raw.len() > host.len() && port.is_none() {
-        return None;
+    let (host, port) = split_host_port(raw)?;
+    if let Some(literal) = host.strip_prefix('[') {
+        literal
+            .strip_suffix(']')?
+            .parse::<std::net::Ipv6Addr>()
+            .ok()?;
     }
     if let Some(port) = port {
         let digits =

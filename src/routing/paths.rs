@@ -13,7 +13,7 @@ use regex::RegexSet;
 /// Why a request path is refused (`400`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadPath {
-    /// Not `/...` (nor `*`).
+    /// Not `/...`.
     NotAbsolute,
     /// A raw or percent-encoded NUL or control byte, or a raw `\`.
     ControlOrBackslash,
@@ -23,6 +23,8 @@ pub enum BadPath {
     BadEscape,
     /// More `..` than segments before them.
     AboveRoot,
+    /// `..;x` or `.;x`: servlet containers read these as dot-segments.
+    DotSegmentParameters,
 }
 
 impl std::fmt::Display for BadPath {
@@ -33,29 +35,61 @@ impl std::fmt::Display for BadPath {
             BadPath::EscapedSlash => "it has an encoded `/` or `\\` (%2F, %5C)",
             BadPath::BadEscape => "it has a `%` without two hex digits",
             BadPath::AboveRoot => "its `..` climb above the root",
+            BadPath::DotSegmentParameters => "it has a dot-segment with parameters (`..;`)",
         })
     }
 }
 
+/// What normalization does with one raw byte of a path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Byte {
+    /// Unreserved, a sub-delimiter, `:`, `@` or `/`: kept as is.
+    Keep,
+    /// The start of a percent-escape.
+    Escape,
+    /// Not allowed raw in a path (space, `"`, `{`, non-ASCII ...): percent-encoded.
+    Encode,
+    Refuse,
+}
+
+fn classify(b: u8) -> Byte {
+    match b {
+        b'%' => Byte::Escape,
+        0..=0x1f | 0x7f | b'\\' => Byte::Refuse,
+        b if b.is_ascii_alphanumeric() => Byte::Keep,
+        b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+        | b',' | b';' | b'=' | b':' | b'@' | b'/' => Byte::Keep,
+        _ => Byte::Encode,
+    }
+}
+
 /// The path as routed and forwarded (RFC 3986 6.2.2): unreserved characters
-/// percent-decoded and other escapes in upper case, dot-segments removed, repeated
-/// slashes merged. Borrows when the path is already normal. With `keep_escaped_slashes`,
-/// `%2F` and `%5C` stay encoded and are no separators.
+/// percent-decoded, other escapes in upper case, characters a path cannot hold
+/// raw (non-ASCII, space, ...) percent-encoded, dot-segments removed, repeated
+/// slashes merged. Borrows when the path is already normal. With
+/// `keep_escaped_slashes`, `%2F` and `%5C` stay encoded and are no separators.
 pub fn normalize_path(raw: &str, keep_escaped_slashes: bool) -> Result<Cow<'_, str>, BadPath> {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
         return Err(BadPath::NotAbsolute);
     }
-    if bytes.iter().any(|&b| b < 0x20 || b == 0x7f || b == b'\\') {
-        return Err(BadPath::ControlOrBackslash);
+    let mut needs_work = false;
+    for &b in bytes {
+        match classify(b) {
+            Byte::Keep => {}
+            Byte::Refuse => return Err(BadPath::ControlOrBackslash),
+            Byte::Escape | Byte::Encode => needs_work = true,
+        }
     }
-    let needs_work = bytes.contains(&b'%')
+    let needs_work = needs_work
         || bytes.windows(2).any(|w| w == b"//")
-        || raw.split('/').any(|s| s == "." || s == "..");
+        || raw
+            .split('/')
+            .any(|s| matches!(s.split(';').next(), Some("." | "..")));
     if !needs_work {
         return Ok(Cow::Borrowed(raw));
     }
-    let decoded = decode_unreserved(raw, keep_escaped_slashes)?;
+    let decoded = decode_unreserved(bytes, keep_escaped_slashes)?;
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for segment in decoded[1..].split('/') {
@@ -64,6 +98,9 @@ pub fn normalize_path(raw: &str, keep_escaped_slashes: bool) -> Result<Cow<'_, s
             "" | "." => {}
             ".." => {
                 segments.pop().ok_or(BadPath::AboveRoot)?;
+            }
+            s if matches!(s.split(';').next(), Some("." | "..")) => {
+                return Err(BadPath::DotSegmentParameters)
             }
             s => segments.push(s),
         }
@@ -83,37 +120,46 @@ pub fn normalize_path(raw: &str, keep_escaped_slashes: bool) -> Result<Cow<'_, s
     })
 }
 
-fn decode_unreserved(raw: &str, keep_escaped_slashes: bool) -> Result<String, BadPath> {
-    let bytes = raw.as_bytes();
-    let mut out = String::with_capacity(raw.len());
+/// Percent-decodes unreserved characters and encodes what a path cannot hold raw;
+/// the result is ASCII.
+fn decode_unreserved(bytes: &[u8], keep_escaped_slashes: bool) -> Result<String, BadPath> {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    let encode = |out: &mut String, b: u8| {
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    };
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] != b'%' {
-            out.push(char::from(bytes[i]));
-            i += 1;
-            continue;
-        }
-        let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
-        let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
-            return Err(BadPath::BadEscape);
-        };
-        // Both digits are < 16.
-        let byte = (hi * 16 + lo) as u8;
-        match byte {
-            0..=0x1f | 0x7f => return Err(BadPath::ControlOrBackslash),
-            b'/' | b'\\' if !keep_escaped_slashes => return Err(BadPath::EscapedSlash),
-            b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
-                out.push(char::from(b));
+        let b = bytes[i];
+        match classify(b) {
+            Byte::Keep => out.push(char::from(b)),
+            Byte::Encode => encode(&mut out, b),
+            Byte::Refuse => return Err(BadPath::ControlOrBackslash),
+            Byte::Escape => {
+                let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+                let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+                    return Err(BadPath::BadEscape);
+                };
+                // Both digits are < 16.
+                let byte = (hi * 16 + lo) as u8;
+                match byte {
+                    0..=0x1f | 0x7f => return Err(BadPath::ControlOrBackslash),
+                    b'/' | b'\\' if !keep_escaped_slashes => return Err(BadPath::EscapedSlash),
+                    b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
+                        out.push(char::from(b));
+                    }
+                    b => encode(&mut out, b),
+                }
+                i += 2;
             }
-            b => {
-                out.push('%');
-                out.push_str(&format!("{b:02X}"));
-            }
         }
-        i += 3;
+        i += 1;
     }
     Ok(out)
 }
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// The routes of one vhost, by match kind; values are route indices.
 #[derive(Debug, Clone, Default)]
@@ -235,6 +281,10 @@ mod tests {
             ("/a%20b%c3%a9", "/a%20b%C3%A9"),
             ("/.well-known/x", "/.well-known/x"),
             ("/a..b/...", "/a..b/..."),
+            ("/caf\u{e9}/x", "/caf%C3%A9/x"),
+            ("/x//caf\u{e9}", "/x/caf%C3%A9"),
+            ("/a b/\"q\"/{x}", "/a%20b/%22q%22/%7Bx%7D"),
+            ("/a;b=c/d", "/a;b=c/d"),
         ] {
             assert_eq!(norm(raw).as_deref(), Ok(want), "{raw}");
         }
@@ -270,6 +320,9 @@ mod tests {
             ("/a%", BadPath::BadEscape),
             ("/a%4", BadPath::BadEscape),
             ("/a%zz", BadPath::BadEscape),
+            ("/x/..;/admin", BadPath::DotSegmentParameters),
+            ("/x/.;a/admin", BadPath::DotSegmentParameters),
+            ("/x/%2e%2e;/admin", BadPath::DotSegmentParameters),
             ("a/b", BadPath::NotAbsolute),
             ("", BadPath::NotAbsolute),
         ] {
