@@ -241,6 +241,10 @@ impl PathTable {
             }
         }
         let set = self.regexes.as_ref()?;
+        // `is_match` allocates nothing: most paths that get here match no regex.
+        if !set.is_match(path) {
+            return None;
+        }
         let first = set.matches(path).into_iter().next()?;
         Some(self.regex_routes[first])
     }
