@@ -102,11 +102,12 @@ impl LoadedConfig {
             .filter_map(|l| l.tls.as_ref())
             .chain(g.vhosts.iter().filter_map(|v| v.tls.as_ref()))
             .flat_map(|t| [&t.cert, &t.key])
-            .chain(
-                g.vhosts
-                    .iter()
-                    .filter_map(|v| v.upstream_tls.as_ref()?.ca_file.as_ref()),
-            )
+            .chain(g.vhosts.iter().flat_map(|v| {
+                let routes = v.routes.iter().map(|r| r.upstream_tls.as_ref());
+                std::iter::once(v.upstream_tls.as_ref())
+                    .chain(routes)
+                    .filter_map(|t| t?.ca_file.as_ref())
+            }))
             .map(|f| base_dir.join(f))
             .collect();
         Sources {
@@ -334,6 +335,25 @@ mod tests {
     }
 
     const MINIMAL: &str = "listeners: [{address: \"127.0.0.1:8080\"}]\nvhosts: []\n";
+
+    #[test]
+    fn a_reload_watches_the_ca_files_of_vhosts_and_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = write(
+            dir.path(),
+            "gw.yaml",
+            "listeners: [{address: \"127.0.0.1:8080\"}]\nvhosts:\n  - name: a\n    hosts: [a.test]\n    upstreams: [\"tls://a.test:443\"]\n    upstream_tls: {ca_file: vhost-ca.pem}\n    routes:\n      - prefix: /api\n        upstreams: [\"tls://b.test:443\"]\n        upstream_tls: {ca_file: cas/route-ca.pem}\n",
+        );
+        let sources = load(&gw).unwrap().sources();
+        assert_eq!(
+            sources.tls_files,
+            [
+                dir.path().join("vhost-ca.pem"),
+                dir.path().join("cas/route-ca.pem")
+            ]
+        );
+        assert!(sources.watch_dirs().contains(&dir.path().join("cas")));
+    }
 
     #[test]
     fn pingora_keys_go_to_server_conf() {
