@@ -1,4 +1,4 @@
-//! The `ProxyHttp` implementation: route by Host, then apply the vhost's plan.
+//! The `ProxyHttp` implementation: route by Host and path, then apply the route's plan.
 //!
 //! Each phase does one visible thing. The plan is taken once per request (`new_ctx`),
 //! so a request sees one whole configuration even if another is swapped in meanwhile.
@@ -161,14 +161,13 @@ impl RequestCtx {
         // to it (compile requires ssl_host on such vhosts).
         let host = request_host(req).unwrap_or_default();
         let own_host = (self.host_match != HostMatch::Default).then_some(host.as_ref());
-        let target = match (&self.normalized_path, req.uri.query()) {
-            (None, _) => req
+        let target = match &self.normalized_path {
+            None => req
                 .uri
                 .path_and_query()
                 .map_or("/", |pq| pq.as_str())
                 .into(),
-            (Some(path), None) => std::borrow::Cow::Borrowed(path.as_str()),
-            (Some(path), Some(query)) => format!("{path}?{query}").into(),
+            Some(path) => std::borrow::Cow::Owned(path_and_query(path, req.uri.query())),
         };
         let Some(location) = redirect.location(own_host, &target) else {
             return Some(Answer::text(StatusCode::MISDIRECTED_REQUEST));
@@ -233,10 +232,14 @@ impl RequestCtx {
         if unchanged {
             return None;
         }
-        Some(match req.uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_string(),
-        })
+        Some(path_and_query(path, req.uri.query()))
+    }
+}
+
+fn path_and_query(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
     }
 }
 
@@ -384,8 +387,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         match ctx.route().map(|r| &r.target) {
-            Some(Target::Proxy(upstreams)) => upstreams
-                .next_peer()
+            Some(Target::Proxy {
+                upstreams,
+                timeouts,
+            }) => upstreams
+                .next_peer(timeouts)
                 .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no upstream available")),
             _ => Err(Error::explain(
                 ErrorType::InternalError,

@@ -175,11 +175,13 @@ vhosts:
     upstreams: ["{}"]
     policy: strict
     security: {{csp_policy: {{img-src: ["'self'", "https://img.test"]}}}}
+    headers: {{set: {{Cache-Control: "public, max-age=60"}}, add: {{X-Note: vhost}}}}
     routes:
       - prefix: /api
         upstreams: ["{}"]
         policy: api
-        security: {{csp_policy: {{connect-src: ["'self'"]}}}}
+        security: {{csp_policy: {{connect-src: ["'self'"]}}, cache_control: no-store}}
+        headers: {{set: {{X-Note: route}}}}
 "#,
         web.addr, api.addr
     );
@@ -208,11 +210,17 @@ vhosts:
     let r = get(&gw, "shop.test", "/api/x", &[]);
     assert_eq!(r.all("x-frame-options"), ["SAMEORIGIN"]);
     assert_eq!(r.all("referrer-policy"), ["no-referrer"]);
+    // The stronger layer decides each header it names, whether by a header action
+    // or a security key: the vhost's `set` and `add` give way to the route's.
+    assert_eq!(r.all("cache-control"), ["no-store"]);
+    assert_eq!(r.all("x-note"), ["route"]);
     let r = get(&gw, "shop.test", "/", &[]);
     assert_eq!(
         r.all("referrer-policy"),
         ["strict-origin-when-cross-origin"]
     );
+    assert_eq!(r.all("cache-control"), ["public, max-age=60"]);
+    assert_eq!(r.all("x-note"), ["vhost"]);
 }
 
 #[test]

@@ -56,8 +56,22 @@ impl ResolvedPolicies {
         })
     }
 
-    /// `policy: NAME` layered over `weaker`; the error is at the `policy` key.
-    pub fn layer_over(&self, name: &str, weaker: PolicyLayer) -> Result<PolicyLayer, KeyError> {
+    /// One level of layering: the inline keys over the named policy (if any) over
+    /// `weaker`. An unknown policy is an error at the `policy` key.
+    pub fn layer(
+        &self,
+        weaker: PolicyLayer,
+        policy: Option<&str>,
+        inline: PolicyLayer,
+    ) -> Result<PolicyLayer, KeyError> {
+        let base = match policy {
+            Some(name) => self.layer_over(name, weaker)?,
+            None => weaker,
+        };
+        Ok(inline.merge_over(base))
+    }
+
+    fn layer_over(&self, name: &str, weaker: PolicyLayer) -> Result<PolicyLayer, KeyError> {
         let chain = self.merged.get(name).ok_or_else(|| {
             let known = if self.names.is_empty() {
                 "no policies are defined (see `policy_files`)".to_string()

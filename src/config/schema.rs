@@ -127,7 +127,8 @@ pub struct VhostConfig {
 }
 
 impl VhostConfig {
-    /// The vhost's inline settings, the strongest layer of its policy.
+    /// The vhost's inline settings, the strongest layer of the vhost's own policy
+    /// (its routes layer theirs on top).
     pub fn inline_layer(&self) -> PolicyLayer {
         PolicyLayer::of(&self.security, &self.headers, &self.request_headers)
     }
@@ -255,10 +256,14 @@ impl PolicyLayer {
         }
     }
 
+    /// The stronger layer decides each header it names, by a header action or by
+    /// a security key: the weaker layer's actions on that header are dropped.
     pub fn merge_over(self, weaker: PolicyLayer) -> PolicyLayer {
+        let mut weaker_headers = weaker.headers;
+        weaker_headers.drop_actions(self.security.header_names());
         PolicyLayer {
             security: self.security.merge_over(weaker.security),
-            headers: self.headers.merge_over(weaker.headers),
+            headers: self.headers.merge_over(weaker_headers),
             request_headers: self.request_headers.merge_over(weaker.request_headers),
         }
     }
@@ -389,6 +394,62 @@ macro_rules! merge_fields {
 }
 
 impl SecurityOptions {
+    /// The response headers this layer's keys write, so that a weaker layer's
+    /// `headers` actions on them give way.
+    pub fn header_names(&self) -> Vec<&'static str> {
+        let csp = self.csp_enabled.is_some()
+            || self.csp_policy.is_some()
+            || self.csp_report_only.is_some()
+            || self.frame_options_allow_from.is_some()
+            || self.trusted_types.is_some()
+            || self.trusted_types_policies.is_some();
+        let hsts = self.hsts_enabled.is_some()
+            || self.hsts_max_age.is_some()
+            || self.hsts_include_subdomains.is_some()
+            || self.hsts_preload.is_some();
+        let expect_ct = self.expect_ct.is_some()
+            || self.expect_ct_max_age.is_some()
+            || self.expect_ct_enforce.is_some()
+            || self.expect_ct_report_uri.is_some();
+        [
+            (csp, "Content-Security-Policy"),
+            (csp, "Content-Security-Policy-Report-Only"),
+            (hsts, "Strict-Transport-Security"),
+            (
+                self.xss_protection.is_some() || self.xss_mode.is_some(),
+                "X-XSS-Protection",
+            ),
+            (
+                self.frame_options.is_some() || self.frame_options_allow_from.is_some(),
+                "X-Frame-Options",
+            ),
+            (
+                self.content_type_options.is_some(),
+                "X-Content-Type-Options",
+            ),
+            (self.referrer_policy.is_some(), "Referrer-Policy"),
+            (self.cache_control.is_some(), "Cache-Control"),
+            (self.clear_site_data.is_some(), "Clear-Site-Data"),
+            (
+                self.cross_origin_opener_policy.is_some(),
+                "Cross-Origin-Opener-Policy",
+            ),
+            (
+                self.cross_origin_embedder_policy.is_some(),
+                "Cross-Origin-Embedder-Policy",
+            ),
+            (
+                self.cross_origin_resource_policy.is_some(),
+                "Cross-Origin-Resource-Policy",
+            ),
+            (self.permissions_policy.is_some(), "Permissions-Policy"),
+            (expect_ct, "Expect-CT"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
+    }
+
     pub fn merge_over(self, weaker: SecurityOptions) -> SecurityOptions {
         let strong = self;
         merge_fields!(
@@ -491,13 +552,34 @@ pub struct HeaderActions {
 }
 
 impl HeaderActions {
-    pub fn merge_over(self, weaker: HeaderActions) -> HeaderActions {
+    /// Header by header: a header this layer sets, adds or defaults is no longer
+    /// touched by the weaker layer's `set`, `add` or `default`.
+    pub fn merge_over(self, mut weaker: HeaderActions) -> HeaderActions {
+        let named = self
+            .set
+            .keys()
+            .chain(self.add.keys())
+            .chain(self.default.keys());
+        let named: Vec<String> = named.map(|n| n.name.as_str().to_string()).collect();
+        weaker.drop_actions(named.iter().map(String::as_str));
         HeaderActions {
             set: merge_maps(self.set, weaker.set),
             add: merge_maps(self.add, weaker.add),
             default: merge_maps(self.default, weaker.default),
             remove: union(self.remove, weaker.remove),
             conflict: merge_maps(self.conflict, weaker.conflict),
+        }
+    }
+}
+
+impl HeaderActions {
+    /// Forgets the `set`, `add` and `default` actions on these headers (any case).
+    fn drop_actions<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            let kept = |n: &HeaderNameText| !n.name.as_str().eq_ignore_ascii_case(name);
+            self.set.retain(|n, _| kept(n));
+            self.add.retain(|n, _| kept(n));
+            self.default.retain(|n, _| kept(n));
         }
     }
 }
@@ -519,4 +601,31 @@ fn union<T: PartialEq>(strong: Vec<T>, weak: Vec<T>) -> Vec<T> {
         }
     }
     merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(yaml: &str) -> PolicyLayer {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn names<V>(map: &IndexMap<HeaderNameText, V>) -> Vec<&str> {
+        map.keys().map(|k| k.text.as_str()).collect()
+    }
+
+    #[test]
+    fn the_stronger_layer_decides_each_header_it_names() {
+        let weak = layer(
+            "headers: {set: {Cache-Control: public, X-A: a}, add: {X-B: b, X-Frame-Options: x}, default: {X-C: c}}",
+        );
+        let strong =
+            layer("security: {cache_control: no-store, frame_options: DENY}\nheaders: {set: {x-b: B}, default: {X-A: A}}");
+        let merged = strong.merge_over(weak);
+        assert_eq!(names(&merged.headers.set), ["x-b"]);
+        assert_eq!(names(&merged.headers.add), Vec::<&str>::new());
+        assert_eq!(names(&merged.headers.default), ["X-C", "X-A"]);
+        assert!(merged.security.cache_control.is_some());
+    }
 }

@@ -109,7 +109,7 @@ impl CorsPlan {
                 "cors_enabled needs at least one allowed origin",
             ));
         }
-        // `*` with credentials never gets here: check_security refuses it for every vhost.
+        // `*` with credentials never gets here: check_security refuses it for every route.
         let credentials = o.allow_credentials == Some(true);
         let mut plan = CorsPlan {
             any_origin: false,

@@ -30,15 +30,6 @@ pub struct HeaderEntry {
 impl HeaderEntry {
     /// `text` is the name as it should appear on HTTP/1 (callers have validated both).
     pub fn new(text: &str, value: &str) -> Result<HeaderEntry, String> {
-        Self::checked(text, value)
-    }
-
-    /// `new`, with an error at `key`.
-    fn at(key: &str, text: &str, value: &str) -> Result<HeaderEntry, KeyError> {
-        Self::checked(text, value).map_err(|e| KeyError::new(key, e))
-    }
-
-    fn checked(text: &str, value: &str) -> Result<HeaderEntry, String> {
         let name = HeaderName::from_bytes(text.as_bytes())
             .map_err(|_| format!("`{text}` is not a valid header name"))?;
         let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value.as_bytes()))
@@ -48,6 +39,11 @@ impl HeaderEntry {
             case: Bytes::copy_from_slice(text.as_bytes()),
             value,
         })
+    }
+
+    /// `new`, with an error at `key`.
+    fn at(key: &str, text: &str, value: &str) -> Result<HeaderEntry, KeyError> {
+        Self::new(text, value).map_err(|e| KeyError::new(key, e))
     }
 
     /// Like `new` for a name known at build time: its wire-case bytes are static,
@@ -206,7 +202,7 @@ pub struct ManagedHeader {
     pub counters: HeaderCounters,
 }
 
-/// Everything a vhost does to response headers, in order: remove, managed, add, default.
+/// Everything a route does to response headers, in order: remove, managed, add, default.
 #[derive(Debug, Clone, Default)]
 pub struct ResponsePlan {
     remove: RemoveRules,

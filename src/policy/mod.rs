@@ -25,7 +25,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::config::defaults::builtin_layer;
 use crate::config::policies::ResolvedPolicies;
-use crate::config::schema::{LimitsConfig, PolicyLayer};
+use crate::config::schema::LimitsConfig;
 use crate::config::values::HostPattern;
 use crate::config::{ConfigError, KeyError, LoadedConfig};
 use crate::metrics::{metrics, RouteLabels, RouteMetrics, UNMATCHED, VHOST_ROUTE};
@@ -33,7 +33,7 @@ use crate::routing::Router;
 pub use canned::{Canned, CannedAnswers};
 use headers::ResponsePlan;
 pub use route::RoutePlan;
-pub use target::{DirectResponse, Target};
+pub use target::Target;
 pub use vhost::VhostPlan;
 
 #[derive(Debug)]
@@ -130,8 +130,8 @@ impl Plan {
                         )
                     })?;
                 }
-                let layer = vhost_layer(&builtin, &policies, v.policy.as_deref())?;
-                let layer = v.inline_layer().merge_over(layer);
+                let layer =
+                    policies.layer(builtin.clone(), v.policy.as_deref(), v.inline_layer())?;
                 VhostPlan::compile(v, &layer, &policies, base_dir)
             })()
             .map_err(|e| e.under(&format!("vhosts[{i}]")).in_file(file))?;
@@ -159,18 +159,6 @@ impl Plan {
     }
 }
 
-/// The built-in defaults with a vhost's named policy over them.
-fn vhost_layer(
-    builtin: &PolicyLayer,
-    policies: &ResolvedPolicies,
-    policy: Option<&str>,
-) -> Result<PolicyLayer, KeyError> {
-    match policy {
-        Some(name) => policies.layer_over(name, builtin.clone()),
-        None => Ok(builtin.clone()),
-    }
-}
-
 fn pattern_text(p: &HostPattern) -> String {
     match p {
         HostPattern::Any => "*".into(),
@@ -182,6 +170,7 @@ fn pattern_text(p: &HostPattern) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::schema::PolicyLayer;
 
     #[test]
     fn builtin_defaults_parse_and_compile() {

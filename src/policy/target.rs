@@ -13,11 +13,14 @@ use crate::config::schema::{RespondConfig, UpstreamTlsConfig};
 use crate::config::values::Positive;
 use crate::config::KeyError;
 
-/// Shared between a vhost and the routes that inherit it, so they balance over
-/// one round-robin.
+/// Where a route's requests go. Routes that inherit their vhost's target share
+/// its pool (one round-robin), each with its own timeouts.
 #[derive(Debug, Clone)]
 pub enum Target {
-    Proxy(Arc<Upstreams>),
+    Proxy {
+        upstreams: Arc<Upstreams>,
+        timeouts: Timeouts,
+    },
     Respond(Arc<DirectResponse>),
 }
 
@@ -60,10 +63,6 @@ pub struct TargetKeys<'a> {
 }
 
 impl TargetKeys<'_> {
-    fn has_timeouts(&self) -> bool {
-        self.timeouts.iter().any(Option::is_some)
-    }
-
     /// The configured timeouts, each falling back to `weaker`'s, then to the default.
     fn timeouts(&self, weaker: [Option<Positive>; 3]) -> Timeouts {
         let ms = |i: usize, default: u64| {
@@ -87,11 +86,8 @@ pub fn vhost_target(keys: &TargetKeys, base_dir: &Path) -> Result<Target, KeyErr
         (None, true) => Err(KeyError::here(
             "a vhost needs `upstreams` (to proxy) or `respond` (to answer directly)",
         )),
-        (Some(r), true) => {
-            check_no_timeouts(keys, "this vhost answers with `respond`")?;
-            Ok(Target::Respond(Arc::new(DirectResponse::try_from(r)?)))
-        }
-        (None, false) => proxy(keys, keys.timeouts(keys.timeouts), base_dir),
+        (Some(r), true) => respond(keys, r, "this vhost answers with `respond`"),
+        (None, false) => proxy(keys, keys.timeouts([None; 3]), base_dir),
     }
 }
 
@@ -103,54 +99,43 @@ pub fn route_target(
     vhost_target: &Target,
     base_dir: &Path,
 ) -> Result<Target, KeyError> {
-    match (keys.respond, keys.upstreams.is_empty()) {
-        (Some(_), false) => Err(KeyError::here(
+    if keys.upstreams.is_empty() && keys.upstream_tls.is_some() {
+        return Err(KeyError::new(
+            "upstream_tls",
+            "upstream_tls needs the route's own tls:// upstreams",
+        ));
+    }
+    match (keys.respond, keys.upstreams.is_empty(), vhost_target) {
+        (Some(_), false, _) => Err(KeyError::here(
             "a route has `upstreams` or `respond`, not both",
         )),
-        (Some(r), true) => {
-            check_no_timeouts(keys, "this route answers with `respond`")?;
-            if keys.upstream_tls.is_some() {
-                return Err(KeyError::new(
-                    "upstream_tls",
-                    "upstream_tls needs the route's own tls:// upstreams",
-                ));
-            }
-            Ok(Target::Respond(Arc::new(DirectResponse::try_from(r)?)))
+        (Some(r), true, _) => respond(keys, r, "this route answers with `respond`"),
+        (None, false, _) => proxy(keys, keys.timeouts(vhost.timeouts), base_dir),
+        (None, true, Target::Respond(direct)) => {
+            no_timeouts(keys, "this route answers with the vhost's `respond`")?;
+            Ok(Target::Respond(direct.clone()))
         }
-        (None, false) => proxy(keys, keys.timeouts(vhost.timeouts), base_dir),
-        (None, true) => {
-            if keys.upstream_tls.is_some() {
-                return Err(KeyError::new(
-                    "upstream_tls",
-                    "upstream_tls needs the route's own tls:// upstreams",
-                ));
-            }
-            match vhost_target {
-                Target::Respond(_) => {
-                    check_no_timeouts(keys, "this route answers with the vhost's `respond`")?;
-                    Ok(vhost_target.clone())
-                }
-                Target::Proxy(_) if !keys.has_timeouts() => Ok(vhost_target.clone()),
-                Target::Proxy(_) => {
-                    let inherited = TargetKeys {
-                        upstreams: vhost.upstreams,
-                        upstream_tls: vhost.upstream_tls,
-                        respond: None,
-                        timeouts: keys.timeouts,
-                    };
-                    proxy(&inherited, keys.timeouts(vhost.timeouts), base_dir)
-                }
-            }
-        }
+        (None, true, Target::Proxy { upstreams, .. }) => Ok(Target::Proxy {
+            upstreams: upstreams.clone(),
+            timeouts: keys.timeouts(vhost.timeouts),
+        }),
     }
 }
 
-fn proxy(keys: &TargetKeys, timeouts: Timeouts, base_dir: &Path) -> Result<Target, KeyError> {
-    let upstreams = Upstreams::new(keys.upstreams, keys.upstream_tls, base_dir, timeouts)?;
-    Ok(Target::Proxy(Arc::new(upstreams)))
+fn respond(keys: &TargetKeys, r: &RespondConfig, why: &str) -> Result<Target, KeyError> {
+    no_timeouts(keys, why)?;
+    Ok(Target::Respond(Arc::new(DirectResponse::try_from(r)?)))
 }
 
-fn check_no_timeouts(keys: &TargetKeys, why: &str) -> Result<(), KeyError> {
+fn proxy(keys: &TargetKeys, timeouts: Timeouts, base_dir: &Path) -> Result<Target, KeyError> {
+    let upstreams = Upstreams::new(keys.upstreams, keys.upstream_tls, base_dir)?;
+    Ok(Target::Proxy {
+        upstreams: Arc::new(upstreams),
+        timeouts,
+    })
+}
+
+fn no_timeouts(keys: &TargetKeys, why: &str) -> Result<(), KeyError> {
     let names = ["connect_timeout_ms", "read_timeout_ms", "write_timeout_ms"];
     match keys.timeouts.iter().position(Option::is_some) {
         Some(i) => Err(KeyError::new(

@@ -1,5 +1,5 @@
-//! A vhost's upstream pool: round-robin over its addresses, with its timeouts and,
-//! for `tls://` upstreams, SNI, verification and trusted CAs.
+//! An upstream pool, shared by a vhost and the routes that inherit it: round-robin
+//! over its addresses and, for `tls://` upstreams, SNI, verification and trusted CAs.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
@@ -37,14 +37,12 @@ struct UpstreamTls {
 
 pub struct Upstreams {
     lb: LoadBalancer<RoundRobin>,
-    timeouts: Timeouts,
     tls: Option<UpstreamTls>,
 }
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstreams")
-            .field("timeouts", &self.timeouts)
             .field("tls", &self.tls.as_ref().map(|t| &t.sni))
             .finish_non_exhaustive()
     }
@@ -56,7 +54,6 @@ impl Upstreams {
         addrs: &[String],
         tls_config: Option<&UpstreamTlsConfig>,
         base_dir: &Path,
-        timeouts: Timeouts,
     ) -> Result<Upstreams, KeyError> {
         let mut tls_count = 0;
         let mut hosts = Vec::with_capacity(addrs.len());
@@ -110,11 +107,11 @@ impl Upstreams {
             }
             None
         };
-        Ok(Upstreams { lb, timeouts, tls })
+        Ok(Upstreams { lb, tls })
     }
 
-    /// The next upstream in round-robin order.
-    pub fn next_peer(&self) -> Option<Box<HttpPeer>> {
+    /// The next upstream in round-robin order, with the route's timeouts.
+    pub fn next_peer(&self, timeouts: &Timeouts) -> Option<Box<HttpPeer>> {
         let backend = self.lb.select(b"", 256)?;
         let mut peer = match &self.tls {
             None => Box::new(HttpPeer::new(backend, false, String::new())),
@@ -127,9 +124,9 @@ impl Upstreams {
                 peer
             }
         };
-        peer.options.connection_timeout = Some(self.timeouts.connect);
-        peer.options.read_timeout = Some(self.timeouts.read);
-        peer.options.write_timeout = Some(self.timeouts.write);
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(timeouts.read);
+        peer.options.write_timeout = Some(timeouts.write);
         Some(peer)
     }
 }

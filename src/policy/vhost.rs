@@ -105,11 +105,8 @@ impl VhostPlan {
                         "strip_prefix changes the path sent upstream; this route answers itself",
                     ));
                 }
-                let mut route_layer = layer.clone();
-                if let Some(policy) = &r.policy {
-                    route_layer = policies.layer_over(policy, route_layer)?;
-                }
-                let route_layer = r.inline_layer().merge_over(route_layer);
+                let route_layer =
+                    policies.layer(layer.clone(), r.policy.as_deref(), r.inline_layer())?;
                 let parts = RouteParts {
                     labels: RouteLabels {
                         vhost: name,
