@@ -82,9 +82,9 @@ impl VhostPlan {
                         ),
                     ));
                 }
-                let strip = match (r.strip_prefix, matched.key) {
+                let strip = match (r.strip_prefix, matched.kind) {
                     (false, _) => None,
-                    (true, "prefix") => Some(prefix_key(matched.text).len()),
+                    (true, MatchKind::Prefix) => Some(prefix_key(matched.text).len()),
                     (true, _) => {
                         return Err(KeyError::new(
                             "strip_prefix",
@@ -143,9 +143,19 @@ impl VhostPlan {
     }
 }
 
+/// Which of the three match keys a route has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+enum MatchKind {
+    Prefix,
+    Exact,
+    Regex,
+}
+
 /// A route's one match key, checked.
 struct RouteMatch<'a> {
-    /// `prefix`, `exact` or `regex`.
+    kind: MatchKind,
+    /// The key's name, for errors.
     key: &'static str,
     text: &'a str,
 }
@@ -153,19 +163,23 @@ struct RouteMatch<'a> {
 impl<'a> RouteMatch<'a> {
     fn of(r: &'a RouteConfig, keep_escaped_slashes: bool) -> Result<RouteMatch<'a>, KeyError> {
         let given = [
-            ("prefix", r.prefix.as_deref()),
-            ("exact", r.exact.as_deref()),
-            ("regex", r.regex.as_deref()),
+            (MatchKind::Prefix, r.prefix.as_deref()),
+            (MatchKind::Exact, r.exact.as_deref()),
+            (MatchKind::Regex, r.regex.as_deref()),
         ];
-        let mut set = given
-            .iter()
-            .filter_map(|(key, text)| text.map(|t| RouteMatch { key, text: t }));
+        let mut set = given.into_iter().filter_map(|(kind, text)| {
+            text.map(|text| RouteMatch {
+                kind,
+                key: kind.into(),
+                text,
+            })
+        });
         let (Some(m), None) = (set.next(), set.next()) else {
             return Err(KeyError::here(
                 "a route has exactly one of `prefix`, `exact` or `regex`",
             ));
         };
-        if m.key == "regex" {
+        if m.kind == MatchKind::Regex {
             regex::Regex::new(m.text)
                 .map_err(|e| KeyError::new(m.key, format!("not a valid regex: {e}")))?;
             return Ok(m);
@@ -193,10 +207,10 @@ impl<'a> RouteMatch<'a> {
     }
 
     fn insert(&self, paths: &mut PathTable, route: usize) -> Result<(), KeyError> {
-        let inserted = match self.key {
-            "prefix" => paths.insert_prefix(self.text, route),
-            "exact" => paths.insert_exact(self.text, route),
-            _ => paths.push_regex(self.text, route),
+        let inserted = match self.kind {
+            MatchKind::Prefix => paths.insert_prefix(self.text, route),
+            MatchKind::Exact => paths.insert_exact(self.text, route),
+            MatchKind::Regex => paths.push_regex(self.text, route),
         };
         inserted.map_err(|prev| {
             KeyError::new(
