@@ -578,3 +578,31 @@ fn routes_are_reloaded_without_a_restart() {
         .log()
         .contains("vhosts[0].routes[0].prefix: `beta` cannot match a request path"));
 }
+
+#[test]
+fn routes_that_inherit_the_vhosts_upstreams_share_its_round_robin() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let gw_yaml = format!(
+        r#"
+listeners: [{{address: "{{listen}}"}}]
+vhosts:
+  - name: shop
+    hosts: ["*"]
+    upstreams: ["{}", "{}"]
+    routes:
+      - {{prefix: /api, read_timeout_ms: 2000}}
+      - {{prefix: /static}}
+"#,
+        a.addr, b.addr
+    );
+    let gw = Gateway::start(&gw_yaml);
+    // One pool: each request, whichever route it takes, goes to the next upstream.
+    let seen: Vec<String> = ["/", "/api/x", "/static/y", "/api/z"]
+        .iter()
+        .map(|p| get(&gw, "shop.test", p, &[]).one("x-upstream").to_string())
+        .collect();
+    assert!(
+        seen == ["a", "b", "a", "b"] || seen == ["b", "a", "b", "a"],
+        "{seen:?}"
+    );
+}
