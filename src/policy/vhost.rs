@@ -66,7 +66,7 @@ impl VhostPlan {
                 let route_name = r.name.as_ref().map_or(matched.text, |n| n.0.as_str());
                 let (key, hint) = match r.name {
                     Some(_) => ("name", ""),
-                    None => (matched.key, "; give the route a `name`"),
+                    None => (matched.key(), "; give the route a `name`"),
                 };
                 if route_name == VHOST_ROUTE {
                     return Err(KeyError::new(
@@ -155,8 +155,6 @@ enum MatchKind {
 /// A route's one match key, checked.
 struct RouteMatch<'a> {
     kind: MatchKind,
-    /// The key's name, for errors.
-    key: &'static str,
     text: &'a str,
 }
 
@@ -167,13 +165,9 @@ impl<'a> RouteMatch<'a> {
             (MatchKind::Exact, r.exact.as_deref()),
             (MatchKind::Regex, r.regex.as_deref()),
         ];
-        let mut set = given.into_iter().filter_map(|(kind, text)| {
-            text.map(|text| RouteMatch {
-                kind,
-                key: kind.into(),
-                text,
-            })
-        });
+        let mut set = given
+            .into_iter()
+            .filter_map(|(kind, text)| text.map(|text| RouteMatch { kind, text }));
         let (Some(m), None) = (set.next(), set.next()) else {
             return Err(KeyError::here(
                 "a route has exactly one of `prefix`, `exact` or `regex`",
@@ -181,29 +175,34 @@ impl<'a> RouteMatch<'a> {
         };
         if m.kind == MatchKind::Regex {
             regex::Regex::new(m.text)
-                .map_err(|e| KeyError::new(m.key, format!("not a valid regex: {e}")))?;
+                .map_err(|e| KeyError::new(m.key(), format!("not a valid regex: {e}")))?;
             return Ok(m);
         }
         if m.text.contains(['?', '#']) {
             return Err(KeyError::new(
-                m.key,
+                m.key(),
                 format!("`{}`: a path, without query or fragment", m.text),
             ));
         }
         match normalize_path(m.text, keep_escaped_slashes) {
             Ok(normal) if normal == m.text => Ok(m),
             Ok(normal) => Err(KeyError::new(
-                m.key,
+                m.key(),
                 format!(
                     "`{}` is not a normalized path and would never match; write `{normal}`",
                     m.text
                 ),
             )),
             Err(why) => Err(KeyError::new(
-                m.key,
+                m.key(),
                 format!("`{}` cannot match a request path: {why}", m.text),
             )),
         }
+    }
+
+    /// The key's name, for errors.
+    fn key(&self) -> &'static str {
+        self.kind.into()
     }
 
     fn insert(&self, paths: &mut PathTable, route: usize) -> Result<(), KeyError> {
@@ -214,7 +213,7 @@ impl<'a> RouteMatch<'a> {
         };
         inserted.map_err(|prev| {
             KeyError::new(
-                self.key,
+                self.key(),
                 format!("`{}` is already matched by routes[{prev}]", self.text),
             )
         })
