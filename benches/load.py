@@ -154,6 +154,18 @@ def run_wrk(port, seconds, connections, pid):
     return dict(rps=rps, p50=p50, p99=p99, cpu=cpu_us)
 
 
+def stop(procs, workdir):
+    """Stops the servers a benchmark started and removes its directory."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
@@ -268,14 +280,7 @@ def main():
         print(f"injecting vs relaying them:   {cost('pingora-secgw', CARRIED)}  (production / {CARRIED})")
         print(f"nginx's cost for the headers: {cost('nginx', NGINX_BARE)}  (nginx / {NGINX_BARE})")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop(procs, workdir)
 
 
 if __name__ == "__main__":

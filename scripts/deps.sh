@@ -13,6 +13,8 @@ if [ "${1:-}" = "test" ]; then
   # Real TLS and HTTP clients for the integration tests.
   command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
   command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+  # A real browser for the CSP tests (tests/browser.rs).
+  command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -49,6 +49,9 @@ pub struct Metrics {
     connections_refused: IntCounter,
     tls_handshake_failures: [IntCounter; HandshakeFailure::COUNT],
     requests_rejected: [IntCounter; Rejection::COUNT],
+    csp_nonced: IntCounterVec,
+    csp_nonce_skipped: IntCounterVec,
+    csp_nonce_failed: IntCounterVec,
 }
 
 /// Registers `metric` and hands it back (the registry keeps a shared clone).
@@ -185,6 +188,24 @@ impl Metrics {
                 "Configuration reloads, by result.",
                 &["result"],
             ),
+            csp_nonced: counter_vec(
+                &r,
+                "secgw_csp_nonce_responses_total",
+                "HTML responses given a fresh CSP nonce.",
+                &["vhost", "route"],
+            ),
+            csp_nonce_skipped: counter_vec(
+                &r,
+                "secgw_csp_nonce_skipped_total",
+                "HTML responses passed through without a nonce, by reason.",
+                &["vhost", "route", "reason"],
+            ),
+            csp_nonce_failed: counter_vec(
+                &r,
+                "secgw_csp_nonce_failures_total",
+                "Nonced responses cut short because their body could not be rewritten.",
+                &["vhost", "route"],
+            ),
             config_last_reload_successful,
             config_last_reload_timestamp,
             config_info,
@@ -280,6 +301,19 @@ impl Metrics {
         )
     }
 
+    pub fn csp_nonced(&self, at: RouteLabels) -> IntCounter {
+        self.csp_nonced.with_label_values(&[at.vhost, at.route])
+    }
+
+    pub fn csp_nonce_failed(&self, at: RouteLabels) -> IntCounter {
+        self.csp_nonce_failed
+            .with_label_values(&[at.vhost, at.route])
+    }
+
+    pub fn csp_nonce_skipped(&self, at: RouteLabels) -> [IntCounter; NonceSkip::COUNT] {
+        labelled::<NonceSkip, _>(&self.csp_nonce_skipped, &[at.vhost, at.route])
+    }
+
     /// Everything counted per request for one route.
     pub fn route(&self, at: RouteLabels) -> RouteMetrics {
         let labels = [at.vhost, at.route];
@@ -371,6 +405,18 @@ pub enum HandshakeFailure {
 pub enum Rejection {
     Malformed,
     HeaderTimeout,
+}
+
+/// Why an HTML response on a `csp_nonce` route kept its body and got no nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum NonceSkip {
+    /// A Content-Encoding the gateway cannot decode.
+    Encoding,
+    /// `Cache-Control: no-transform`.
+    NoTransform,
+    /// A charset that is not ASCII-compatible (UTF-16 ...), which the rewriter cannot parse.
+    Charset,
 }
 
 #[derive(Debug, Clone)]

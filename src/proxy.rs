@@ -24,6 +24,7 @@ use crate::metrics::{RouteMetrics, UpstreamErrorKind, UNMATCHED, VHOST_ROUTE};
 use crate::policy::canned::{status_body, TEXT_PLAIN};
 use crate::policy::cors::Preflight;
 use crate::policy::{Plan, RoutePlan, Target, VhostPlan};
+use crate::rewrite::{self, NonceStream};
 use crate::routing::paths::normalize_path;
 use crate::routing::{request_host, HostMatch};
 
@@ -53,6 +54,8 @@ pub struct RequestCtx {
     https: bool,
     trusted_peer: bool,
     client_ip: Option<IpAddr>,
+    /// The body rewriter of a response that gets a CSP nonce.
+    nonce_stream: Option<Box<NonceStream>>,
 }
 
 impl RequestCtx {
@@ -347,6 +350,7 @@ impl ProxyHttp for Gateway {
             https: false,
             trusted_peer: false,
             client_ip: None,
+            nonce_stream: None,
         }
     }
 
@@ -425,15 +429,47 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// The route's response plan and CORS headers on whatever the upstream sent.
+    /// The route's response plan and CORS headers on whatever the upstream sent;
+    /// HTML on a `csp_nonce` route gets its nonce here and its body rewritten below.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.finish_response(upstream_response);
+        let stream = ctx.route().and_then(|r| r.nonce.as_ref()).and_then(|plan| {
+            rewrite::begin(plan, upstream_response, session.req_header(), ctx.https)
+        });
+        ctx.nonce_stream = stream.map(Box::new);
         Ok(())
+    }
+
+    /// A nonced body streams through the rewriter; one that cannot be rewritten
+    /// ends the response rather than reach the client half-done.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(stream) = &ctx.nonce_stream else {
+            return Ok(None);
+        };
+        if let Err(e) = stream.filter(body, end_of_stream) {
+            ctx.nonce_stream = None;
+            if let Some(plan) = ctx.route().and_then(|r| r.nonce.as_ref()) {
+                plan.counters.failed.inc();
+            }
+            // fail_to_proxy writes the one log line.
+            return Err(Error::because(
+                ErrorType::InternalError,
+                "nonce rewrite failed",
+                e,
+            ));
+        }
+        Ok(None)
     }
 
     /// Pingora's default error response skips `response_filter` (pingora #381), so

@@ -337,6 +337,12 @@ pub struct SecurityOptions {
     pub csp_enabled: Option<bool>,
     pub csp_policy: Option<CspPolicy>,
     pub csp_report_only: Option<bool>,
+    /// A fresh nonce per response, written into HTML and the CSP.
+    pub csp_nonce: Option<bool>,
+    /// Nonces on `<style>` and stylesheets too, and in `style-src`.
+    pub csp_nonce_styles: Option<bool>,
+    /// `'strict-dynamic'` beside the nonce in `script-src`.
+    pub csp_strict_dynamic: Option<bool>,
     pub hsts_enabled: Option<bool>,
     pub hsts_max_age: Option<u64>,
     pub hsts_include_subdomains: Option<bool>,
@@ -400,6 +406,9 @@ impl SecurityOptions {
         let csp = self.csp_enabled.is_some()
             || self.csp_policy.is_some()
             || self.csp_report_only.is_some()
+            || self.csp_nonce.is_some()
+            || self.csp_nonce_styles.is_some()
+            || self.csp_strict_dynamic.is_some()
             || self.frame_options_allow_from.is_some()
             || self.trusted_types.is_some()
             || self.trusted_types_policies.is_some();
@@ -458,6 +467,9 @@ impl SecurityOptions {
             [
                 csp_enabled,
                 csp_report_only,
+                csp_nonce,
+                csp_nonce_styles,
+                csp_strict_dynamic,
                 hsts_enabled,
                 hsts_max_age,
                 hsts_include_subdomains,

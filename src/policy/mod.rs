@@ -6,7 +6,9 @@
 
 pub mod canned;
 pub mod cors;
+pub mod csp_sources;
 pub mod headers;
+pub mod nonce;
 pub mod redirect;
 pub mod route;
 pub mod security;

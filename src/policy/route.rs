@@ -6,6 +6,7 @@ use pingora_http::ResponseHeader;
 
 use super::cors::CorsPlan;
 use super::headers::{RequestPlan, ResponsePlan};
+use super::nonce::NoncePlan;
 use super::redirect::RedirectPlan;
 use super::target::Target;
 use crate::config::schema::{PolicyLayer, SecurityOptions};
@@ -25,6 +26,8 @@ pub struct RoutePlan {
     pub redirect: Option<RedirectPlan>,
     /// CORS handled at the edge, when `cors_enabled`.
     pub cors: Option<CorsPlan>,
+    /// With `csp_nonce`: a fresh nonce per HTML response.
+    pub nonce: Option<NoncePlan>,
     pub metrics: RouteMetrics,
 }
 
@@ -50,6 +53,7 @@ impl RoutePlan {
             request: RequestPlan::compile(layer)?,
             redirect: RedirectPlan::from_options(sec, at.vhost)?,
             cors: CorsPlan::from_options(sec, at.vhost)?,
+            nonce: NoncePlan::compile(layer, at)?,
             metrics: metrics().route(at),
         })
     }

@@ -20,8 +20,8 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
     let mut out = Vec::new();
     let mut push = |name: &'static str, value: String| out.push(SecurityHeader { name, value });
 
-    if let Some((name, value)) = csp(o) {
-        push(name, value);
+    if let Some(csp) = Csp::from_options(o) {
+        push(csp.name, csp.value());
     }
     if o.hsts_enabled == Some(true) {
         // The max-ages are always set: the built-in defaults are the weakest layer.
@@ -100,59 +100,82 @@ fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
     v.as_ref().and_then(Toggle::as_ref)
 }
 
-/// The CSP header: the configured policy when enabled, plus the directives other
-/// options imply (`frame_options_allow_from` -> `frame-ancestors`, Trusted Types).
-fn csp(o: &SecurityOptions) -> Option<(&'static str, String)> {
-    let mut directives: Vec<(String, Vec<String>)> = Vec::new();
-    if o.csp_enabled == Some(true) {
-        let policy = o.csp_policy.clone().unwrap_or_default();
-        directives.extend(
-            policy
-                .0
-                .into_iter()
-                .filter_map(|(d, sources)| sources.map(|s| (d, s))),
-        );
-    }
-    let mut set =
-        |name: &str, values: Vec<String>| match directives.iter_mut().find(|(d, _)| d == name) {
+/// The CSP a set of options sends: its header name and its directives, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Csp {
+    pub name: &'static str,
+    pub directives: Vec<(String, Vec<String>)>,
+}
+
+impl Csp {
+    /// The configured policy when enabled, plus the directives other options
+    /// imply (`frame_options_allow_from` -> `frame-ancestors`, Trusted Types).
+    pub fn from_options(o: &SecurityOptions) -> Option<Csp> {
+        let mut directives: Vec<(String, Vec<String>)> = Vec::new();
+        if o.csp_enabled == Some(true) {
+            let policy = o.csp_policy.clone().unwrap_or_default();
+            directives.extend(
+                policy
+                    .0
+                    .into_iter()
+                    .filter_map(|(d, sources)| sources.map(|s| (d, s))),
+            );
+        }
+        let mut set = |name: &str, values: Vec<String>| match directives
+            .iter_mut()
+            .find(|(d, _)| d == name)
+        {
             Some(entry) => entry.1 = values,
             None => directives.push((name.to_string(), values)),
         };
-    if let Some(origin) = on(&o.frame_options_allow_from) {
-        set("frame-ancestors", vec![origin.0.clone()]);
-    }
-    if o.trusted_types == Some(true) {
-        set("require-trusted-types-for", vec!["'script'".to_string()]);
-        let names: Vec<String> = o
-            .trusted_types_policies
-            .iter()
-            .flatten()
-            .map(|t| t.0.clone())
-            .collect();
-        if !names.is_empty() {
-            set("trusted-types", names);
+        if let Some(origin) = on(&o.frame_options_allow_from) {
+            set("frame-ancestors", vec![origin.0.clone()]);
         }
-    }
-    if directives.is_empty() {
-        return None;
-    }
-    let value = directives
-        .iter()
-        .map(|(d, s)| {
-            if s.is_empty() {
-                d.clone()
-            } else {
-                format!("{d} {}", s.join(" "))
+        if o.trusted_types == Some(true) {
+            set("require-trusted-types-for", vec!["'script'".to_string()]);
+            let names: Vec<String> = o
+                .trusted_types_policies
+                .iter()
+                .flatten()
+                .map(|t| t.0.clone())
+                .collect();
+            if !names.is_empty() {
+                set("trusted-types", names);
             }
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    let name = if o.csp_report_only == Some(true) {
-        "Content-Security-Policy-Report-Only"
-    } else {
-        "Content-Security-Policy"
-    };
-    Some((name, value))
+        }
+        if directives.is_empty() {
+            return None;
+        }
+        let name = if o.csp_report_only == Some(true) {
+            "Content-Security-Policy-Report-Only"
+        } else {
+            "Content-Security-Policy"
+        };
+        Some(Csp { name, directives })
+    }
+
+    /// The sources of `directive`, if the policy has it.
+    pub fn sources(&self, directive: &str) -> Option<&[String]> {
+        self.directives
+            .iter()
+            .find(|(d, _)| d == directive)
+            .map(|(_, s)| s.as_slice())
+    }
+
+    /// The header value.
+    pub fn value(&self) -> String {
+        self.directives
+            .iter()
+            .map(|(d, s)| {
+                if s.is_empty() {
+                    d.clone()
+                } else {
+                    format!("{d} {}", s.join(" "))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// Permissions-Policy as an RFC 8941 dictionary: `camera=(), geolocation=(self "https://x")`.

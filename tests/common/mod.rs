@@ -2,6 +2,7 @@
 //! loopback ports, and a real HTTP client.
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
+pub mod pages;
 pub mod tls;
 
 use std::collections::HashMap;
