@@ -445,6 +445,13 @@ fn a_body_that_cannot_be_rewritten_ends_its_response_and_is_counted() {
                 .in_chunks(512),
         ),
         ("/ok", Page::html("<script>ok</script>")),
+        (
+            "/iso-2022-jp",
+            Page::new(
+                "text/html",
+                &b"<meta charset=\"iso-2022-jp\">\x1b$B<script src=/ok.js a='\x1b(B<script src=//evil.test/x.js '></script>"[..],
+            ),
+        ),
     ]);
     let resp = client()
         .get(gw.url("/broken"))
@@ -463,6 +470,17 @@ fn a_body_that_cannot_be_rewritten_ends_its_response_and_is_counted() {
     let log = gw.log();
     assert_eq!(log.matches("nonce rewrite failed").count(), 1, "{log}");
     assert!(log.contains("decoding the upstream body"), "{log}");
+    // ISO-2022-JP hides tags from an ASCII parser: an ESC byte ends the response
+    // before anything after it is sent; here that is before the head, so the
+    // client gets the gateway's own 500.
+    let r = get(&gw, "shop.test", "/iso-2022-jp", &[]);
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body, "500 Internal Server Error\n");
+    assert_eq!(r.one("x-frame-options"), "DENY");
+    assert_eq!(
+        gw.metric("secgw_csp_nonce_failures_total{route=\"_vhost\",vhost=\"shop\"}"),
+        Some(2.0)
+    );
     let r = get(&gw, "shop.test", "/ok", &[]);
     let n = nonce_of(&r);
     assert_eq!(r.body, format!("<script nonce=\"{n}\">ok</script>"));

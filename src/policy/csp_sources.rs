@@ -70,14 +70,21 @@ impl DocumentOrigin {
         })
     }
 
-    /// The document's URL, to resolve relative references against.
+    /// The document's URL, to resolve relative references against: this origin
+    /// and the request's path, never a reference resolved (`//other/x` is a path).
     pub fn url(&self, path_and_query: &str) -> Option<Url> {
         let mut base = format!("{}://{}", self.scheme, self.host);
         if let Some(port) = self.port {
             base.push_str(&format!(":{port}"));
         }
         let root = Url::parse(&base).ok()?;
-        root.join(path_and_query).ok().or(Some(root))
+        if !path_and_query.starts_with('/') {
+            return Some(root);
+        }
+        match Url::parse(&format!("{base}{path_and_query}")) {
+            Ok(url) if url.origin() == root.origin() => Some(url),
+            _ => Some(root),
+        }
     }
 }
 
@@ -372,6 +379,15 @@ mod tests {
         assert!(allows(&["'self'"], "/a/../b.js", &doc));
         // Same special scheme without slashes: a relative path on this origin.
         assert!(allows(&["'self'"], "https:evil.example/x.js", &doc));
+    }
+
+    #[test]
+    fn the_document_url_keeps_the_documents_origin() {
+        let doc = origin(true, "app.example");
+        for target in ["//cdn.example/x", "/\\cdn.example/x", "/a/b?c"] {
+            let url = doc.url(target).unwrap();
+            assert_eq!(url.host_str(), Some("app.example"), "{target}");
+        }
     }
 
     #[test]

@@ -139,8 +139,9 @@ impl NoncePlan {
         }))
     }
 
-    /// The CSP value carrying `nonce`.
-    pub fn csp_value(&self, nonce: &str) -> HeaderValue {
+    /// The CSP value carrying `nonce` (`None` if it were no valid header value,
+    /// which the compiled parts and a base64 nonce never make).
+    pub fn csp_value(&self, nonce: &str) -> Option<HeaderValue> {
         let len = self.parts.iter().map(String::len).sum::<usize>()
             + nonce.len() * (self.parts.len() - 1);
         let mut value = String::with_capacity(len);
@@ -150,8 +151,7 @@ impl NoncePlan {
             }
             value.push_str(part);
         }
-        // The parts were valid header text and the nonce is base64.
-        HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(""))
+        HeaderValue::try_from(value).ok()
     }
 }
 
@@ -266,7 +266,7 @@ mod tests {
         );
         assert_eq!(p.header, "content-security-policy");
         assert_eq!(
-            p.csp_value("N0NCE"),
+            p.csp_value("N0NCE").unwrap(),
             "default-src 'self'; script-src 'self' cdn.example 'nonce-N0NCE' 'strict-dynamic'; \
              style-src 'self' 'nonce-N0NCE'; img-src *"
         );
@@ -284,13 +284,13 @@ mod tests {
              csp_report_only: true\ncsp_policy: {default-src: [\"'self'\"]}\n",
         );
         assert_eq!(p.header, "content-security-policy-report-only");
-        assert_eq!(p.csp_value("x"), "default-src 'self' 'nonce-x'");
+        assert_eq!(p.csp_value("x").unwrap(), "default-src 'self' 'nonce-x'");
         let elem = plan(
             "csp_enabled: true\ncsp_nonce: true\ncsp_strict_dynamic: true\n\
              csp_policy: {default-src: [\"'self'\"], script-src-elem: [\"'self'\"]}\n",
         );
         assert_eq!(
-            elem.csp_value("x"),
+            elem.csp_value("x").unwrap(),
             "default-src 'self'; script-src-elem 'self' 'nonce-x' 'strict-dynamic'"
         );
     }

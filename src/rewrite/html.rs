@@ -35,20 +35,31 @@ pub struct Document {
 /// What the element handler decides; it owns the `<base>` it has seen.
 struct Noncer {
     doc: Document,
-    /// The first `<base href>`: URLs after it must be allowed resolved either way,
-    /// since `base-uri` may or may not let the browser use it.
-    base: Option<Url>,
+    /// Every `<base href>` seen, in any namespace: URLs after one must be allowed
+    /// resolved against each, since which one the browser uses (if `base-uri`
+    /// lets it use any) is not for a streaming parser to decide.
+    bases: Vec<Url>,
+    /// A base the URL parser rejected: nothing after it gets a nonce by URL.
+    unknown_base: bool,
 }
 
 impl Noncer {
     fn element(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
         let tag = el.tag_name();
+        // A `<` inside a tag means the streaming parser and a browser may not
+        // agree on where tags are (foreign content, raw text): an attacker's tag
+        // hidden in an attribute would receive the nonce meant for this one.
+        let wraps_markup = el
+            .attributes()
+            .iter()
+            .any(|a| a.name_preserve_case().contains('<') || a.value().contains('<'));
         let give = match tag.as_str() {
             "base" => {
-                if self.base.is_none() {
-                    self.base = url_attributes(el, &["href"])
-                        .first()
-                        .and_then(|href| self.doc.url.join(href).ok());
+                for href in url_attributes(el, &["href"]) {
+                    match self.doc.url.join(&href) {
+                        Ok(url) => self.bases.push(url),
+                        Err(_) => self.unknown_base = true,
+                    }
                 }
                 false
             }
@@ -61,7 +72,7 @@ impl Noncer {
             "link" => self.link_allowed(el),
             _ => false,
         };
-        if give {
+        if give && !wraps_markup {
             el.set_attribute("nonce", &self.doc.nonce)?;
         }
         Ok(())
@@ -101,10 +112,13 @@ impl Noncer {
             base.join(raw)
                 .is_ok_and(|url| list.allows(&url, &self.doc.origin))
         };
-        urls.iter().all(|raw| {
-            allowed_from(&self.doc.url, raw)
-                && self.base.as_ref().is_none_or(|b| allowed_from(b, raw))
-        })
+        // No URL (an inline script): nothing for a base to move.
+        urls.is_empty()
+            || !self.unknown_base
+                && urls.iter().all(|raw| {
+                    allowed_from(&self.doc.url, raw)
+                        && self.bases.iter().all(|b| allowed_from(b, raw))
+                })
     }
 }
 
@@ -147,7 +161,11 @@ pub struct HtmlNoncer {
 impl HtmlNoncer {
     /// `encoding` from the response's charset; `None` lets a `<meta charset>` decide.
     pub fn new(doc: Document, encoding: Option<AsciiCompatibleEncoding>) -> HtmlNoncer {
-        let mut noncer = Noncer { doc, base: None };
+        let mut noncer = Noncer {
+            doc,
+            bases: Vec::new(),
+            unknown_base: false,
+        };
         let handler: ElementHandler<'static> = Box::new(move |el| noncer.element(el));
         let output = Output::default();
         let settings = Settings {
@@ -290,6 +308,29 @@ mod tests {
                 "<script src=\"/before.js\"{N}></script><base href=\"https://cdn.example/\">\
                  <script src=\"/after.js\"{N}></script>"
             )
+        );
+    }
+
+    #[test]
+    fn a_tag_hiding_markup_in_its_attributes_gets_no_nonce() {
+        // lol_html reads <style> after <svg/> as markup; a browser reads raw text,
+        // then a script from evil.example that would carry this tag's nonce.
+        let page = "<svg/><style><script src=/ok.js a='</style><script src=//evil.example/x.js '></script>";
+        assert_eq!(rewrite(page), page);
+        let page = "<script a=\"<\">1</script>";
+        assert_eq!(rewrite(page), page);
+    }
+
+    #[test]
+    fn every_base_counts_and_an_unparsable_one_denies_relative_urls() {
+        let decoy = "<svg><base href=/></svg><base href=\"https://evil.example/\"><script src=\"x.js\"></script>";
+        assert_eq!(rewrite(decoy), decoy);
+        let unparsable =
+            "<base href=\"http://xn--a.evil.example/\"><script src=\"/x.js\"></script>";
+        assert_eq!(rewrite(unparsable), unparsable);
+        assert_eq!(
+            rewrite("<base href=\"http://xn--a.evil.example/\"><script>1</script>"),
+            format!("<base href=\"http://xn--a.evil.example/\"><script{N}>1</script>")
         );
     }
 

@@ -47,6 +47,9 @@ pub enum RewriteError {
     Html(lol_html::errors::RewritingError),
     /// A chunk after the end.
     Ended,
+    /// An ESC byte: ISO-2022-JP (which a `<meta>` can switch a browser to) hides
+    /// tags from a parser that reads ASCII.
+    Escape,
 }
 
 impl std::fmt::Display for RewriteError {
@@ -55,6 +58,7 @@ impl std::fmt::Display for RewriteError {
             RewriteError::Decode(e) => write!(f, "decoding the upstream body: {e}"),
             RewriteError::Html(e) => write!(f, "rewriting the HTML: {e}"),
             RewriteError::Ended => write!(f, "body after its end"),
+            RewriteError::Escape => write!(f, "an ESC byte (ISO-2022-JP?) in the HTML"),
         }
     }
 }
@@ -70,21 +74,28 @@ impl NonceStream {
         let mut out = match &mut stages.decoder {
             Some(d) => {
                 let decoded = d.decode(&input).map_err(RewriteError::Decode)?;
-                stages.html.write(&decoded).map_err(RewriteError::Html)?
+                write_html(&mut stages.html, &decoded)?
             }
-            None => stages.html.write(&input).map_err(RewriteError::Html)?,
+            None => write_html(&mut stages.html, &input)?,
         };
         if end {
             let Stages { decoder, mut html } = guard.take().ok_or(RewriteError::Ended)?;
             if let Some(d) = decoder {
                 let rest = d.finish().map_err(RewriteError::Decode)?;
-                out.extend(html.write(&rest).map_err(RewriteError::Html)?);
+                out.extend(write_html(&mut html, &rest)?);
             }
             out.extend(html.end().map_err(RewriteError::Html)?);
         }
         *body = (!out.is_empty()).then(|| Bytes::from(out));
         Ok(())
     }
+}
+
+fn write_html(html: &mut HtmlNoncer, bytes: &[u8]) -> Result<Vec<u8>, RewriteError> {
+    if bytes.contains(&0x1b) {
+        return Err(RewriteError::Escape);
+    }
+    html.write(bytes).map_err(RewriteError::Html)
 }
 
 /// Decides whether `resp` gets a nonce and, if so, prepares its headers and
@@ -133,8 +144,9 @@ pub fn begin(
     let origin = DocumentOrigin::new(https, &host)?;
     let url = origin.url(req.uri.path_and_query().map_or("/", |pq| pq.as_str()))?;
     let nonce = fresh_nonce()?;
+    let csp = plan.csp_value(&nonce)?;
 
-    let _ = resp.insert_header(plan.header.clone(), plan.csp_value(&nonce));
+    let _ = resp.insert_header(plan.header.clone(), csp);
     prepare_headers(resp, req, coding.is_some());
     plan.counters.nonced.inc();
     let doc = Document {
@@ -166,6 +178,9 @@ fn prepare_headers(resp: &mut ResponseHeader, req: &RequestHeader, decoded: bool
     resp.remove_header(&header::ETAG);
     resp.remove_header(&header::LAST_MODIFIED);
     resp.remove_header(&header::ACCEPT_RANGES);
+    // CDNs that obey these over Cache-Control would share one nonce.
+    resp.remove_header("CDN-Cache-Control");
+    resp.remove_header("Surrogate-Control");
     make_private(resp);
 }
 
