@@ -564,6 +564,15 @@ pub struct HeaderActions {
 }
 
 impl HeaderActions {
+    /// What `conflict` says for `name`: its own entry, else `*`, else override.
+    pub fn conflict_mode(&self, name: &http::HeaderName) -> ConflictMode {
+        self.conflict
+            .get(&ConflictKey::Header(name.clone()))
+            .or_else(|| self.conflict.get(&ConflictKey::All))
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Header by header: a header this layer sets, adds or defaults is no longer
     /// touched by the weaker layer's `set`, `add` or `default`.
     pub fn merge_over(self, mut weaker: HeaderActions) -> HeaderActions {

@@ -12,7 +12,7 @@ use prometheus::IntCounter;
 use smallvec::SmallVec;
 
 use super::security::security_headers;
-use crate::config::schema::{ConflictKey, ConflictMode, PolicyLayer};
+use crate::config::schema::{ConflictMode, PolicyLayer};
 use crate::config::values::RemovePattern;
 use crate::config::KeyError;
 use crate::metrics::{metrics, HeaderCounters, RouteLabels};
@@ -249,15 +249,8 @@ impl ResponsePlan {
     /// Compiles a merged policy layer's response side; counters carry `at`.
     pub fn compile(layer: &PolicyLayer, at: RouteLabels) -> Result<ResponsePlan, KeyError> {
         let h = &layer.headers;
-        let conflict = |name: &HeaderName| -> ConflictMode {
-            h.conflict
-                .get(&ConflictKey::Header(name.clone()))
-                .or_else(|| h.conflict.get(&ConflictKey::All))
-                .copied()
-                .unwrap_or_default()
-        };
         let managed_header = |entry: HeaderEntry| {
-            let mode = conflict(&entry.name);
+            let mode = h.conflict_mode(&entry.name);
             ManagedHeader {
                 https_only: entry.name == http::header::STRICT_TRANSPORT_SECURITY,
                 counters: metrics().header(at, entry.name.as_str(), mode),

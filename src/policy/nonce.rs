@@ -10,7 +10,7 @@ use strum::EnumCount;
 
 use super::csp_sources::SourceList;
 use super::security::Csp;
-use crate::config::schema::{ConflictKey, ConflictMode, PolicyLayer, SecurityOptions};
+use crate::config::schema::{ConflictMode, PolicyLayer, SecurityOptions};
 use crate::config::KeyError;
 use crate::metrics::{metrics, NonceSkip, RouteLabels};
 
@@ -88,7 +88,8 @@ impl NoncePlan {
                         scripts are not restricted and a nonce changes nothing",
             );
         };
-        let mut targets = nonce_directives(&csp, ["script-src", "script-src-elem"]);
+        let script_targets = nonce_directives(&csp, ["script-src", "script-src-elem"]);
+        let mut targets = script_targets.clone();
         let styles = if sec.csp_nonce_styles == Some(true) {
             let Some(style_sources) =
                 governing(&csp, ["style-src-elem", "style-src", "default-src"])
@@ -116,7 +117,6 @@ impl NoncePlan {
             }
         }
         let strict = sec.csp_strict_dynamic == Some(true);
-        let script_targets = nonce_directives(&csp, ["script-src", "script-src-elem"]);
         let parts = template(&csp, &targets, strict.then_some(&script_targets[..]));
         let header = HeaderName::from_static(if csp.name == "Content-Security-Policy" {
             "content-security-policy"
@@ -208,12 +208,7 @@ fn check_header_actions(layer: &PolicyLayer, csp_name: &str) -> Result<(), KeyEr
             "csp_nonce writes this header on every response; set the policy with csp_policy",
         ));
     }
-    let mode = h
-        .conflict
-        .get(&ConflictKey::Header(name))
-        .or_else(|| h.conflict.get(&ConflictKey::All))
-        .copied()
-        .unwrap_or_default();
+    let mode = h.conflict_mode(&name);
     if mode != ConflictMode::Override {
         let mode: &str = mode.into();
         return Err(KeyError::new(
