@@ -103,6 +103,19 @@ impl SourceList {
     pub fn allows(&self, url: &Url, origin: &DocumentOrigin) -> bool {
         self.0.iter().any(|s| source_matches(s, url, origin))
     }
+
+    /// Whether these sources allow every URL on the origin of `doc` (the
+    /// document's URL), whatever its path: a source with no path of its own
+    /// matches it.
+    pub fn allows_every_path_of(&self, doc: &Url, origin: &DocumentOrigin) -> bool {
+        self.0.iter().any(|s| {
+            let pathless = match s {
+                Source::Host(h) => h.path.as_deref().is_none_or(|p| p == "/"),
+                _ => true,
+            };
+            pathless && source_matches(s, doc, origin)
+        })
+    }
 }
 
 fn parse_source(s: &str) -> Option<Source> {
@@ -303,6 +316,32 @@ mod tests {
         let ported = origin(false, "127.0.0.1:8080");
         assert!(allows(&["'self'"], "/a.js", &ported));
         assert!(!allows(&["'self'"], "http://127.0.0.1:8081/a.js", &ported));
+    }
+
+    #[test]
+    fn every_path_of_the_origin_only_from_a_pathless_matching_source() {
+        let https = origin(true, "app.example");
+        let http = origin(false, "app.example");
+        for (sources, doc, every) in [
+            (&["'self'"][..], &https, true),
+            (&["*"], &https, true),
+            (&["https:"], &https, true),
+            (&["https:"], &http, false),
+            (&["https://app.example"], &https, true),
+            (&["https://app.example/"], &https, true),
+            (&["https://app.example/js/"], &https, false),
+            (&["*.example"], &https, true),
+            (&["*.app.example"], &https, false),
+            (&["cdn.example"], &https, false),
+            (&["'unsafe-inline'"], &https, false),
+        ] {
+            let url = doc.url("/js/app.js").unwrap();
+            assert_eq!(
+                SourceList::parse(sources).allows_every_path_of(&url, doc),
+                every,
+                "{sources:?}"
+            );
+        }
     }
 
     #[test]

@@ -18,10 +18,10 @@ use crate::policy::nonce::NonceFilter;
 /// refused instead of growing memory.
 const PARSER_MEMORY_LIMIT: usize = 4 << 20;
 
-static SELECTOR: LazyLock<Selector> = LazyLock::new(|| {
-    "script, link, style, base"
-        .parse()
-        .expect("a valid selector")
+/// One selector per element kind, so a handler knows its tag without asking
+/// lol_html for the name (an allocation per element).
+static SELECTORS: LazyLock<[Selector; 4]> = LazyLock::new(|| {
+    ["script", "link", "style", "base"].map(|s| s.parse().expect("a valid selector"))
 });
 
 /// The document the elements belong to: where their URLs resolve, and the nonce.
@@ -32,7 +32,7 @@ pub struct Document {
     pub url: Url,
 }
 
-/// What the element handler decides; it owns the `<base>` it has seen.
+/// What the element handlers decide; it owns the `<base>`s seen so far.
 struct Noncer {
     doc: Document,
     /// Every `<base href>` seen, in any namespace: URLs after one must be allowed
@@ -41,73 +41,127 @@ struct Noncer {
     bases: Vec<Url>,
     /// A base the URL parser rejected: nothing after it gets a nonce by URL.
     unknown_base: bool,
+    /// The script and style sources allow every path of the document's origin
+    /// (`'self'` does): a path-absolute URL needs no parsing until a `<base>`.
+    scripts_allow_origin: bool,
+    styles_allow_origin: bool,
+}
+
+/// The attributes of one element that the decision needs, read in one pass.
+#[derive(Default)]
+struct Attributes {
+    /// The values of every attribute named in the handler's URL names
+    /// (duplicates too: a browser reads the first, so all must pass), with
+    /// character references decoded as a browser decodes them in attributes
+    /// (`&#47;&#47;evil` is `//evil`).
+    urls: Vec<String>,
+    /// A `<` inside a tag means the streaming parser and a browser may not
+    /// agree on where tags are (foreign content, raw text): an attacker's tag
+    /// hidden in an attribute would receive the nonce meant for this one.
+    wraps_markup: bool,
+    /// The first `rel` and `as`, as `get_attribute` would give them.
+    rel: Option<String>,
+    as_: Option<String>,
+}
+
+impl Attributes {
+    fn read(el: &Element<'_, '_>, url_names: &[&str]) -> Attributes {
+        let mut out = Attributes::default();
+        for a in el.attributes() {
+            let (name, value) = (a.name(), a.value());
+            out.wraps_markup |= name.contains('<') || value.contains('<');
+            if url_names.contains(&name.as_str()) {
+                out.urls.push(match htmlize::unescape_attribute(&value) {
+                    Cow::Borrowed(_) => value,
+                    Cow::Owned(decoded) => decoded,
+                });
+            } else if name == "rel" && out.rel.is_none() {
+                out.rel = Some(value);
+            } else if name == "as" && out.as_.is_none() {
+                out.as_ = Some(value);
+            }
+        }
+        out
+    }
 }
 
 impl Noncer {
-    fn element(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
-        let tag = el.tag_name();
-        // A `<` inside a tag means the streaming parser and a browser may not
-        // agree on where tags are (foreign content, raw text): an attacker's tag
-        // hidden in an attribute would receive the nonce meant for this one.
-        let wraps_markup = el
-            .attributes()
-            .iter()
-            .any(|a| a.name_preserve_case().contains('<') || a.value().contains('<'));
-        let give = match tag.as_str() {
-            "base" => {
-                for href in url_attributes(el, &["href"]) {
-                    match self.doc.url.join(&href) {
-                        Ok(url) => self.bases.push(url),
-                        Err(_) => self.unknown_base = true,
-                    }
-                }
-                false
+    fn new(doc: Document) -> Noncer {
+        let every_path = |list: &SourceList| list.allows_every_path_of(&doc.url, &doc.origin);
+        let scripts_allow_origin = every_path(&doc.filter.scripts);
+        let styles_allow_origin = doc.filter.styles.as_ref().is_some_and(every_path);
+        Noncer {
+            doc,
+            bases: Vec::new(),
+            unknown_base: false,
+            scripts_allow_origin,
+            styles_allow_origin,
+        }
+    }
+
+    fn base(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
+        for href in Attributes::read(el, &["href"]).urls {
+            match self.doc.url.join(&href) {
+                Ok(url) => self.bases.push(url),
+                Err(_) => self.unknown_base = true,
             }
-            // SVG scripts name their URL in `href` or `xlink:href`.
-            "script" => {
-                let urls = url_attributes(el, &["src", "href", "xlink:href"]);
-                self.all_allowed(&urls, &self.doc.filter.scripts)
-            }
-            "style" => self.doc.filter.styles.is_some(),
-            "link" => self.link_allowed(el),
-            _ => false,
-        };
-        if give && !wraps_markup {
-            el.set_attribute("nonce", &self.doc.nonce)?;
         }
         Ok(())
     }
 
+    fn script(&self, el: &mut Element<'_, '_>) -> HandlerResult {
+        // SVG scripts name their URL in `href` or `xlink:href`.
+        let attrs = Attributes::read(el, &["src", "href", "xlink:href"]);
+        let give = !attrs.wraps_markup
+            && self.all_allowed(
+                &attrs.urls,
+                &self.doc.filter.scripts,
+                self.scripts_allow_origin,
+            );
+        self.give_if(give, el)
+    }
+
+    fn style(&self, el: &mut Element<'_, '_>) -> HandlerResult {
+        let give = self.doc.filter.styles.is_some() && !Attributes::read(el, &[]).wraps_markup;
+        self.give_if(give, el)
+    }
+
     /// Script preloads against the script sources; stylesheets against the style ones.
-    fn link_allowed(&self, el: &Element<'_, '_>) -> bool {
-        let rel = el
-            .get_attribute("rel")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let as_ = el
-            .get_attribute("as")
-            .map(|a| a.trim().to_ascii_lowercase());
+    fn link(&self, el: &mut Element<'_, '_>) -> HandlerResult {
+        let attrs = Attributes::read(el, &["href"]);
+        let rel = attrs.rel.unwrap_or_default().to_ascii_lowercase();
+        let as_ = attrs.as_.map(|a| a.trim().to_ascii_lowercase());
         let has = |token: &str| rel.split_ascii_whitespace().any(|t| t == token);
-        let list = if (has("preload") && as_.as_deref() == Some("script"))
+        let (list, allow_origin) = if (has("preload") && as_.as_deref() == Some("script"))
             || (has("modulepreload") && matches!(as_.as_deref(), None | Some("script")))
         {
-            &self.doc.filter.scripts
+            (&self.doc.filter.scripts, self.scripts_allow_origin)
         } else {
             match &self.doc.filter.styles {
                 Some(styles)
                     if has("stylesheet") || (has("preload") && as_.as_deref() == Some("style")) =>
                 {
-                    styles
+                    (styles, self.styles_allow_origin)
                 }
-                _ => return false,
+                _ => return Ok(()),
             }
         };
-        let hrefs = url_attributes(el, &["href"]);
-        !hrefs.is_empty() && self.all_allowed(&hrefs, list)
+        let give = !attrs.wraps_markup
+            && !attrs.urls.is_empty()
+            && self.all_allowed(&attrs.urls, list, allow_origin);
+        self.give_if(give, el)
+    }
+
+    fn give_if(&self, give: bool, el: &mut Element<'_, '_>) -> HandlerResult {
+        if give {
+            el.set_attribute("nonce", &self.doc.nonce)?;
+        }
+        Ok(())
     }
 
     /// Every URL, resolved against the document and against any `<base>`, is allowed.
-    fn all_allowed(&self, urls: &[String], list: &SourceList) -> bool {
+    fn all_allowed(&self, urls: &[String], list: &SourceList, allow_origin: bool) -> bool {
+        let no_base = self.bases.is_empty() && !self.unknown_base;
         let allowed_from = |base: &Url, raw: &str| {
             base.join(raw)
                 .is_ok_and(|url| list.allows(&url, &self.doc.origin))
@@ -116,21 +170,21 @@ impl Noncer {
         urls.is_empty()
             || !self.unknown_base
                 && urls.iter().all(|raw| {
-                    allowed_from(&self.doc.url, raw)
-                        && self.bases.iter().all(|b| allowed_from(b, raw))
+                    (no_base && allow_origin && is_path_absolute(raw))
+                        || allowed_from(&self.doc.url, raw)
+                            && self.bases.iter().all(|b| allowed_from(b, raw))
                 })
     }
 }
 
-/// The values of every attribute named in `names` (duplicates too: a browser
-/// reads the first, so all must pass), with character references decoded as a
-/// browser decodes them in attributes (`&#47;&#47;evil` is `//evil`).
-fn url_attributes(el: &Element<'_, '_>, names: &[&str]) -> Vec<String> {
-    el.attributes()
-        .iter()
-        .filter(|a| names.contains(&a.name().as_str()))
-        .map(|a| htmlize::unescape_attribute(a.value()).into_owned())
-        .collect()
+/// Whether the URL parser resolves `raw` against an http(s) URL to that URL's
+/// origin: a path (`/x`), but not `//host` or `/\host`, which name a host, and
+/// without the tabs and newlines the parser drops (`/\t/host` is `//host`).
+fn is_path_absolute(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/' | b'\\'))
+        && !b.iter().any(|c| matches!(c, b'\t' | b'\n' | b'\r'))
 }
 
 /// The rewritten bytes so far, shared with the rewriter's output sink.
@@ -139,16 +193,23 @@ struct Output(Arc<Mutex<Vec<u8>>>);
 
 impl Output {
     fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Room for a rewritten chunk up front: it grows by a nonce per element, not
+    /// by doubling through every token the rewriter hands over.
+    fn reserve_for(&self, input: usize) {
+        self.lock().reserve(input + input / 8);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl OutputSink for Output {
     fn handle_chunk(&mut self, chunk: &[u8]) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(chunk);
+        self.lock().extend_from_slice(chunk);
     }
 }
 
@@ -161,18 +222,30 @@ pub struct HtmlNoncer {
 impl HtmlNoncer {
     /// `encoding` from the response's charset; `None` lets a `<meta charset>` decide.
     pub fn new(doc: Document, encoding: Option<AsciiCompatibleEncoding>) -> HtmlNoncer {
-        let mut noncer = Noncer {
-            doc,
-            bases: Vec::new(),
-            unknown_base: false,
+        let noncer = Arc::new(Mutex::new(Noncer::new(doc)));
+        let handler = |on: fn(&mut Noncer, &mut Element<'_, '_>) -> HandlerResult| {
+            let noncer = noncer.clone();
+            let handler: ElementHandler<'static> = Box::new(move |el| {
+                on(
+                    &mut noncer.lock().unwrap_or_else(PoisonError::into_inner),
+                    el,
+                )
+            });
+            ElementContentHandlers::default().element(handler)
         };
-        let handler: ElementHandler<'static> = Box::new(move |el| noncer.element(el));
+        let element_content_handlers = SELECTORS
+            .iter()
+            .map(Cow::Borrowed)
+            .zip([
+                handler(|n, el| n.script(el)),
+                handler(|n, el| n.link(el)),
+                handler(|n, el| n.style(el)),
+                handler(Noncer::base),
+            ])
+            .collect();
         let output = Output::default();
         let settings = Settings {
-            element_content_handlers: vec![(
-                Cow::Borrowed(&*SELECTOR),
-                ElementContentHandlers::default().element(handler),
-            )],
+            element_content_handlers,
             encoding: encoding.unwrap_or_else(AsciiCompatibleEncoding::utf_8),
             adjust_charset_on_meta_tag: encoding.is_none(),
             memory_settings: MemorySettings {
@@ -193,6 +266,7 @@ impl HtmlNoncer {
     /// Rewrites one chunk; returns the bytes ready to send (a tag cut by the
     /// chunk's end waits for the next one).
     pub fn write(&mut self, chunk: &[u8]) -> Result<Vec<u8>, RewritingError> {
+        self.output.reserve_for(chunk.len());
         self.rewriter.write(chunk)?;
         Ok(self.output.take())
     }
@@ -332,6 +406,51 @@ mod tests {
             rewrite("<base href=\"http://xn--a.evil.example/\"><script>1</script>"),
             format!("<base href=\"http://xn--a.evil.example/\"><script{N}>1</script>")
         );
+    }
+
+    #[test]
+    fn the_same_origin_shortcut_agrees_with_the_url_parser() {
+        let urls = [
+            "/a.js",
+            "/js/card-1.js",
+            "//evil.example/x.js",
+            "/\\evil.example/x.js",
+            "/\t/evil.example/x.js",
+            "/\n/evil.example/x.js",
+            "/..//evil.example/x.js",
+            "/%2F/evil.example/x.js",
+            "/js/../x.js?q=1#f",
+            "https://evil.example/x.js",
+            "x.js",
+            "",
+        ];
+        let lists: [&[&str]; 6] = [
+            &["'self'"],
+            &["https://app.example/js/"],
+            &["https:"],
+            &["http:"],
+            &["*.example"],
+            &["'none'"],
+        ];
+        for list in lists {
+            let fast = Noncer::new(doc(list, None));
+            let mut slow = Noncer::new(doc(list, None));
+            slow.scripts_allow_origin = false;
+            for url in urls {
+                let urls = [url.to_string()];
+                assert_eq!(
+                    fast.all_allowed(&urls, &fast.doc.filter.scripts, fast.scripts_allow_origin),
+                    slow.all_allowed(&urls, &slow.doc.filter.scripts, false),
+                    "{list:?} {url:?}"
+                );
+                let same_origin = slow
+                    .doc
+                    .url
+                    .join(url)
+                    .is_ok_and(|u| u.origin() == slow.doc.url.origin());
+                assert!(!is_path_absolute(url) || same_origin, "{url:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! The CSP nonce rewriter on the page `benches/nonce.py` serves (about 55 KB, 222
+//! elements to nonce), without the network: what the HTML stage costs per page,
+//! next to lol_html's own floors on the same page: no handler at all, an empty
+//! handler on the elements the nonce goes on, and a nonce set on every one.
+//! `cargo bench --bench rewrite`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::borrow::Cow;
+
+use lol_html::{element, ElementContentHandlers, HtmlRewriter, Selector, Settings};
+use pingora_secgw::policy::csp_sources::{DocumentOrigin, SourceList};
+use pingora_secgw::policy::nonce::NonceFilter;
+use pingora_secgw::rewrite::html::{Document, HtmlNoncer};
+
+// The gateway's allocator: the rewriter allocates per element and per chunk.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The same page as `benches/nonce.py`.
+fn page() -> Vec<u8> {
+    let mut out = String::from(
+        "<!doctype html><html><head><title>Catalogue</title>\n\
+         <link rel=\"stylesheet\" href=\"/site.css\"><style>body { margin: 0 }</style>\n",
+    );
+    for i in 0..110 {
+        out.push_str(&format!(
+            "<script>var item{i} = {{ id: {i}, name: \"item {i}\" }};</script>\n\
+             <div class=\"card\" data-id=\"{i}\"><h2>Item {i}</h2><p>{}</p>\
+             <script src=\"/js/card-{i}.js\" async></script></div>\n",
+            "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(6)
+        ));
+    }
+    out.push_str("</body></html>\n");
+    out.into_bytes()
+}
+
+fn document() -> Document {
+    let origin = DocumentOrigin::new(true, "bench.test").expect("a valid host");
+    Document {
+        nonce: "bm9uY2Vub25jZW5vbmNlMQ==".to_string(),
+        filter: Arc::new(NonceFilter {
+            scripts: SourceList::parse(&["'self'"]),
+            styles: Some(SourceList::parse(&["'self'", "https:"])),
+        }),
+        url: origin.url("/").expect("a valid path"),
+        origin,
+    }
+}
+
+/// Pingora hands the body over in reads of up to 64 KB; loopback delivers the
+/// page in pieces of about 16 KB.
+const CHUNK: usize = 16 << 10;
+
+/// lol_html alone over the page with `handlers`: the parser's floors.
+fn lol_html(
+    page: &[u8],
+    handlers: Vec<(Cow<'static, Selector>, ElementContentHandlers<'static>)>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(page.len() + (8 << 10));
+    let settings = Settings {
+        element_content_handlers: handlers,
+        ..Settings::new()
+    };
+    let mut r = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
+    for piece in page.chunks(CHUNK) {
+        r.write(black_box(piece)).expect("valid html");
+    }
+    r.end().expect("valid html");
+    out
+}
+
+const ELEMENTS: &str = "script, link, style, base";
+
+fn rewrite(c: &mut Criterion) {
+    let page = page();
+    let mut group = c.benchmark_group("rewrite");
+    group.throughput(Throughput::Bytes(page.len() as u64));
+    group.bench_function("lol_html, no handlers", |b| {
+        b.iter(|| lol_html(&page, vec![]))
+    });
+    group.bench_function("lol_html, an empty handler on the same elements", |b| {
+        b.iter(|| lol_html(&page, vec![element!(ELEMENTS, |_el| Ok(()))]))
+    });
+    group.bench_function("lol_html, a nonce on every such element", |b| {
+        b.iter(|| {
+            lol_html(
+                &page,
+                vec![element!(ELEMENTS, |el| Ok(el.set_attribute("nonce", "x")?))],
+            )
+        })
+    });
+    group.bench_function("gateway nonce rewriter", |b| {
+        b.iter(|| {
+            let mut r = HtmlNoncer::new(document(), None);
+            let mut out = Vec::with_capacity(page.len() + (8 << 10));
+            for piece in page.chunks(CHUNK) {
+                out.extend(r.write(black_box(piece)).expect("valid html"));
+            }
+            out.extend(r.end().expect("valid html"));
+            out
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, rewrite);
+criterion_main!(benches);
