@@ -106,6 +106,7 @@ fn kinds() -> Template {
 <script nonce="from-the-upstream"{N}>window.stale = 1;</script>
 </head><body><p onclick="alert(1)">caf&eacute; <b>bold</b></p>
 <svg><script href="https://evil.test/svg.js"></script></svg>
+<svg><script href="/svg.js"><desc><base href="https://evil.test/"></desc></script></svg>
 <img src="/x.png" onerror="alert(2)">
 </body></html>
 "#

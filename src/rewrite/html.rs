@@ -62,6 +62,8 @@ struct Attributes {
     /// The first `rel` and `as`, as `get_attribute` would give them.
     rel: Option<String>,
     as_: Option<String>,
+    /// An `href` or `xlink:href`: on a `<script>`, the URL of an SVG script.
+    href: bool,
 }
 
 impl Attributes {
@@ -70,6 +72,7 @@ impl Attributes {
         for a in el.attributes() {
             let (name, value) = (a.name(), a.value());
             out.wraps_markup |= name.contains('<') || value.contains('<');
+            out.href |= matches!(name.as_str(), "href" | "xlink:href");
             if url_names.contains(&name.as_str()) {
                 out.urls.push(match htmlize::unescape_attribute(&value) {
                     Cow::Borrowed(_) => value,
@@ -110,9 +113,12 @@ impl Noncer {
     }
 
     fn script(&self, el: &mut Element<'_, '_>) -> HandlerResult {
-        // SVG scripts name their URL in `href` or `xlink:href`.
-        let attrs = Attributes::read(el, &["src", "href", "xlink:href"]);
+        // An SVG script (`href`, `xlink:href`) resolves its URL at its end tag,
+        // after markup inside it may have added a `<base>` (through `<desc>`):
+        // what it loads is not known here, so it gets no nonce.
+        let attrs = Attributes::read(el, &["src"]);
         let give = !attrs.wraps_markup
+            && !attrs.href
             && self.all_allowed(
                 &attrs.urls,
                 &self.doc.filter.scripts,
@@ -371,6 +377,22 @@ mod tests {
     }
 
     #[test]
+    fn svg_scripts_with_a_url_get_no_nonce() {
+        for page in [
+            "<svg><script href=\"/ok.js\"></script></svg>",
+            "<svg><script xlink:href=\"/ok.js\"></script></svg>",
+            "<svg><script href=\"/x.js\"><desc><base href=\"https://evil.example/\"></desc></script></svg>",
+            "<script src=\"/ok.js\" href=\"/ok.js\"></script>",
+        ] {
+            assert_eq!(rewrite(page), page);
+        }
+        assert_eq!(
+            rewrite("<svg><script>1</script></svg>"),
+            format!("<svg><script{N}>1</script></svg>")
+        );
+    }
+
+    #[test]
     fn a_base_element_moves_relative_urls_and_both_readings_must_pass() {
         let page = "<base href=\"https://evil.example/\"><script src=\"x.js\"></script>";
         assert_eq!(rewrite(page), page);
@@ -419,6 +441,9 @@ mod tests {
             "/\n/evil.example/x.js",
             "/..//evil.example/x.js",
             "/%2F/evil.example/x.js",
+            " //evil.example/x.js",
+            "\\/evil.example/x.js",
+            "\u{1}/\\evil.example/x.js",
             "/js/../x.js?q=1#f",
             "https://evil.example/x.js",
             "x.js",
