@@ -154,6 +154,36 @@ def run_wrk(port, seconds, connections, pid):
     return dict(rps=rps, p50=p50, p99=p99, cpu=cpu_us)
 
 
+def alternating_rounds(targets, args, width):
+    """wrk on each target in turn, the order reversed every other round, so that each
+    round's targets run back to back: {name: [run_wrk result per round]}."""
+    results = {name: [] for name in targets}
+    order = list(targets)
+    for r in range(args.rounds):
+        for name in order if r % 2 == 0 else reversed(order):
+            port, pid = targets[name]
+            res = run_wrk(port, args.seconds, args.connections, pid)
+            results[name].append(res)
+            print(f"round {r + 1} {name:<{width}} {res['rps']:>9.0f} req/s  p50 {res['p50']:>7.0f} us  p99 {res['p99']:>7.0f} us  {res['cpu']:>6.1f} us CPU/req")
+    return results
+
+
+def print_medians(results, width):
+    """Prints and returns each target's medians over the rounds."""
+    med = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for name, rs in results.items()}
+    print("\nmedians")
+    print(f"{'':<{width}}{'req/s':>9}{'p50 us':>9}{'p99 us':>9}{'CPU us/req':>12}")
+    for name, m in med.items():
+        print(f"{name:<{width}}{m['rps']:>9.0f}{m['p50']:>9.0f}{m['p99']:>9.0f}{m['cpu']:>12.1f}")
+    return med
+
+
+def paired_ratio(results, a, b):
+    """CPU per request of `a` over `b`, the median of per-round ratios: the targets of
+    a round run back to back, so pairing them cancels most of the machine's drift."""
+    return statistics.median(x["cpu"] / y["cpu"] for x, y in zip(results[a], results[b]))
+
+
 def stop(procs, workdir):
     """Stops the servers a benchmark started and removes its directory."""
     for p in procs:
@@ -249,24 +279,11 @@ def main():
         print(f"same {len(wanted)} security headers from both proxies: {', '.join(k for k, _ in wanted)}")
         print(f"{os.cpu_count()} cores; wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} alternating rounds\n")
 
-        results = {name: [] for name in targets}
-        order = list(targets)
-        for r in range(args.rounds):
-            for name in order if r % 2 == 0 else reversed(order):
-                port, pid = targets[name]
-                res = run_wrk(port, args.seconds, args.connections, pid)
-                results[name].append(res)
-                print(f"round {r + 1} {name:<26} {res['rps']:>9.0f} req/s  p50 {res['p50']:>7.0f} us  p99 {res['p99']:>7.0f} us  {res['cpu']:>6.1f} us CPU/req")
+        results = alternating_rounds(targets, args, width=26)
+        med = print_medians(results, width=28)
 
-        med = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for name, rs in results.items()}
-        print("\nmedians")
-        print(f"{'':<28}{'req/s':>9}{'p50 us':>9}{'p99 us':>9}{'CPU us/req':>12}")
-        for name, m in med.items():
-            print(f"{name:<28}{m['rps']:>9.0f}{m['p50']:>9.0f}{m['p99']:>9.0f}{m['cpu']:>12.1f}")
-        # CPU ratios are medians of per-round ratios: the targets of a round run back to
-        # back, so pairing them cancels most of this machine's drift between rounds.
         def paired(a, b):
-            return statistics.median(x["cpu"] / y["cpu"] for x, y in zip(results[a], results[b]))
+            return paired_ratio(results, a, b)
 
         def cost(a, b):
             r = paired(a, b)

@@ -130,21 +130,9 @@ def main():
                 totals.append(total)
             print(f"  {name:<24} first byte {statistics.median(firsts) * 1e6:>7.0f} us   last byte {statistics.median(totals) * 1e6:>7.0f} us")
 
-        results = {name: [] for name in targets}
-        order = list(targets)
-        for r in range(args.rounds):
-            for name in order if r % 2 == 0 else reversed(order):
-                port, pid = targets[name]
-                res = load.run_wrk(port, args.seconds, args.connections, pid)
-                results[name].append(res)
-                print(f"round {r + 1} {name:<24} {res['rps']:>8.0f} req/s  p50 {res['p50']:>7.0f} us  p99 {res['p99']:>7.0f} us  {res['cpu']:>6.1f} us CPU/req")
-
-        med = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for name, rs in results.items()}
-        print("\nmedians")
-        print(f"{'':<26}{'req/s':>9}{'p50 us':>9}{'p99 us':>9}{'CPU us/req':>12}")
-        for name, m in med.items():
-            print(f"{name:<26}{m['rps']:>9.0f}{m['p50']:>9.0f}{m['p99']:>9.0f}{m['cpu']:>12.1f}")
-        ratio = statistics.median(x["cpu"] / y["cpu"] for x, y in zip(results[NONCE], results[PLAIN]))
+        results = load.alternating_rounds(targets, args, width=24)
+        load.print_medians(results, width=26)
+        ratio = load.paired_ratio(results, NONCE, PLAIN)
         print(f"\nnonce / plain CPU per request (median of per-round ratios): {ratio:.3f}  (goal: at most 1.3)")
     finally:
         load.stop(procs, workdir)
