@@ -131,9 +131,12 @@ def to_us(text):
     return value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
 
 
-def run_wrk(port, seconds, connections, pid):
+def run_wrk(port, seconds, connections, pid, script=None):
+    """`script`: a wrk Lua script for requests other than GET /."""
     before = cpu_ticks(pid)
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        cmd += ["-s", script]
     for k, v in BENCH_HEADERS.items():
         cmd += ["-H", f"{k}: {v}"]
     cmd += ["-H", "Host: bench.test", f"http://127.0.0.1:{port}/"]
@@ -155,14 +158,15 @@ def run_wrk(port, seconds, connections, pid):
 
 
 def alternating_rounds(targets, args, width):
-    """wrk on each target in turn, the order reversed every other round, so that each
-    round's targets run back to back: {name: [run_wrk result per round]}."""
+    """wrk on each target, (port, pid) or (port, pid, wrk script), in turn, the order
+    reversed every other round, so that each round's targets run back to back:
+    {name: [run_wrk result per round]}."""
     results = {name: [] for name in targets}
     order = list(targets)
     for r in range(args.rounds):
         for name in order if r % 2 == 0 else reversed(order):
-            port, pid = targets[name]
-            res = run_wrk(port, args.seconds, args.connections, pid)
+            port, pid, *script = targets[name]
+            res = run_wrk(port, args.seconds, args.connections, pid, *script)
             results[name].append(res)
             print(f"round {r + 1} {name:<{width}} {res['rps']:>9.0f} req/s  p50 {res['p50']:>7.0f} us  p99 {res['p99']:>7.0f} us  {res['cpu']:>6.1f} us CPU/req")
     return results

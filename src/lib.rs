@@ -16,6 +16,7 @@ pub mod pem;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod reports;
 pub mod rewrite;
 pub mod routing;
 pub mod server;

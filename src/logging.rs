@@ -3,20 +3,32 @@
 //! by `client_header_timeout_ms` is not a gateway error; at `error` level a scanner
 //! or a slow-header flood would fill the logs. Those failures are counted in
 //! `secgw_requests_rejected_total` instead.
+//!
+//! CSP report lines (target `secgw::csp`) are JSON objects and are written bare,
+//! one per line, for log shippers to parse.
+
+use std::io::Write;
 
 use log::{Level, Log, Metadata, Record};
 
+use crate::reports::lines::TARGET as REPORTS;
+
 struct Logger {
     inner: env_logger::Logger,
+    /// The same filter, writing only the message.
+    bare: env_logger::Logger,
 }
 
 /// Installs the logger; `RUST_LOG` filters as usual (`info` by default).
 pub fn init() {
-    let inner =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    let env = || env_logger::Env::default().default_filter_or("info");
+    let inner = env_logger::Builder::from_env(env()).build();
+    let bare = env_logger::Builder::from_env(env())
+        .format(|buf, record| writeln!(buf, "{}", record.args()))
+        .build();
     log::set_max_level(inner.filter());
     // Fails only when a logger is already installed (then that one stays).
-    let _ = log::set_boxed_logger(Box::new(Logger { inner }));
+    let _ = log::set_boxed_logger(Box::new(Logger { inner, bare }));
 }
 
 impl Log for Logger {
@@ -25,6 +37,10 @@ impl Log for Logger {
     }
 
     fn log(&self, record: &Record<'_>) {
+        if record.target() == REPORTS {
+            self.bare.log(record);
+            return;
+        }
         if record.level() == Level::Error && is_client_failure(record) {
             let demoted = Record::builder()
                 .args(*record.args())

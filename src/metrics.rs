@@ -52,6 +52,8 @@ pub struct Metrics {
     csp_nonced: IntCounterVec,
     csp_nonce_skipped: IntCounterVec,
     csp_nonce_failed: IntCounterVec,
+    csp_reports: IntCounterVec,
+    csp_reports_rejected: IntCounterVec,
 }
 
 /// Registers `metric` and hands it back (the registry keeps a shared clone).
@@ -206,6 +208,19 @@ impl Metrics {
                 "Nonced responses cut short because their body could not be rewritten.",
                 &["vhost", "route"],
             ),
+            csp_reports: counter_vec(
+                &r,
+                "secgw_csp_reports_total",
+                "CSP violation reports received by the gateway's collector, by the route that \
+                 served the document, effective directive and disposition.",
+                &["vhost", "route", "directive", "disposition"],
+            ),
+            csp_reports_rejected: counter_vec(
+                &r,
+                "secgw_csp_reports_rejected_total",
+                "Requests to the CSP report collector refused, by reason.",
+                &["vhost", "reason"],
+            ),
             config_last_reload_successful,
             config_last_reload_timestamp,
             config_info,
@@ -314,6 +329,26 @@ impl Metrics {
         labelled::<NonceSkip, _>(&self.csp_nonce_skipped, &[at.vhost, at.route])
     }
 
+    /// The counter of one kind of report; created on first use, so the
+    /// exposition lists only the directives that were reported.
+    pub fn csp_report(
+        &self,
+        at: RouteLabels,
+        directive: ReportDirective,
+        disposition: Disposition,
+    ) -> IntCounter {
+        self.csp_reports.with_label_values(&[
+            at.vhost,
+            at.route,
+            directive.into(),
+            disposition.into(),
+        ])
+    }
+
+    pub fn csp_reports_rejected(&self, vhost: &str) -> [IntCounter; ReportRejection::COUNT] {
+        labelled::<ReportRejection, _>(&self.csp_reports_rejected, &[vhost])
+    }
+
     /// Everything counted per request for one route.
     pub fn route(&self, at: RouteLabels) -> RouteMetrics {
         let labels = [at.vhost, at.route];
@@ -417,6 +452,89 @@ pub enum NonceSkip {
     NoTransform,
     /// A charset that is not ASCII-compatible (UTF-16 ...), which the rewriter cannot parse.
     Charset,
+}
+
+/// The effective directive of a CSP violation report: the CSP3 directives that
+/// can be violated, and `other` for anything else a report claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum ReportDirective {
+    ChildSrc,
+    ConnectSrc,
+    DefaultSrc,
+    FencedFrameSrc,
+    FontSrc,
+    FrameSrc,
+    ImgSrc,
+    ManifestSrc,
+    MediaSrc,
+    ObjectSrc,
+    PrefetchSrc,
+    ScriptSrc,
+    ScriptSrcElem,
+    ScriptSrcAttr,
+    StyleSrc,
+    StyleSrcElem,
+    StyleSrcAttr,
+    WorkerSrc,
+    BaseUri,
+    FormAction,
+    FrameAncestors,
+    NavigateTo,
+    Sandbox,
+    TrustedTypes,
+    RequireTrustedTypesFor,
+    Webrtc,
+    Other,
+}
+
+impl ReportDirective {
+    /// The directive a report names, compared without case and without allocating.
+    pub fn named(text: &str) -> ReportDirective {
+        ReportDirective::VARIANTS
+            .iter()
+            .copied()
+            .find(|d| <&str>::from(*d).eq_ignore_ascii_case(text))
+            .unwrap_or(ReportDirective::Other)
+    }
+}
+
+/// Whether the violated policy was enforced or report-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Disposition {
+    Enforce,
+    Report,
+}
+
+/// Why the collector refused a request; each has its own status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum ReportRejection {
+    /// Not a POST: `405`.
+    Method,
+    /// Over the body limit: `413`.
+    TooLarge,
+    /// Not a report content type: `415`.
+    ContentType,
+    /// Not JSON, or not a report's shape: `400`.
+    Malformed,
+    /// A valid shape without a CSP report in it: `400`.
+    Empty,
+    /// The body did not arrive within `client_header_timeout_ms`: `408`.
+    Timeout,
+}
+
+impl ReportRejection {
+    pub fn status(self) -> u16 {
+        match self {
+            ReportRejection::Method => 405,
+            ReportRejection::TooLarge => 413,
+            ReportRejection::ContentType => 415,
+            ReportRejection::Malformed | ReportRejection::Empty => 400,
+            ReportRejection::Timeout => 408,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -20,10 +20,12 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::edge;
 use crate::forwarded;
+use crate::metrics::ReportRejection;
 use crate::metrics::{RouteMetrics, UpstreamErrorKind, UNMATCHED, VHOST_ROUTE};
 use crate::policy::canned::{status_body, TEXT_PLAIN};
 use crate::policy::cors::Preflight;
 use crate::policy::{Plan, RoutePlan, Target, VhostPlan};
+use crate::reports;
 use crate::rewrite::{self, NonceStream};
 use crate::routing::paths::normalize_path;
 use crate::routing::{request_host, HostMatch};
@@ -204,6 +206,39 @@ impl RequestCtx {
         }
     }
 
+    /// A request to the vhost's CSP report collector: counted and logged here,
+    /// never proxied; `204` when it held reports, else the rejection's status.
+    async fn collect_report(&self, session: &mut Session) -> Result<Option<Answer>> {
+        let Some(vhost) = self.vhost() else {
+            return Ok(None);
+        };
+        let Some(collector) = vhost
+            .reports
+            .as_ref()
+            .filter(|c| c.collects_at(self.path(session.req_header())))
+        else {
+            return Ok(None);
+        };
+        let taken = reports::take_body(session, self.plan.limits.header_timeout).await?;
+        let path = self.path(session.req_header());
+        let received = taken
+            .and_then(|body| collector.receive(path, &body, |doc| vhost.route_of_reported(doc)));
+        let Err(why) = received else {
+            return Ok(Some(Answer::empty(StatusCode::NO_CONTENT)));
+        };
+        collector.reject(why);
+        let status = StatusCode::from_u16(why.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut answer = Answer::text(status);
+        if why == ReportRejection::Method {
+            answer.header("Allow", HeaderValue::from_static("POST"));
+        }
+        // Only a body read whole leaves the connection fit for another request.
+        if !matches!(why, ReportRejection::Malformed | ReportRejection::Empty) {
+            answer = answer.closing();
+        }
+        Ok(Some(answer))
+    }
+
     /// A route configured with `respond`.
     fn respond_directly(&self) -> Option<Answer> {
         let Target::Respond(direct) = &self.route()?.target else {
@@ -364,15 +399,20 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// Route by Host, then by path; answer here when the route says so
-    /// (redirect, preflight, direct response) or when nothing may be proxied.
+    /// Route by Host, then by path; answer here when the route says so (CSP
+    /// report, redirect, preflight, direct response) or when nothing may be proxied.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.classify_client(session);
         let req = session.req_header();
-        let answer = ctx
+        let mut answer = ctx
             .route_host(req)
             .or_else(|| refuse_connect(req))
-            .or_else(|| ctx.route_path(req))
+            .or_else(|| ctx.route_path(req));
+        if answer.is_none() {
+            answer = ctx.collect_report(session).await?;
+        }
+        let req = session.req_header();
+        let answer = answer
             .or_else(|| ctx.redirect_to_https(req))
             .or_else(|| ctx.answer_preflight(req))
             .or_else(|| ctx.respond_directly());

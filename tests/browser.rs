@@ -1,36 +1,44 @@
 //! A real browser (Debian's headless Chromium) loads pages through the gateway:
-//! what the nonce lets run, and what the CSP still blocks. The page records what
-//! ran as attributes on <html>, read back from the DOM Chromium dumps.
+//! what the nonce lets run, and what the CSP still blocks (the page records what
+//! ran as attributes on <html>, read back from the DOM Chromium dumps); and the
+//! violation reports it sends to the gateway's collector.
 
 mod common;
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::pages::{Page, PageServer};
+use common::tls::gateway_with_tls;
 use common::*;
 
 fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_string())
 }
 
+/// Headless Chromium with a fresh profile, `*.test` resolved to loopback.
+fn headless(profile: &tempfile::TempDir) -> Command {
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--host-resolver-rules=MAP *.test 127.0.0.1",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()));
+    cmd
+}
+
 /// The `data-*` attributes on <html> after the page loaded and ran.
 fn ran(url: &str) -> Vec<String> {
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--host-resolver-rules=MAP *.test 127.0.0.1",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+    let out = headless(&profile)
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
         .arg(url)
         .output()
         .unwrap_or_else(|e| {
@@ -117,4 +125,121 @@ fn chromium_runs_nonced_scripts_and_blocks_handlers_and_foreign_scripts() {
     assert_eq!(ran(&url("nonce")), ["inline", "self"]);
     // With 'strict-dynamic', what a nonced script adds runs too.
     assert_eq!(ran(&url("strict")), ["dynamic", "inline", "self"]);
+}
+
+/// Chromium showing a page until dropped.
+struct Browser(Child);
+
+impl Browser {
+    fn open(profile: &tempfile::TempDir, url: &str) -> Browser {
+        let child = headless(profile)
+            .arg("--ignore-certificate-errors")
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} did not start ({e}): run scripts/deps.sh test",
+                    chromium()
+                )
+            });
+        Browser(child)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits, within a bound, for `sample` on the gateway's /metrics to reach `want`.
+fn wait_for_metric(gw: &Gateway, sample: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gw.metric(sample) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{sample} is {:?}, not {want}:\n{}",
+            gw.metric(sample),
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn chromium_reports_a_report_only_violation_over_http_and_https() {
+    let page = format!(
+        "<!doctype html><html><head><script>{MARK}('data-inline', 'ran');</script></head>\
+         <body>report me</body></html>"
+    );
+    let site = PageServer::start(vec![("/page", Page::html(page))]);
+    let rest = format!(
+        r#"vhosts:
+  - name: shop
+    hosts: [shop.test]
+    upstreams: ["{}"]
+    security:
+      csp_enabled: false
+      csp_report_collect: true
+      csp_report_only_policy: {{script-src: ["'self'"]}}
+"#,
+        site.addr
+    );
+    let (gw, _pki) = gateway_with_tls("shop.test", &rest);
+    let sample = "secgw_csp_reports_total{directive=\"script-src-elem\",disposition=\"report\",route=\"_vhost\",vhost=\"shop\"}";
+
+    // Plain HTTP: the legacy report, to report-uri.
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::open(
+        &profile,
+        &format!("http://shop.test:{}/page", gw.addr.port()),
+    );
+    wait_for_metric(&gw, sample, 1.0);
+    drop(browser);
+
+    // HTTPS: the Reporting API batch, to the endpoint report-to names.
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::open(
+        &profile,
+        &format!("https://shop.test:{}/page", gw.tls_addr.port()),
+    );
+    wait_for_metric(&gw, sample, 2.0);
+    drop(browser);
+
+    let rejected = gw.admin_get("/metrics").1;
+    assert!(
+        !rejected
+            .lines()
+            .any(|l| l.starts_with("secgw_csp_reports_rejected_total") && !l.ends_with(" 0")),
+        "{rejected}"
+    );
+    // One report in each format; neither reached the upstream.
+    let lines = gw.report_lines();
+    let http = format!("http://shop.test:{}/page", gw.addr.port());
+    let https = format!("https://shop.test:{}/page", gw.tls_addr.port());
+    let seen: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["format"].as_str().unwrap(),
+                l["document_url"].as_str().unwrap(),
+                l["blocked_url"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("legacy", http.as_str(), "inline"),
+            ("reporting_api", https.as_str(), "inline")
+        ]
+    );
+    let upstream = site.seen.lock().unwrap();
+    assert!(
+        upstream.iter().all(|head| !head.contains("csp-reports")),
+        "{upstream:?}"
+    );
 }

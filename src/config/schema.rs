@@ -12,7 +12,8 @@ use super::csp::CspPolicy;
 use super::permissions::PermissionsPolicy;
 use super::values::{
     CorsOrigin, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany, Origin,
-    Positive, ReferrerPolicy, RemovePattern, RouteName, Toggle, Token, TrustedProxy, VhostName,
+    Positive, ReferrerPolicy, RemovePattern, ReportPath, ReportUri, RouteName, Toggle, Token,
+    TrustedProxy, VhostName,
 };
 
 /// The gateway's part of gw.yaml (Pingora's own keys are split off before this).
@@ -343,6 +344,13 @@ pub struct SecurityOptions {
     pub csp_nonce_styles: Option<bool>,
     /// `'strict-dynamic'` beside the nonce in `script-src`.
     pub csp_strict_dynamic: Option<bool>,
+    /// The gateway answers CSP violation reports at `csp_report_path`.
+    pub csp_report_collect: Option<bool>,
+    pub csp_report_path: Option<ReportPath>,
+    /// An external collector instead; `false` turns off an inherited one.
+    pub csp_report_uri: Option<Toggle<ReportUri>>,
+    /// A second policy, sent as Content-Security-Policy-Report-Only.
+    pub csp_report_only_policy: Option<CspPolicy>,
     pub hsts_enabled: Option<bool>,
     pub hsts_max_age: Option<u64>,
     pub hsts_include_subdomains: Option<bool>,
@@ -390,6 +398,13 @@ macro_rules! merge_fields {
                 (Some(s), Some(w)) => Some(s.merge_over(w)),
                 (s, w) => s.or(w),
             },
+            csp_report_only_policy: match (
+                $strong.csp_report_only_policy,
+                $weak.csp_report_only_policy,
+            ) {
+                (Some(s), Some(w)) => Some(s.merge_over(w)),
+                (s, w) => s.or(w),
+            },
             permissions_policy: match ($strong.permissions_policy, $weak.permissions_policy) {
                 (Some(Toggle::On(s)), Some(Toggle::On(w))) => Some(Toggle::On(s.merge_over(w))),
                 (s, w) => s.or(w),
@@ -409,6 +424,9 @@ impl SecurityOptions {
             || self.csp_nonce.is_some()
             || self.csp_nonce_styles.is_some()
             || self.csp_strict_dynamic.is_some()
+            || self.csp_report_collect.is_some()
+            || self.csp_report_uri.is_some()
+            || self.csp_report_only_policy.is_some()
             || self.frame_options_allow_from.is_some()
             || self.trusted_types.is_some()
             || self.trusted_types_policies.is_some();
@@ -423,6 +441,10 @@ impl SecurityOptions {
         [
             (csp, "Content-Security-Policy"),
             (csp, "Content-Security-Policy-Report-Only"),
+            (
+                self.csp_report_collect.is_some() || self.csp_report_uri.is_some(),
+                "Reporting-Endpoints",
+            ),
             (hsts, "Strict-Transport-Security"),
             (
                 self.xss_protection.is_some() || self.xss_mode.is_some(),
@@ -470,6 +492,9 @@ impl SecurityOptions {
                 csp_nonce,
                 csp_nonce_styles,
                 csp_strict_dynamic,
+                csp_report_collect,
+                csp_report_path,
+                csp_report_uri,
                 hsts_enabled,
                 hsts_max_age,
                 hsts_include_subdomains,
@@ -648,5 +673,37 @@ mod tests {
         assert_eq!(names(&merged.headers.add), Vec::<&str>::new());
         assert_eq!(names(&merged.headers.default), ["X-C", "X-A"]);
         assert!(merged.security.cache_control.is_some());
+    }
+
+    #[test]
+    fn report_settings_merge_like_the_csp_they_belong_to() {
+        let weak = layer(
+            "security: {csp_report_uri: \"https://c.example/csp\", \
+             csp_report_only_policy: {default-src: [\"'self'\"], img-src: [\"*\"]}}",
+        );
+        let strong = layer(
+            "security: {csp_report_uri: false, csp_report_collect: true, \
+             csp_report_only_policy: {img-src: [\"'self'\"], script-src: null}}",
+        );
+        let merged = strong.merge_over(weak).security;
+        assert_eq!(merged.csp_report_uri, Some(Toggle::Off));
+        assert_eq!(merged.csp_report_collect, Some(true));
+        let policy = merged.csp_report_only_policy.unwrap().0;
+        assert_eq!(
+            policy.keys().collect::<Vec<_>>(),
+            ["default-src", "img-src", "script-src"]
+        );
+        assert_eq!(policy["img-src"], Some(vec!["'self'".to_string()]));
+        assert_eq!(policy["script-src"], None);
+        assert_eq!(
+            layer("security: {csp_report_collect: true}")
+                .security
+                .header_names(),
+            [
+                "Content-Security-Policy",
+                "Content-Security-Policy-Report-Only",
+                "Reporting-Endpoints"
+            ]
+        );
     }
 }

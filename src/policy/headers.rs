@@ -11,7 +11,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use prometheus::IntCounter;
 use smallvec::SmallVec;
 
-use super::security::security_headers;
+use super::security::{security_headers, OverHttp};
 use crate::config::schema::{ConflictMode, PolicyLayer};
 use crate::config::values::RemovePattern;
 use crate::config::KeyError;
@@ -62,6 +62,7 @@ pub trait HeaderTarget {
     fn insert(&mut self, e: &HeaderEntry);
     fn insert_value(&mut self, e: &HeaderEntry, value: HeaderValue);
     fn append(&mut self, e: &HeaderEntry);
+    fn append_value(&mut self, e: &HeaderEntry, value: HeaderValue);
     /// Whether anything was removed.
     fn remove(&mut self, name: &HeaderName) -> bool;
 }
@@ -80,7 +81,10 @@ macro_rules! header_target {
                 let _ = self.insert_header(e.case.clone(), value);
             }
             fn append(&mut self, e: &HeaderEntry) {
-                let _ = self.append_header(e.case.clone(), e.value.clone());
+                self.append_value(e, e.value.clone());
+            }
+            fn append_value(&mut self, e: &HeaderEntry, value: HeaderValue) {
+                let _ = self.append_header(e.case.clone(), value);
             }
             fn remove(&mut self, name: &HeaderName) -> bool {
                 self.remove_header(name).is_some()
@@ -197,8 +201,9 @@ type Doomed = SmallVec<[(HeaderName, usize); 8]>;
 pub struct ManagedHeader {
     pub entry: HeaderEntry,
     pub mode: ConflictMode,
-    /// Strict-Transport-Security: never sent over plain HTTP (RFC 6797 7.2).
-    pub https_only: bool,
+    /// The value over plain HTTP (`entry` has the one over HTTPS); `None` sends
+    /// none and removes the upstream's (HSTS: RFC 6797 7.2).
+    pub over_http: Option<HeaderValue>,
     pub counters: HeaderCounters,
 }
 
@@ -249,10 +254,10 @@ impl ResponsePlan {
     /// Compiles a merged policy layer's response side; counters carry `at`.
     pub fn compile(layer: &PolicyLayer, at: RouteLabels) -> Result<ResponsePlan, KeyError> {
         let h = &layer.headers;
-        let managed_header = |entry: HeaderEntry| {
+        let managed_header = |entry: HeaderEntry, over_http: Option<HeaderValue>| {
             let mode = h.conflict_mode(&entry.name);
             ManagedHeader {
-                https_only: entry.name == http::header::STRICT_TRANSPORT_SECURITY,
+                over_http,
                 counters: metrics().header(at, entry.name.as_str(), mode),
                 mode,
                 entry,
@@ -266,11 +271,20 @@ impl ResponsePlan {
             if h.set.keys().any(|k| k.name == e.name) {
                 continue;
             }
-            managed.push(managed_header(e));
+            let over_http = match s.over_http {
+                OverHttp::Same => Some(e.value.clone()),
+                OverHttp::Never => None,
+                OverHttp::Other(v) => Some(
+                    HeaderValue::try_from(v)
+                        .map_err(|_| KeyError::new("security", "invalid header value"))?,
+                ),
+            };
+            managed.push(managed_header(e, over_http));
         }
         for (name, value) in &h.set {
             let e = HeaderEntry::at(&format!("headers.set.{name}"), &name.text, &value.0)?;
-            managed.push(managed_header(e));
+            let same = Some(e.value.clone());
+            managed.push(managed_header(e, same));
         }
         let is_managed = |n: &HeaderName| managed.iter().any(|m| m.entry.name == *n);
 
@@ -340,18 +354,22 @@ impl ResponsePlan {
         }
         self.remove.remove(resp, doomed);
         for (i, m) in self.managed.iter().enumerate() {
-            if m.https_only && !https {
-                // RFC 6797 7.2: no HSTS over plain HTTP, whoever wrote it.
-                if sent.contains(&i) {
-                    resp.remove(&m.entry.name);
-                    m.counters.duplicated.inc();
+            let value = match (https, &m.over_http) {
+                (true, _) => &m.entry.value,
+                (false, Some(v)) => v,
+                (false, None) => {
+                    // Not for plain HTTP, whoever wrote it (RFC 6797 7.2 for HSTS).
+                    if sent.contains(&i) {
+                        resp.remove(&m.entry.name);
+                        m.counters.duplicated.inc();
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             if sent.contains(&i) {
-                resolve_conflict(resp, m);
+                resolve_conflict(resp, m, value);
             } else {
-                resp.insert(&m.entry);
+                resp.insert_value(&m.entry, value.clone());
                 if count {
                     m.counters.injected.inc();
                 }
@@ -361,8 +379,9 @@ impl ResponsePlan {
     }
 }
 
-/// A managed header the upstream sent too: what `mode` says wins.
-fn resolve_conflict(resp: &mut ResponseHeader, m: &ManagedHeader) {
+/// A managed header the upstream sent too: what `mode` says wins. `value` is
+/// the policy's, for the response's scheme.
+fn resolve_conflict(resp: &mut ResponseHeader, m: &ManagedHeader, value: &HeaderValue) {
     let e = &m.entry;
     let mut existing = resp.headers().get_all(&e.name).iter();
     let Some(first) = existing.next().cloned() else {
@@ -372,9 +391,9 @@ fn resolve_conflict(resp: &mut ResponseHeader, m: &ManagedHeader) {
     m.counters.duplicated.inc();
     match m.mode {
         // The upstream's one copy already says exactly this: nothing to write.
-        ConflictMode::Override if !more && first == e.value => {}
+        ConflictMode::Override if !more && first == value => {}
         ConflictMode::Override => {
-            resp.insert(e);
+            resp.insert_value(e, value.clone());
             m.counters.injected.inc();
         }
         ConflictMode::Keep => {
@@ -383,8 +402,8 @@ fn resolve_conflict(resp: &mut ResponseHeader, m: &ManagedHeader) {
             }
         }
         ConflictMode::Append => {
-            if !resp.headers().get_all(&e.name).iter().any(|v| v == e.value) {
-                resp.append(e);
+            if !resp.headers().get_all(&e.name).iter().any(|v| v == value) {
+                resp.append_value(e, value.clone());
                 m.counters.injected.inc();
             }
         }
@@ -458,10 +477,11 @@ mod tests {
     use super::*;
 
     fn managed(name: &str, value: &str, mode: ConflictMode) -> ManagedHeader {
+        let entry = HeaderEntry::new(name, value).unwrap();
         ManagedHeader {
-            entry: HeaderEntry::new(name, value).unwrap(),
+            over_http: Some(entry.value.clone()),
+            entry,
             mode,
-            https_only: false,
             counters: metrics().header(
                 RouteLabels {
                     vhost: "unit-headers",
@@ -531,13 +551,38 @@ mod tests {
             "max-age=60",
             ConflictMode::Override,
         );
-        hsts.https_only = true;
+        hsts.over_http = None;
         let plan = only_managed(vec![hsts]);
         let mut r = upstream(&[]);
         plan.apply(&mut r, false);
         assert!(values(&r, "strict-transport-security").is_empty());
         plan.apply(&mut r, true);
         assert_eq!(values(&r, "strict-transport-security"), ["max-age=60"]);
+    }
+
+    #[test]
+    fn each_scheme_gets_its_own_value() {
+        let mut csp = managed(
+            "Content-Security-Policy",
+            "default-src 'self'; report-uri /r; report-to secgw-csp",
+            ConflictMode::Override,
+        );
+        csp.over_http = Some(HeaderValue::from_static(
+            "default-src 'self'; report-uri /r",
+        ));
+        let plan = only_managed(vec![csp]);
+        let mut r = upstream(&[]);
+        plan.apply(&mut r, false);
+        assert_eq!(
+            values(&r, "content-security-policy"),
+            ["default-src 'self'; report-uri /r"]
+        );
+        // The upstream's copy is replaced with the value for the scheme.
+        plan.apply(&mut r, true);
+        assert_eq!(
+            values(&r, "content-security-policy"),
+            ["default-src 'self'; report-uri /r; report-to secgw-csp"]
+        );
     }
 
     #[test]
@@ -612,10 +657,11 @@ mod tests {
             route: "_vhost",
         };
         let counters = metrics().header(at, "x-frame-options", ConflictMode::Override);
+        let entry = HeaderEntry::with_static_name("X-Frame-Options", "DENY").unwrap();
         let xfo = ManagedHeader {
-            entry: HeaderEntry::with_static_name("X-Frame-Options", "DENY").unwrap(),
+            over_http: Some(entry.value.clone()),
+            entry,
             mode: ConflictMode::Override,
-            https_only: false,
             counters: counters.clone(),
         };
         let remove = RemoveRules::new(

@@ -200,7 +200,7 @@ mod tests {
                 "permissions-policy",
             ]
         );
-        assert!(plan.managed()[1].https_only);
+        assert!(plan.managed()[1].over_http.is_none());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `csp_nonce`: what a route needs to give each HTML response its own nonce,
-//! compiled once: the CSP with a hole for the nonce, and the source lists that
-//! decide which scripts and styles get it.
+//! compiled once: each CSP the route sends, with holes for the nonce, and the
+//! source lists that decide which scripts and styles get it.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use prometheus::IntCounter;
 use strum::EnumCount;
 
 use super::csp_sources::SourceList;
-use super::security::Csp;
+use super::security::{report_url, Csp};
 use crate::config::schema::{ConflictMode, PolicyLayer, SecurityOptions};
 use crate::config::KeyError;
 use crate::metrics::{metrics, NonceSkip, RouteLabels};
@@ -17,12 +17,20 @@ use crate::metrics::{metrics, NonceSkip, RouteLabels};
 /// Everything a route does to give its HTML responses a nonce.
 #[derive(Debug)]
 pub struct NoncePlan {
-    /// The CSP header the nonce goes into (enforced or report-only).
-    pub header: HeaderName,
-    /// The CSP value in pieces; the nonce goes between each two.
-    parts: Vec<String>,
+    /// The CSPs the nonce goes into: the enforced (or report-only) policy and
+    /// the `csp_report_only_policy` beside it.
+    csps: Vec<NoncedCsp>,
     pub filter: Arc<NonceFilter>,
     pub counters: NonceCounters,
+}
+
+/// One CSP header, its value in pieces: the nonce goes between each two.
+#[derive(Debug)]
+struct NoncedCsp {
+    header: HeaderName,
+    https: Vec<String>,
+    /// Over plain HTTP, without `report-to` (see `OverHttp::Other`).
+    http: Vec<String>,
 }
 
 /// Which elements get the nonce: those whose URLs the policy's own sources allow.
@@ -79,7 +87,6 @@ impl NoncePlan {
         let Some(csp) = Csp::from_options(sec) else {
             return err("csp_nonce needs a csp_policy");
         };
-        check_header_actions(layer, csp.name)?;
 
         let scripts = governing(&csp, ["script-src-elem", "script-src", "default-src"]);
         let Some(script_sources) = scripts else {
@@ -116,17 +123,45 @@ impl NoncePlan {
                 ));
             }
         }
-        let strict = sec.csp_strict_dynamic == Some(true);
-        let parts = template(&csp, &targets, strict.then_some(&script_targets[..]));
-        let header = HeaderName::from_static(if csp.name == "Content-Security-Policy" {
-            "content-security-policy"
-        } else {
-            "content-security-policy-report-only"
-        });
+        let strict = sec.csp_strict_dynamic.unwrap_or(false);
+        let mut csps = Vec::new();
+        for policy in Csp::all(sec) {
+            let header = HeaderName::from_bytes(policy.name.as_bytes()).expect("a valid name");
+            check_header_actions(layer, policy.name)?;
+            // The report-only policy gets the nonce where it has the same
+            // directives, except beside 'none', which it is there to report on.
+            let targets: Vec<&str> = if policy == csp {
+                targets.clone()
+            } else {
+                let styles = sec.csp_nonce_styles.unwrap_or(false);
+                let mut t = nonce_directives(&policy, ["script-src", "script-src-elem"]);
+                if styles {
+                    for d in nonce_directives(&policy, ["style-src", "style-src-elem"]) {
+                        if !t.contains(&d) {
+                            t.push(d);
+                        }
+                    }
+                }
+                t.retain(|d| policy.sources(d) != Some(&["'none'".to_string()][..]));
+                t
+            };
+            let [https, http] = [true, false].map(|https| {
+                let sent = match report_url(sec) {
+                    Some(url) => policy.with_reports(url, https),
+                    None => policy.clone(),
+                };
+                let script_targets = nonce_directives(&sent, ["script-src", "script-src-elem"]);
+                template(&sent, &targets, strict.then_some(&script_targets[..]))
+            });
+            csps.push(NoncedCsp {
+                header,
+                https,
+                http,
+            });
+        }
         let m = metrics();
         Ok(Some(NoncePlan {
-            header,
-            parts,
+            csps,
             filter: Arc::new(NonceFilter {
                 scripts: SourceList::parse(script_sources),
                 styles,
@@ -139,20 +174,32 @@ impl NoncePlan {
         }))
     }
 
-    /// The CSP value carrying `nonce` (`None` if it were no valid header value,
-    /// which the compiled parts and a base64 nonce never make).
-    pub fn csp_value(&self, nonce: &str) -> Option<HeaderValue> {
-        let len = self.parts.iter().map(String::len).sum::<usize>()
-            + nonce.len() * (self.parts.len() - 1);
-        let mut value = String::with_capacity(len);
-        for (i, part) in self.parts.iter().enumerate() {
-            if i > 0 {
-                value.push_str(nonce);
-            }
-            value.push_str(part);
-        }
-        HeaderValue::try_from(value).ok()
+    /// Each CSP header with `nonce` in it, for the response's scheme (a value is
+    /// left out if it were no valid header value, which the compiled parts and a
+    /// base64 nonce never make).
+    pub fn csp_headers<'a>(
+        &'a self,
+        nonce: &'a str,
+        https: bool,
+    ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
+        self.csps.iter().filter_map(move |c| {
+            let parts = if https { &c.https } else { &c.http };
+            Some((c.header.clone(), fill(parts, nonce)?))
+        })
     }
+}
+
+/// The pieces of a CSP joined by the nonce.
+fn fill(parts: &[String], nonce: &str) -> Option<HeaderValue> {
+    let len = parts.iter().map(String::len).sum::<usize>() + nonce.len() * (parts.len() - 1);
+    let mut value = String::with_capacity(len);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            value.push_str(nonce);
+        }
+        value.push_str(part);
+    }
+    HeaderValue::try_from(value).ok()
 }
 
 /// The CSP text split where the nonce goes; `strict` names the directives that
@@ -247,6 +294,19 @@ mod tests {
         NoncePlan::compile(&layer(yaml), at()).unwrap().unwrap()
     }
 
+    /// The CSP headers of a response over HTTPS, with nonce `x`.
+    fn sent(p: &NoncePlan, nonce: &str, https: bool) -> Vec<(String, String)> {
+        p.csp_headers(nonce, https)
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect()
+    }
+
+    fn one(p: &NoncePlan, nonce: &str) -> String {
+        let mut all = sent(p, nonce, true);
+        assert_eq!(all.len(), 1);
+        all.remove(0).1
+    }
+
     fn error(yaml: &str) -> String {
         let e = NoncePlan::compile(&layer(yaml), at()).unwrap_err();
         format!("{}: {}", e.key, e.reason)
@@ -259,9 +319,9 @@ mod tests {
              csp_policy: {default-src: [\"'self'\"], script-src: [\"'self'\", cdn.example], \
              style-src: [\"'self'\"], img-src: [\"*\"]}\n",
         );
-        assert_eq!(p.header, "content-security-policy");
+        assert_eq!(sent(&p, "N0NCE", true)[0].0, "content-security-policy");
         assert_eq!(
-            p.csp_value("N0NCE").unwrap(),
+            one(&p, "N0NCE"),
             "default-src 'self'; script-src 'self' cdn.example 'nonce-N0NCE' 'strict-dynamic'; \
              style-src 'self' 'nonce-N0NCE'; img-src *"
         );
@@ -278,16 +338,61 @@ mod tests {
             "csp_enabled: true\ncsp_nonce: true\ncsp_nonce_styles: true\n\
              csp_report_only: true\ncsp_policy: {default-src: [\"'self'\"]}\n",
         );
-        assert_eq!(p.header, "content-security-policy-report-only");
-        assert_eq!(p.csp_value("x").unwrap(), "default-src 'self' 'nonce-x'");
+        assert_eq!(
+            sent(&p, "x", false),
+            [(
+                "content-security-policy-report-only".to_string(),
+                "default-src 'self' 'nonce-x'".to_string()
+            )]
+        );
         let elem = plan(
             "csp_enabled: true\ncsp_nonce: true\ncsp_strict_dynamic: true\n\
              csp_policy: {default-src: [\"'self'\"], script-src-elem: [\"'self'\"]}\n",
         );
         assert_eq!(
-            elem.csp_value("x").unwrap(),
+            one(&elem, "x"),
             "default-src 'self'; script-src-elem 'self' 'nonce-x' 'strict-dynamic'"
         );
+    }
+
+    #[test]
+    fn both_policies_get_the_nonce_and_their_scheme_s_report_directives() {
+        let p = plan(
+            "csp_enabled: true\ncsp_nonce: true\ncsp_strict_dynamic: true\n\
+             csp_policy: {default-src: [\"'self'\"]}\n\
+             csp_report_collect: true\ncsp_report_path: /.well-known/csp-reports\n\
+             csp_report_only_policy: {script-src: [\"'self'\"], object-src: [\"'none'\"]}\n",
+        );
+        let https = sent(&p, "x", true);
+        assert_eq!(
+            https,
+            [
+                (
+                    "content-security-policy".to_string(),
+                    "default-src 'self' 'nonce-x' 'strict-dynamic'; \
+                     report-uri /.well-known/csp-reports; report-to secgw-csp"
+                        .to_string()
+                ),
+                (
+                    "content-security-policy-report-only".to_string(),
+                    "script-src 'self' 'nonce-x' 'strict-dynamic'; object-src 'none'; \
+                     report-uri /.well-known/csp-reports; report-to secgw-csp"
+                        .to_string()
+                )
+            ]
+        );
+        let http = sent(&p, "x", false);
+        assert_eq!(
+            http[1].1,
+            "script-src 'self' 'nonce-x' 'strict-dynamic'; object-src 'none'; \
+             report-uri /.well-known/csp-reports"
+        );
+        // A report-only `'none'` stays alone: it is there to report every script.
+        let none = plan(
+            "csp_enabled: true\ncsp_nonce: true\ncsp_policy: {default-src: [\"'self'\"]}\n\
+             csp_report_only_policy: {script-src: [\"'none'\"]}\n",
+        );
+        assert_eq!(sent(&none, "x", true)[1].1, "script-src 'none'");
     }
 
     #[test]

@@ -114,5 +114,44 @@ fn check_security(sec: &SecurityOptions, catch_all: bool) -> Result<(), KeyError
              report-only policy; with csp_report_only, use frame_options instead",
         ));
     }
+    check_reports(sec)
+}
+
+/// Where reports go is decided once, by the report keys, for every CSP sent.
+fn check_reports(sec: &SecurityOptions) -> Result<(), KeyError> {
+    let uri = matches!(sec.csp_report_uri, Some(Toggle::On(_)));
+    if sec.csp_report_collect == Some(true) && uri {
+        return Err(KeyError::new(
+            "security.csp_report_uri",
+            "csp_report_collect and csp_report_uri are both on: reports go either to the \
+             gateway or to an external collector; turn one off (`false`)",
+        ));
+    }
+    if sec.csp_report_only == Some(true) && sec.csp_report_only_policy.is_some() {
+        return Err(KeyError::new(
+            "security.csp_report_only_policy",
+            "csp_report_only already sends csp_policy as the report-only policy; to trial \
+             csp_report_only_policy beside an enforced csp_policy, set csp_report_only: false",
+        ));
+    }
+    if sec.csp_report_collect != Some(true) && !uri {
+        return Ok(());
+    }
+    let policies = [
+        ("csp_policy", &sec.csp_policy),
+        ("csp_report_only_policy", &sec.csp_report_only_policy),
+    ];
+    for (key, policy) in policies {
+        let Some(policy) = policy else { continue };
+        for directive in ["report-uri", "report-to"] {
+            if policy.0.get(directive).is_some_and(Option::is_some) {
+                return Err(KeyError::new(
+                    format!("security.{key}.{directive}"),
+                    "the gateway writes report-uri and report-to from csp_report_collect or \
+                     csp_report_uri; remove this directive",
+                ));
+            }
+        }
+    }
     Ok(())
 }

@@ -11,17 +11,55 @@ use crate::config::values::Toggle;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityHeader {
     pub name: &'static str,
+    /// The value over HTTPS.
     pub value: String,
+    pub over_http: OverHttp,
 }
 
+/// What a header is over plain HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OverHttp {
+    Same,
+    /// Not sent: HSTS (RFC 6797 7.2), and `Reporting-Endpoints`, which browsers
+    /// only take from secure contexts.
+    Never,
+    /// Another value: a CSP without `report-to`, since a browser that supports
+    /// `report-to` then ignores `report-uri` and, on an insecure page, reports nothing.
+    Other(String),
+}
+
+/// The Reporting API endpoint name the gateway's CSPs report to.
+pub const REPORT_ENDPOINT: &str = "secgw-csp";
+
 /// The headers a (fully merged) set of security options produces, in a stable order.
-/// HSTS is included; the caller sends it over HTTPS only.
 pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
     let mut out = Vec::new();
-    let mut push = |name: &'static str, value: String| out.push(SecurityHeader { name, value });
+    let mut push = |name: &'static str, value: String, over_http: OverHttp| {
+        out.push(SecurityHeader {
+            name,
+            value,
+            over_http,
+        })
+    };
 
-    if let Some(csp) = Csp::from_options(o) {
-        push(csp.name, csp.value());
+    let report_url = report_url(o);
+    let csps = Csp::all(o);
+    for csp in &csps {
+        match report_url {
+            None => push(csp.name, csp.value(), OverHttp::Same),
+            Some(url) => push(
+                csp.name,
+                csp.with_reports(url, true).value(),
+                OverHttp::Other(csp.with_reports(url, false).value()),
+            ),
+        }
+    }
+    if let (Some(url), false) = (report_url, csps.is_empty()) {
+        push(
+            "Reporting-Endpoints",
+            format!("{REPORT_ENDPOINT}=\"{url}\""),
+            OverHttp::Never,
+        );
     }
     if o.hsts_enabled == Some(true) {
         // The max-ages are always set: the built-in defaults are the weakest layer.
@@ -32,7 +70,7 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
         if o.hsts_preload == Some(true) {
             v.push_str("; preload");
         }
-        push("Strict-Transport-Security", v);
+        push("Strict-Transport-Security", v, OverHttp::Never);
     }
     let xss = match (o.xss_protection, &o.xss_mode) {
         (_, Some(Toggle::Off)) => None,
@@ -41,7 +79,7 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
         _ => Some("0"),
     };
     if let Some(xss) = xss {
-        push("X-XSS-Protection", xss.to_string());
+        push("X-XSS-Protection", xss.to_string(), OverHttp::Same);
     }
     let allow_from = on(&o.frame_options_allow_from);
     if allow_from.is_none() {
@@ -50,37 +88,53 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
                 FrameOptions::Deny => "DENY",
                 FrameOptions::SameOrigin => "SAMEORIGIN",
             };
-            push("X-Frame-Options", v.to_string());
+            push("X-Frame-Options", v.to_string(), OverHttp::Same);
         }
     }
     if o.content_type_options == Some(true) {
-        push("X-Content-Type-Options", "nosniff".to_string());
+        push(
+            "X-Content-Type-Options",
+            "nosniff".to_string(),
+            OverHttp::Same,
+        );
     }
     if let Some(rp) = on(&o.referrer_policy) {
-        push("Referrer-Policy", rp.0.clone());
+        push("Referrer-Policy", rp.0.clone(), OverHttp::Same);
     }
     if let Some(cc) = on(&o.cache_control) {
-        push("Cache-Control", cc.0.clone());
+        push("Cache-Control", cc.0.clone(), OverHttp::Same);
     }
     if let Some(types) = on(&o.clear_site_data).filter(|t| !t.is_empty()) {
         let quoted: Vec<String> = types
             .iter()
             .map(|t| format!("\"{}\"", clear_site_data_name(*t)))
             .collect();
-        push("Clear-Site-Data", quoted.join(", "));
+        push("Clear-Site-Data", quoted.join(", "), OverHttp::Same);
     }
     if let Some(p) = on(&o.cross_origin_opener_policy) {
-        push("Cross-Origin-Opener-Policy", opener(*p).to_string());
+        push(
+            "Cross-Origin-Opener-Policy",
+            opener(*p).to_string(),
+            OverHttp::Same,
+        );
     }
     if let Some(p) = on(&o.cross_origin_embedder_policy) {
-        push("Cross-Origin-Embedder-Policy", embedder(*p).to_string());
+        push(
+            "Cross-Origin-Embedder-Policy",
+            embedder(*p).to_string(),
+            OverHttp::Same,
+        );
     }
     if let Some(p) = on(&o.cross_origin_resource_policy) {
-        push("Cross-Origin-Resource-Policy", resource(*p).to_string());
+        push(
+            "Cross-Origin-Resource-Policy",
+            resource(*p).to_string(),
+            OverHttp::Same,
+        );
     }
     if let Some(pp) = on(&o.permissions_policy) {
         if let Some(v) = permissions_policy(pp) {
-            push("Permissions-Policy", v);
+            push("Permissions-Policy", v, OverHttp::Same);
         }
     }
     if o.expect_ct == Some(true) {
@@ -91,9 +145,18 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
         if let Some(uri) = on(&o.expect_ct_report_uri) {
             v.push_str(&format!(", report-uri=\"{}\"", uri.0));
         }
-        push("Expect-CT", v);
+        push("Expect-CT", v, OverHttp::Same);
     }
     out
+}
+
+/// Where the options' CSPs send violation reports: the gateway's own collector
+/// (a path on the vhost itself, so no CORS), or an external collector.
+pub fn report_url(o: &SecurityOptions) -> Option<&str> {
+    match (o.csp_report_collect, &o.csp_report_path) {
+        (Some(true), Some(path)) => Some(path.0.as_str()),
+        _ => on(&o.csp_report_uri).map(|u| u.0.as_str()),
+    }
 }
 
 fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
@@ -152,6 +215,35 @@ impl Csp {
             "Content-Security-Policy"
         };
         Some(Csp { name, directives })
+    }
+
+    /// The enforced (or, with `csp_report_only`, report-only) policy, then the
+    /// `csp_report_only_policy` beside it: every CSP the options send.
+    pub fn all(o: &SecurityOptions) -> Vec<Csp> {
+        let second = o.csp_report_only_policy.as_ref().map(|p| Csp {
+            name: "Content-Security-Policy-Report-Only",
+            directives: p
+                .0
+                .iter()
+                .filter_map(|(d, sources)| sources.clone().map(|s| (d.clone(), s)))
+                .collect(),
+        });
+        Csp::from_options(o)
+            .into_iter()
+            .chain(second.filter(|c| !c.directives.is_empty()))
+            .collect()
+    }
+
+    /// The policy reporting to `url`: over HTTPS through the Reporting API as well.
+    pub fn with_reports(&self, url: &str, https: bool) -> Csp {
+        let mut csp = self.clone();
+        csp.directives
+            .push(("report-uri".to_string(), vec![url.to_string()]));
+        if https {
+            csp.directives
+                .push(("report-to".to_string(), vec![REPORT_ENDPOINT.to_string()]));
+        }
+        csp
     }
 
     /// The sources of `directive`, if the policy has it.
@@ -255,6 +347,13 @@ mod tests {
             .into_iter()
             .find(|h| h.name == name)
             .map(|h| h.value)
+    }
+
+    fn over_http(o: &SecurityOptions, name: &str) -> Option<OverHttp> {
+        security_headers(o)
+            .into_iter()
+            .find(|h| h.name == name)
+            .map(|h| h.over_http)
     }
 
     #[test]
@@ -371,5 +470,55 @@ clear_site_data: [cache, cookies]
         assert_eq!(header(&o, "X-Frame-Options"), None);
         assert_eq!(header(&o, "Referrer-Policy"), None);
         assert_eq!(header(&o, "Cross-Origin-Opener-Policy"), None);
+    }
+
+    #[test]
+    fn reports_go_into_every_csp_and_report_to_only_over_https() {
+        let o = opts(
+            r#"
+csp_enabled: true
+csp_policy: {default-src: ["'self'"]}
+csp_report_collect: true
+csp_report_path: /csp-reports
+csp_report_only_policy: {script-src: ["'self'"], img-src: null}
+"#,
+        );
+        assert_eq!(
+            header(&o, "Content-Security-Policy").unwrap(),
+            "default-src 'self'; report-uri /csp-reports; report-to secgw-csp"
+        );
+        assert_eq!(
+            over_http(&o, "Content-Security-Policy"),
+            Some(OverHttp::Other(
+                "default-src 'self'; report-uri /csp-reports".into()
+            ))
+        );
+        assert_eq!(
+            header(&o, "Content-Security-Policy-Report-Only").unwrap(),
+            "script-src 'self'; report-uri /csp-reports; report-to secgw-csp"
+        );
+        assert_eq!(
+            header(&o, "Reporting-Endpoints").unwrap(),
+            "secgw-csp=\"/csp-reports\""
+        );
+        assert_eq!(over_http(&o, "Reporting-Endpoints"), Some(OverHttp::Never));
+
+        let external = opts(
+            "csp_enabled: true\ncsp_policy: {default-src: [\"'self'\"]}\n\
+             csp_report_collect: false\ncsp_report_uri: https://c.example/r\n",
+        );
+        assert_eq!(
+            header(&external, "Content-Security-Policy").unwrap(),
+            "default-src 'self'; report-uri https://c.example/r; report-to secgw-csp"
+        );
+        // Nothing to report on: no endpoint either.
+        let none = opts("csp_enabled: false\ncsp_report_uri: https://c.example/r\n");
+        assert_eq!(header(&none, "Reporting-Endpoints"), None);
+        // Without a report target the CSP is the same over both schemes.
+        let plain = opts("csp_enabled: true\ncsp_policy: {default-src: [\"'self'\"]}\n");
+        assert_eq!(
+            over_http(&plain, "Content-Security-Policy"),
+            Some(OverHttp::Same)
+        );
     }
 }

@@ -10,10 +10,12 @@ use rustls::sign::CertifiedKey;
 use super::route::{RouteParts, RoutePlan};
 use super::target::{route_target, vhost_target, TargetKeys};
 use crate::config::policies::ResolvedPolicies;
+use crate::config::schema::SecurityOptions;
 use crate::config::schema::{EscapedSlashes, PolicyLayer, RouteConfig, VhostConfig};
 use crate::config::values::HostPattern;
 use crate::config::KeyError;
 use crate::metrics::{RouteLabels, VHOST_ROUTE};
+use crate::reports::Collector;
 use crate::routing::paths::{normalize_path, prefix_key, PathTable};
 
 #[derive(Debug)]
@@ -26,6 +28,16 @@ pub struct VhostPlan {
     paths: PathTable,
     /// `[0]` is the vhost's own settings (`_vhost`); the configured routes follow.
     pub routes: Vec<RoutePlan>,
+    /// The CSP report collector, when a route has `csp_report_collect`.
+    pub reports: Option<Collector>,
+}
+
+/// Where a route's merged options collect reports, if they do.
+fn collect_path(sec: &SecurityOptions) -> Option<String> {
+    match (sec.csp_report_collect, &sec.csp_report_path) {
+        (Some(true), Some(path)) => Some(path.0.clone()),
+        _ => None,
+    }
 }
 
 impl VhostPlan {
@@ -56,6 +68,7 @@ impl VhostPlan {
             catch_all,
         };
         let mut routes = vec![RoutePlan::compile(layer, own)?];
+        let mut collect_paths = vec![collect_path(&layer.security)];
 
         let mut paths = PathTable::default();
         let mut names: HashMap<String, usize> = HashMap::new();
@@ -107,6 +120,7 @@ impl VhostPlan {
                 }
                 let route_layer =
                     policies.layer(layer.clone(), r.policy.as_deref(), r.inline_layer())?;
+                collect_paths.push(collect_path(&route_layer.security));
                 let parts = RouteParts {
                     labels: RouteLabels {
                         vhost: name,
@@ -121,6 +135,12 @@ impl VhostPlan {
             .map_err(|e| e.under(&format!("routes[{j}]")))?;
             routes.push(compiled);
         }
+        let collecting: Vec<(&str, Option<&str>)> = routes
+            .iter()
+            .zip(&collect_paths)
+            .map(|(r, p)| (r.name.as_str(), p.as_deref()))
+            .collect();
+        let reports = Collector::new(name, &collecting);
         let paths = paths
             .build()
             .map_err(|e| KeyError::new("routes", format!("the route regexes together: {e}")))?;
@@ -134,12 +154,20 @@ impl VhostPlan {
             keep_escaped_slashes,
             paths,
             routes,
+            reports,
         })
     }
 
     /// The index in `routes` of the route for a normalized path.
     pub fn route_index(&self, path: &str) -> usize {
         self.paths.lookup(path).map_or(0, |i| i + 1)
+    }
+
+    /// The route for a path as a browser reports it (not yet normalized); `None`
+    /// for a path no request could route by.
+    pub fn route_of_reported(&self, path: &str) -> Option<usize> {
+        let normal = normalize_path(path, self.keep_escaped_slashes).ok()?;
+        Some(self.route_index(&normal))
     }
 }
 

@@ -144,9 +144,9 @@ pub fn begin(
     let origin = DocumentOrigin::new(https, &host)?;
     let url = origin.url(req.uri.path_and_query().map_or("/", |pq| pq.as_str()))?;
     let nonce = fresh_nonce()?;
-    let csp = plan.csp_value(&nonce)?;
-
-    let _ = resp.insert_header(plan.header.clone(), csp);
+    for (name, value) in plan.csp_headers(&nonce, https) {
+        let _ = resp.insert_header(name, value);
+    }
     prepare_headers(resp, req, coding.is_some());
     plan.counters.nonced.inc();
     let doc = Document {

@@ -361,6 +361,15 @@ impl Gateway {
         s
     }
 
+    /// The CSP report lines in the log (bare JSON objects), parsed.
+    pub fn report_lines(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter(|l| l.starts_with("{\"time\""))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -140,3 +140,23 @@ pub fn server_config(leaf: &Leaf) -> Arc<rustls::ServerConfig> {
         .unwrap();
     Arc::new(config)
 }
+
+/// The gateway with a plain listener, a TLS listener serving a fresh
+/// certificate for `host`, and the admin listener; `rest` is the remainder of
+/// gw.yaml (`vhosts:` ...). Returns the test CA too, for clients to trust.
+pub fn gateway_with_tls(host: &str, rest: &str) -> (super::Gateway, TestPki) {
+    let pki = TestPki::new();
+    let leaf = pki.leaf(&[host]);
+    let yaml = format!(
+        "listeners:\n  - address: \"{{listen}}\"\n  - address: \"{{tls}}\"\n    \
+         tls: {{cert: certs/site.pem, key: certs/site.key}}\nadmin: {{address: \"{{admin}}\"}}\n{rest}"
+    );
+    let files = [
+        ("certs/site.pem", leaf.cert_pem.as_str()),
+        ("certs/site.key", leaf.key_pem.as_str()),
+    ];
+    let mut gw = super::Gateway::launch(&yaml, &files, super::free_port());
+    gw.wait_for(gw.tls_addr);
+    gw.wait_for(gw.addr);
+    (gw, pki)
+}
