@@ -7,11 +7,14 @@
 //! [`forwarded`] deciding what a client may claim.
 
 pub mod admin;
+pub mod audit;
+pub mod check;
 pub mod config;
 pub mod edge;
 pub mod forwarded;
 pub mod logging;
 pub mod metrics;
+pub mod observatory;
 pub mod pem;
 pub mod policy;
 pub mod proxy;

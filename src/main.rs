@@ -1,25 +1,45 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
 
-use pingora_secgw::{logging, metrics::metrics, policy, server};
+use pingora_secgw::{audit, check, logging, metrics::metrics, policy, server};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// An edge gateway on Pingora that puts the right security headers on every response.
 #[derive(Parser)]
-#[command(name = "pingora-secgw", version)]
+#[command(
+    name = "pingora-secgw",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     opt: Opt,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lint a configuration like `manage.py check --deploy`, and predict each vhost's
+    /// MDN HTTP Observatory grade.
+    Check(check::CheckArgs),
+    /// Grade a live site the way the MDN HTTP Observatory does.
+    Audit(audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
     logging::init();
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Check(args)) => return check::run(args),
+        Some(Command::Audit(args)) => return audit::run(args),
+        None => {}
+    }
     let Some(conf) = cli.opt.conf.clone() else {
         eprintln!(
             "pingora-secgw: no configuration file given; run `pingora-secgw -c conf/gw.yaml`"

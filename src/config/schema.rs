@@ -125,6 +125,29 @@ pub struct VhostConfig {
     /// What a path with an encoded `/` or `\` gets.
     #[serde(default)]
     pub escaped_slashes: EscapedSlashes,
+    /// Codes `pingora-secgw check` does not report for this vhost and its routes.
+    #[serde(default)]
+    pub check_ignore: Vec<CheckCode>,
+}
+
+/// A code of `pingora-secgw check`; a mistyped one would silence nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CheckCode(pub String);
+
+impl TryFrom<String> for CheckCode {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let codes = crate::check::lints::CODES;
+        if codes.iter().any(|c| c.0 == text) {
+            return Ok(CheckCode(text));
+        }
+        let known: Vec<&str> = codes.iter().map(|c| c.0).collect();
+        Err(format!(
+            "`{text}` is not a check code; known: {}",
+            known.join(", ")
+        ))
+    }
 }
 
 impl VhostConfig {
