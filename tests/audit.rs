@@ -601,3 +601,90 @@ fn check_predicts_the_grades_audit_measures() {
         serde_json::json!({"test": "content-security-policy", "result": "csp-implemented-with-no-unsafe-default-src-none", "modifier": 10})
     );
 }
+
+/// `audit` of `http://127.0.0.1:PORT/` with HTTPS closed: exit code and JSON.
+fn audit_plain(port: u16) -> (i32, Value) {
+    let dead = free_port();
+    let out = Command::new(BIN)
+        .args([
+            "audit",
+            "http://127.0.0.1/",
+            "--format",
+            "json",
+            "--timeout",
+            "5",
+        ])
+        .args([
+            "--http-port",
+            &port.to_string(),
+            "--https-port",
+            &dead.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// A hostile site cannot keep `audit` going: a redirect loop stops after 10
+/// redirects, a decompression bomb is read only up to the HTML limit, and a
+/// redirect to a local file is never followed.
+#[test]
+fn hostile_sites_are_bounded() {
+    let lp = PageServer::start(vec![(
+        "/",
+        Page::new("text/plain", "")
+            .status(302)
+            .header("Location", "/"),
+    )]);
+    let (code, v) = audit_plain(lp.addr.port());
+    assert_eq!(code, 0, "{v}");
+    let hops = v["redirects"].as_array().unwrap();
+    assert_eq!(hops.len(), 11);
+    assert!(hops.iter().all(|h| h["status"] == 302));
+    assert_eq!(
+        v["tests"]["redirection"]["result"],
+        "redirection-not-to-https"
+    );
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(
+        &mut gz,
+        b"<!doctype html><script src=http://x.example/a.js></script>",
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut gz, &vec![b' '; 64 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let bs = PageServer::start(vec![(
+        "/",
+        Page::html(bomb).header("Content-Encoding", "gzip"),
+    )]);
+    let (code, v) = audit_plain(bs.addr.port());
+    assert_eq!(code, 0, "{v}");
+    // The script at the start of the page was still read.
+    assert_eq!(
+        v["tests"]["subresource-integrity"]["result"],
+        "sri-not-implemented-and-external-scripts-not-loaded-securely"
+    );
+
+    let fs = PageServer::start(vec![(
+        "/",
+        Page::new("text/plain", "")
+            .status(301)
+            .header("Location", "file:///etc/passwd"),
+    )]);
+    let dead = free_port();
+    let out = Command::new(BIN)
+        .args(["audit", "http://127.0.0.1/", "--timeout", "5"])
+        .args([
+            "--http-port",
+            &fs.addr.port().to_string(),
+            "--https-port",
+            &dead.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("root:"));
+}

@@ -215,10 +215,23 @@ fn read_body(resp: reqwest::blocking::Response, limit: usize) -> Vec<u8> {
     let mut body = match coding {
         None => raw,
         Some(c) => {
+            // Small input pieces bound what each step may expand to; decoding stops
+            // at the limit, so a decompression bomb costs at most the limit.
             let mut d = Decoder::new(c);
-            let mut out = d.decode(&raw).unwrap_or_default();
-            if let Ok(rest) = d.finish() {
-                out.extend(rest);
+            let mut out = Vec::new();
+            for piece in raw.chunks(4096) {
+                match d.decode(piece) {
+                    Ok(more) => out.extend(more),
+                    Err(_) => break,
+                }
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            if out.len() < limit {
+                if let Ok(rest) = d.finish() {
+                    out.extend(rest);
+                }
             }
             out
         }

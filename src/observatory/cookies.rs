@@ -61,6 +61,11 @@ impl Cookie {
                     if !(host == d || host.ends_with(&format!(".{d}"))) {
                         return None;
                     }
+                    // A cookie for a public suffix (`Domain=com`) would follow the
+                    // scan to every site under it; tough-cookie refuses it too.
+                    if d != host && super::html::registrable_domain(&d).is_none() {
+                        return None;
+                    }
                     domain_attr = true;
                     c.domain = d;
                     c.host_only = false;
@@ -307,6 +312,7 @@ mod tests {
         jar.store("__Host-a=1; Secure; Domain=example.com", &from);
         jar.store("__Secure-b=1", &from);
         jar.store("c=1; Domain=.example.com; Path=/", &from);
+        jar.store("super=1; Domain=com; Path=/", &from);
         jar.store("d=2", &from);
         jar.store("d=3", &from);
         jar.store("e=4; Secure; Path=/", &from);

@@ -88,7 +88,7 @@ pub fn page_facts(body: &[u8]) -> PageFacts {
 
 /// The registrable domain as `tldts` gives it (ICANN suffixes only, unknown TLDs
 /// are suffixes, IP addresses have none).
-fn registrable_domain(host: &str) -> Option<String> {
+pub(super) fn registrable_domain(host: &str) -> Option<String> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || bare.parse::<std::net::IpAddr>().is_ok() {
