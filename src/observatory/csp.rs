@@ -85,6 +85,9 @@ fn decode_uri_component(s: &str) -> Result<String, ()> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3).ok_or(())?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(());
+            }
             out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
             i += 3;
         } else {
@@ -472,6 +475,8 @@ mod tests {
             "script-src https://a.com/%E0%A4%A".into()
         ])
         .is_err());
+        assert_eq!(decode_uri_component("%41%c3%a9"), Ok("Aé".into()));
+        assert_eq!(decode_uri_component("%+1"), Err(()));
         assert_eq!(collate("a-b", "a:"), Ordering::Less);
         assert_eq!(collate("a/b", "ab"), Ordering::Less);
     }
