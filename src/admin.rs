@@ -4,22 +4,36 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::{header, Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
+use crate::lifecycle::Lifecycle;
 use crate::metrics::metrics;
 
 pub struct AdminApp {
     /// The public listeners `/readyz` waits for.
     listeners: Vec<SocketAddr>,
+    /// `/readyz` fails from SIGTERM on, while the listeners still serve.
+    lifecycle: Arc<Lifecycle>,
+    /// Every listener was found bound once. Pingora keeps them until shutdown, so
+    /// later probes need not read the kernel's socket tables, whose size grows with
+    /// every open and TIME_WAIT connection on the host: under load, reading them
+    /// took longer than a probe's timeout (benches/lifecycle.rs).
+    bound: AtomicBool,
 }
 
 impl AdminApp {
-    pub fn new(listeners: Vec<SocketAddr>) -> AdminApp {
-        AdminApp { listeners }
+    pub fn new(listeners: Vec<SocketAddr>, lifecycle: Arc<Lifecycle>) -> AdminApp {
+        AdminApp {
+            listeners,
+            lifecycle,
+            bound: AtomicBool::new(false),
+        }
     }
 }
 
@@ -35,8 +49,19 @@ impl ServeHttp for AdminApp {
             "/healthz" => reply(StatusCode::OK, TEXT, "ok\n".into()),
             // The configuration is loaded before any listener exists, so readiness
             // is the public listeners being bound by this very process.
+            "/readyz" if self.lifecycle.is_terminating() => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "not ready: shutting down\n".into(),
+            ),
+            "/readyz" if self.bound.load(Ordering::Relaxed) => {
+                reply(StatusCode::OK, TEXT, "ready\n".into())
+            }
             "/readyz" => match unbound(&self.listeners) {
-                Ok(missing) if missing.is_empty() => reply(StatusCode::OK, TEXT, "ready\n".into()),
+                Ok(missing) if missing.is_empty() => {
+                    self.bound.store(true, Ordering::Relaxed);
+                    reply(StatusCode::OK, TEXT, "ready\n".into())
+                }
                 Ok(missing) => {
                     let list: Vec<String> = missing.iter().map(|a| a.to_string()).collect();
                     reply(

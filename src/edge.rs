@@ -75,6 +75,10 @@ pub struct EdgeApp<P> {
     tls: HashMap<std::net::SocketAddr, Acceptor>,
     plan: Arc<ArcSwap<Plan>>,
     open: Arc<AtomicUsize>,
+    /// Given to Pingora as its shutdown watch for requests and HTTP/2 connections:
+    /// it turns true when draining starts, before the listeners stop accepting
+    /// ([`crate::lifecycle`]).
+    drain: ShutdownWatch,
 }
 
 impl<P> EdgeApp<P> {
@@ -82,6 +86,7 @@ impl<P> EdgeApp<P> {
         proxy: Arc<P>,
         tls: HashMap<std::net::SocketAddr, Acceptor>,
         plan: Arc<ArcSwap<Plan>>,
+        drain: ShutdownWatch,
     ) -> EdgeApp<P> {
         EdgeApp {
             rounds: Arc::new(Rounds {
@@ -91,6 +96,7 @@ impl<P> EdgeApp<P> {
             tls,
             plan,
             open: Arc::new(AtomicUsize::new(0)),
+            drain,
         }
     }
 
@@ -129,7 +135,9 @@ impl<P: HttpServerApp + Send + Sync + 'static> EdgeApp<P> {
             let arrived = tokio::select! {
                 biased;
                 arrived = std::future::poll_fn(|cx| guarded.poll_input(cx)) => arrived.unwrap_or(false),
-                // A kept-alive connection waiting for its next request closes at shutdown.
+                // A kept-alive connection waiting for its next request closes when
+                // the listeners do, not when draining starts: a load balancer may
+                // still send it a request until then.
                 _ = closing.wait_for(|down| *down), if reused => false,
             };
             if !arrived {
@@ -139,7 +147,7 @@ impl<P: HttpServerApp + Send + Sync + 'static> EdgeApp<P> {
             let mut session = ServerSession::new_http1(guarded);
             match settings.take() {
                 Some(kept) => kept.apply_to_session(&mut session),
-                None if reused || *shutdown.borrow() => session.set_keepalive(None),
+                None if reused || *self.drain.borrow() => session.set_keepalive(None),
                 None => {
                     let limit = self
                         .rounds
@@ -153,7 +161,8 @@ impl<P: HttpServerApp + Send + Sync + 'static> EdgeApp<P> {
                     session.set_keepalive(Some(secs.max(1)));
                 }
             }
-            let round = self.rounds.process_new_http(session, shutdown);
+            // Draining, Pingora answers with `Connection: close`.
+            let round = self.rounds.process_new_http(session, &self.drain);
             let Some(reusable) = CONNECTION.scope(connection.clone(), round).await else {
                 return;
             };
@@ -234,8 +243,17 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
         if stream.selected_alpn_proto() == Some(ALPN::H2) {
             // HTTP/2 multiplexes: only its preface has the head deadline; after it,
             // Pingora's `h2_idle_timeout` is the idle limit.
+            // Pingora sends a GOAWAY when the watch turns true, then finishes the
+            // open streams: when draining starts, or, for a connection accepted
+            // while draining, when the listeners close. A GOAWAY right after the
+            // handshake would race the client's first streams (tests/lifecycle.rs).
             let guarded = Guarded::new(stream, connection, limits, canned, Protocol::h2());
-            return self.rounds.process_new(Box::new(guarded), shutdown).await;
+            let goaway = if *self.drain.borrow() {
+                shutdown
+            } else {
+                &self.drain
+            };
+            return self.rounds.process_new(Box::new(guarded), goaway).await;
         }
         let guarded = Box::new(Guarded::new(
             stream,

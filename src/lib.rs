@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod edge;
 pub mod forwarded;
+pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod observatory;

@@ -63,5 +63,7 @@ fn main() -> ExitCode {
             plan.vhosts.len()
         );
     }
-    server::build(cli.opt, loaded, plan).run_forever()
+    let (server, run_args) = server::build(cli.opt, loaded, plan);
+    server.run(run_args);
+    ExitCode::SUCCESS
 }

@@ -11,8 +11,8 @@ use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::ListenerConfig;
 use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::Opt;
-use pingora_core::server::Server;
 use pingora_core::server::ShutdownWatch;
+use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 use pingora_proxy::http_proxy;
@@ -20,6 +20,7 @@ use pingora_proxy::http_proxy;
 use crate::admin::AdminApp;
 use crate::config::LoadedConfig;
 use crate::edge::EdgeApp;
+use crate::lifecycle::Lifecycle;
 use crate::policy::Plan;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
@@ -31,14 +32,16 @@ use crate::tls::SniResolver;
 const READ_BUFFER: usize = 0;
 const WRITE_BUFFER: usize = 1460;
 
-/// Builds the server; with `-t` Pingora's bootstrap exits here after its own checks.
-pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
+/// Builds the server and the arguments to run it with (the signal handling of
+/// [`crate::lifecycle`]); with `-t` Pingora's bootstrap exits here after its own checks.
+pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> (Server, RunArgs) {
     // The configuration is already loaded; Pingora would warn that it ignores `-c`.
     opt.conf = None;
     let vhost_count = plan.vhosts.len();
     let keepalive = plan.limits.keepalive_timeout;
     let plan = Arc::new(ArcSwap::from_pointee(plan));
     let reloader = Reloader::new(&loaded, plan.clone());
+    let lifecycle = Lifecycle::new(plan.clone());
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
     exit_when_a_listener_cannot_bind();
@@ -72,7 +75,7 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
                 .l4_buffer(L4BufferSettings::new(READ_BUFFER, WRITE_BUFFER)),
         );
     }
-    let app = EdgeApp::new(proxy, acceptors, plan.clone());
+    let app = EdgeApp::new(proxy, acceptors, plan.clone(), lifecycle.drain_watch());
     let mut service = Service::new("pingora-secgw".to_string(), app);
     for l in service_listeners {
         service.add_listener(l);
@@ -88,7 +91,10 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
 
     if let Some(admin) = &loaded.gateway.admin {
         let public = loaded.gateway.listeners.iter().map(|l| l.address).collect();
-        let mut service = Service::new("pingora-secgw admin".to_string(), AdminApp::new(public));
+        let mut service = Service::new(
+            "pingora-secgw admin".to_string(),
+            AdminApp::new(public, lifecycle.clone()),
+        );
         service.add_tcp(&admin.address.to_string());
         info!(
             "admin (/metrics, /healthz, /readyz) on http://{}",
@@ -96,7 +102,8 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> Server {
         );
         server.add_service(service);
     }
-    server
+    let run_args = lifecycle.run_args();
+    (server, run_args)
 }
 
 /// mimalloc returns freed memory to the OS only when a thread allocates or

@@ -126,6 +126,27 @@ fn header_values_with_control_bytes_are_refused() {
 #[test]
 fn bad_option_values_are_refused() {
     refused(
+        &format!("shutdown_drain_seconds: 86400\n{}", vhost("")),
+        &[],
+        "gw.yaml",
+        "shutdown_drain_seconds",
+        "86400 is more than 3600 (an hour)",
+    );
+    refused(
+        &format!("shutdown_drain_seconds: -1\n{}", vhost("")),
+        &[],
+        "gw.yaml",
+        "shutdown_drain_seconds",
+        "invalid value: integer `-1`, expected u64",
+    );
+    refused(
+        &format!("shutdown_drain_seconds: 5s\n{}", vhost("")),
+        &[],
+        "gw.yaml",
+        "shutdown_drain_seconds",
+        "invalid type: string \"5s\", expected u64",
+    );
+    refused(
         &vhost("    security: {referrer_policy: always}\n"),
         &[],
         "gw.yaml",

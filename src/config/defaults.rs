@@ -3,7 +3,7 @@
 //! keys outside policies.
 
 use super::schema::{LimitsConfig, PolicyLayer};
-use super::values::Positive;
+use super::values::{DrainSeconds, Positive};
 
 const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
 
@@ -25,6 +25,12 @@ pub const LIMITS: LimitsConfig = LimitsConfig {
     max_connections: Positive(10_000),
     send_timeout_ms: Positive(60_000),
 };
+
+/// `shutdown_drain_seconds`: long enough for Kubernetes to take a terminating
+/// pod out of its Services' endpoints everywhere.
+pub fn shutdown_drain_seconds() -> DrainSeconds {
+    DrainSeconds(5)
+}
 
 /// `respond:` without a status or content type.
 pub const RESPOND_STATUS: u16 = 200;

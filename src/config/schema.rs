@@ -11,9 +11,9 @@ use serde::Deserialize;
 use super::csp::CspPolicy;
 use super::permissions::PermissionsPolicy;
 use super::values::{
-    CorsOrigin, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany, Origin,
-    Positive, ReferrerPolicy, RemovePattern, ReportPath, ReportUri, RouteName, Toggle, Token,
-    TrustedProxy, VhostName,
+    CorsOrigin, DrainSeconds, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany,
+    Origin, Positive, ReferrerPolicy, RemovePattern, ReportPath, ReportUri, RouteName, Toggle,
+    Token, TrustedProxy, VhostName,
 };
 
 /// The gateway's part of gw.yaml (Pingora's own keys are split off before this).
@@ -35,6 +35,11 @@ pub struct GatewayConfig {
     /// name); by default they are dropped before the upstream sees them.
     #[serde(default)]
     pub underscores_in_headers: bool,
+    /// After SIGTERM, how long the listeners keep serving (with `/readyz` at 503
+    /// and connections drained) before they close: time for the endpoint removal
+    /// to reach every load balancer.
+    #[serde(default = "super::defaults::shutdown_drain_seconds")]
+    pub shutdown_drain_seconds: DrainSeconds,
 }
 
 /// `limits:` in gw.yaml; defaults in [`super::defaults::LIMITS`].

@@ -246,6 +246,22 @@ impl TryFrom<u64> for Positive {
     }
 }
 
+/// `shutdown_drain_seconds`: whole seconds, at most an hour, since a longer drain
+/// would outlast any termination grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct DrainSeconds(pub u64);
+
+impl TryFrom<u64> for DrainSeconds {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        if n > 3600 {
+            return Err(format!("{n} is more than 3600 (an hour)"));
+        }
+        Ok(DrainSeconds(n))
+    }
+}
+
 /// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address (`10.0.0.1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]

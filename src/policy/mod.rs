@@ -50,6 +50,8 @@ pub struct Plan {
     /// Keep request headers with `_` in their names (`underscores_in_headers`).
     pub underscores_in_headers: bool,
     pub limits: ConnectionLimits,
+    /// How long to keep serving after SIGTERM (`shutdown_drain_seconds`).
+    pub shutdown_drain: Duration,
     /// The connection layer's own `400` and `408`, with the built-in policy.
     pub canned: CannedAnswers,
     /// The default certificate of each TLS listener.
@@ -155,6 +157,7 @@ impl Plan {
             unmatched: metrics().route(unmatched),
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
             underscores_in_headers: loaded.gateway.underscores_in_headers,
+            shutdown_drain: Duration::from_secs(loaded.gateway.shutdown_drain_seconds.0),
             limits: ConnectionLimits::from(&loaded.gateway.limits),
             listener_certs,
         })

@@ -2,6 +2,7 @@
 //! loopback ports, and a real HTTP client.
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
+pub mod lifecycle;
 pub mod pages;
 pub mod tls;
 
@@ -58,7 +59,7 @@ impl SeenRequest {
 /// - `/conflict`: sends its own HSTS, X-Frame-Options twice, CSP, Server, X-Powered-By, ...
 /// - `/status/N`: answers with status N
 /// - `/cors`: sends its own CORS headers and `Vary: Accept-Encoding`
-/// - `/slow`: answers after 3 s
+/// - `/slow`: answers after 3 s; `/slow/MS` after MS milliseconds
 /// - `/big`: a 16 MiB body
 /// - anything else: 200 `hello from upstream NAME`
 pub struct Upstream {
@@ -203,6 +204,10 @@ async fn handle(
                 .header("Vary", "Accept-Encoding");
         }
         "/slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+        p if p.starts_with("/slow/") => {
+            let ms = p[6..].parse().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         p if p.starts_with("/status/") => status = p[8..].parse().unwrap_or(500),
         _ => {}
     }
@@ -222,6 +227,7 @@ pub struct Gateway {
     /// Where `{tls}` in gw.yaml pointed.
     pub tls_addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    conf: PathBuf,
     child: Child,
 }
 
@@ -293,26 +299,45 @@ impl Gateway {
         admin: &str,
         tls: &str,
     ) -> Gateway {
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let child = Command::new(BIN)
-            .arg("-c")
-            .arg(conf)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = run_binary(dir.path(), conf, false);
         Gateway {
             addr: listen.parse().unwrap(),
             admin: admin.parse().unwrap(),
             tls_addr: tls.parse().unwrap(),
             dir,
+            conf: conf.to_path_buf(),
             child,
         }
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Starts another process on the same configuration, which becomes this
+    /// gateway's process, and returns the previous one, still running. With
+    /// `upgrade` it is started with `-u`, to take the listeners over.
+    pub fn start_successor(&mut self, upgrade: bool) -> Child {
+        let next = run_binary(self.dir.path(), &self.conf, upgrade);
+        std::mem::replace(&mut self.child, next)
+    }
+
+    /// Waits for the current process to exit.
+    pub fn wait_exit(&mut self, bound: Duration) -> std::process::ExitStatus {
+        wait_exit(&mut self.child, bound)
+    }
+
+    /// Starts a fresh process on the same configuration, once the current one
+    /// has exited.
+    pub fn restart(&mut self) {
+        assert!(!self.alive(), "the gateway process is still running");
+        self.child = run_binary(self.dir.path(), &self.conf, false);
+        self.wait_for(self.addr);
+    }
+
+    /// Sends `signal` (`libc::SIGTERM`, ...) to the current process.
+    pub fn signal(&self, signal: i32) {
+        send_signal(&self.child, signal);
     }
 
     /// Whether the process is still running.
@@ -379,6 +404,49 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The binary on `conf`, its stderr appended to `dir/gateway.log`.
+fn run_binary(dir: &Path, conf: &Path, upgrade: bool) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("gateway.log"))
+        .unwrap();
+    let mut command = Command::new(BIN);
+    if upgrade {
+        command.arg("-u");
+    }
+    command
+        .arg("-c")
+        .arg(conf)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+pub fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) takes no pointers; the pid is our own child's.
+    let rc = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(rc, 0, "kill({}, {signal})", child.id());
+}
+
+/// Waits for `child` to exit; the bound only keeps a broken build from hanging.
+pub fn wait_exit(child: &mut Child, bound: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {} did not exit",
+            child.id()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
