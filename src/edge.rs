@@ -46,6 +46,7 @@ use pingora_error::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::lifecycle::Lifecycle;
 use crate::metrics::{metrics, HandshakeFailure, Rejection};
 use crate::policy::{Canned, ConnectionLimits, Plan};
 
@@ -79,6 +80,8 @@ pub struct EdgeApp<P> {
     /// it turns true when draining starts, before the listeners stop accepting
     /// ([`crate::lifecycle`]).
     drain: ShutdownWatch,
+    /// Keeps the drain watch's sender, so the watch never closes.
+    _lifecycle: Arc<Lifecycle>,
 }
 
 impl<P> EdgeApp<P> {
@@ -86,7 +89,7 @@ impl<P> EdgeApp<P> {
         proxy: Arc<P>,
         tls: HashMap<std::net::SocketAddr, Acceptor>,
         plan: Arc<ArcSwap<Plan>>,
-        drain: ShutdownWatch,
+        lifecycle: Arc<Lifecycle>,
     ) -> EdgeApp<P> {
         EdgeApp {
             rounds: Arc::new(Rounds {
@@ -96,7 +99,8 @@ impl<P> EdgeApp<P> {
             tls,
             plan,
             open: Arc::new(AtomicUsize::new(0)),
-            drain,
+            drain: lifecycle.drain_watch(),
+            _lifecycle: lifecycle,
         }
     }
 
@@ -267,9 +271,11 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
         None
     }
 
-    async fn cleanup(&self) {
-        self.rounds.proxy.http_cleanup().await;
-    }
+    /// Not forwarded to the proxy: its cleanup drops every connection whose request
+    /// head is still arriving when the listeners close. This layer already closes
+    /// kept-alive connections that wait for a request then, and a head that began
+    /// arriving is read to its end within `client_header_timeout_ms`.
+    async fn cleanup(&self) {}
 }
 
 /// The proxy seen one request round at a time: each call is one HTTP/1 request

@@ -8,11 +8,12 @@
 //!   accepting, in-flight requests get `grace_period_seconds`, and the process
 //!   exits 0.
 //! - **SIGQUIT** (graceful upgrade, a new process started with `-u`): Pingora hands
-//!   the listening sockets over and keeps accepting on them for 5 s. Kept-alive
-//!   connections are drained the same way, so their clients reconnect to sockets
-//!   the new process accepts on. `/readyz` stays `200`, because the pod keeps
-//!   serving.
-//! - **SIGINT**: a fast shutdown.
+//!   the listening sockets over and keeps accepting on them beside the new process
+//!   for 5 s. Kept-alive connections are drained the same way, so their clients
+//!   reconnect, soon only to the new process. `/readyz` stays `200`: the service
+//!   goes on.
+//! - **SIGINT**: a fast shutdown, also during the SIGTERM drain. Signals after the
+//!   first are otherwise ignored: the handlers stay installed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

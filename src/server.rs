@@ -75,7 +75,7 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> (Server, RunArgs
                 .l4_buffer(L4BufferSettings::new(READ_BUFFER, WRITE_BUFFER)),
         );
     }
-    let app = EdgeApp::new(proxy, acceptors, plan.clone(), lifecycle.drain_watch());
+    let app = EdgeApp::new(proxy, acceptors, plan.clone(), lifecycle.clone());
     let mut service = Service::new("pingora-secgw".to_string(), app);
     for l in service_listeners {
         service.add_listener(l);

@@ -66,10 +66,12 @@ fn the_pod_lifecycle_fits_the_gateways_shutdown_sequence() {
     let readiness = &container["readinessProbe"];
     assert_eq!(readiness["httpGet"]["path"].as_str(), Some("/readyz"));
     assert_eq!(readiness["httpGet"]["port"].as_str(), Some("admin"));
+    // The probes' worst case, plus a second for the change to propagate.
     let noticed = readiness["periodSeconds"].as_u64().unwrap()
-        * readiness["failureThreshold"].as_u64().unwrap();
+        * readiness["failureThreshold"].as_u64().unwrap()
+        + readiness["timeoutSeconds"].as_u64().unwrap();
     assert!(
-        noticed < drain,
+        noticed + 1 < drain,
         "readiness fails after {noticed} s, drain is {drain} s"
     );
     assert_eq!(

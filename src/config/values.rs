@@ -246,8 +246,8 @@ impl TryFrom<u64> for Positive {
     }
 }
 
-/// `shutdown_drain_seconds`: whole seconds, at most an hour, since a longer drain
-/// would outlast any termination grace period.
+/// `shutdown_drain_seconds`: whole seconds, at most an hour (a drain is minutes at
+/// the very most; a bigger number is a unit mistake).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u64")]
 pub struct DrainSeconds(pub u64);
