@@ -8,6 +8,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::pages::{Page, PageServer};
 use common::tls::TestPki;
@@ -627,8 +628,9 @@ fn audit_plain(port: u16) -> (i32, Value) {
 }
 
 /// A hostile site cannot keep `audit` going: a redirect loop stops after 10
-/// redirects, a decompression bomb is read only up to the HTML limit, and a
-/// redirect to a local file is never followed.
+/// redirects, a decompression bomb is read only up to the HTML limit, a body
+/// dripped a few bytes at a time is read only until the timeout, and a redirect
+/// to a local file is never followed.
 #[test]
 fn hostile_sites_are_bounded() {
     let lp = PageServer::start(vec![(
@@ -663,6 +665,38 @@ fn hostile_sites_are_bounded() {
     let (code, v) = audit_plain(bs.addr.port());
     assert_eq!(code, 0, "{v}");
     // The script at the start of the page was still read.
+    assert_eq!(
+        v["tests"]["subresource-integrity"]["result"],
+        "sri-not-implemented-and-external-scripts-not-loaded-securely"
+    );
+
+    // About 1,250 chunks of 64 bytes, 100 ms apart: two minutes, if nothing cut
+    // it short.
+    let mut drip = Page::html("<!doctype html><script src=http://x.example/a.js></script>");
+    drip.pieces
+        .extend(std::iter::repeat_n(b"<p>.</p>".to_vec(), 10_000));
+    drip.drip = Some(Duration::from_millis(100));
+    let ds = PageServer::start(vec![("/", drip.in_chunks(64))]);
+    let mut child = Command::new(BIN)
+        .args([
+            "audit",
+            "http://127.0.0.1/",
+            "--format",
+            "json",
+            "--timeout",
+            "2",
+        ])
+        .args(["--http-port", &ds.addr.port().to_string()])
+        .args(["--https-port", &free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The bound only keeps the test from hanging; the page takes two minutes.
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status.code(), Some(0), "{v}");
     assert_eq!(
         v["tests"]["subresource-integrity"]["result"],
         "sri-not-implemented-and-external-scripts-not-loaded-securely"

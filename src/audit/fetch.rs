@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -56,10 +56,11 @@ struct Chain {
     verified: bool,
 }
 
-/// Clients by (verification, address override), built on first use.
+/// Clients by verification and address override (with the host it is for: a
+/// client pins only that host), built on first use.
 struct Clients<'t> {
     target: &'t Target,
-    built: HashMap<(bool, Option<SocketAddr>), Client>,
+    built: HashMap<(bool, Option<(String, SocketAddr)>), Client>,
 }
 
 impl<'t> Clients<'t> {
@@ -73,7 +74,8 @@ impl<'t> Clients<'t> {
             .iter()
             .find(|(h, p, _)| h.eq_ignore_ascii_case(&host) && *p == port)
             .map(|(_, p, addr)| SocketAddr::new(*addr, *p));
-        if let Some(c) = self.built.get(&(verify, over)) {
+        let key = (verify, over.map(|a| (host.clone(), a)));
+        if let Some(c) = self.built.get(&key) {
             return Ok(c.clone());
         }
         let mut b = Client::builder()
@@ -86,7 +88,7 @@ impl<'t> Clients<'t> {
             b = b.resolve(&host, addr);
         }
         let client = b.build().map_err(|_| false)?;
-        self.built.insert((verify, over), client.clone());
+        self.built.insert(key, client.clone());
         Ok(client)
     }
 }
@@ -198,8 +200,10 @@ fn html_type(headers: &[(String, String)]) -> bool {
         })
 }
 
-/// Reads at most `limit` bytes of a body, decoding its content coding.
-fn read_body(resp: reqwest::blocking::Response, limit: usize) -> Vec<u8> {
+/// Reads at most `limit` bytes of a body, decoding its content coding, and stops
+/// at `deadline`: the client's timeout bounds each read, not the whole body, so a
+/// site dripping a byte at a time could otherwise hold the scan for ever.
+fn read_body(mut resp: reqwest::blocking::Response, limit: usize, deadline: Instant) -> Vec<u8> {
     let coding = resp
         .headers()
         .get("content-encoding")
@@ -211,7 +215,14 @@ fn read_body(resp: reqwest::blocking::Response, limit: usize) -> Vec<u8> {
     } else {
         limit
     };
-    let _ = resp.take(read_limit as u64).read_to_end(&mut raw);
+    let mut buf = [0u8; 16 * 1024];
+    while raw.len() < read_limit && Instant::now() < deadline {
+        let want = buf.len().min(read_limit - raw.len());
+        match resp.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
     let mut body = match coding {
         None => raw,
         Some(c) => {
@@ -243,13 +254,13 @@ fn read_body(resp: reqwest::blocking::Response, limit: usize) -> Vec<u8> {
 fn headers_of(resp: &reqwest::blocking::Response) -> Vec<(String, String)> {
     resp.headers()
         .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(n, v)| (n.as_str().to_string(), latin1(v.as_bytes())))
         .collect()
+}
+
+/// A header value as Node's HTTP parser gives it: each byte one character.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().copied().map(char::from).collect()
 }
 
 fn base_headers() -> HeaderMap {
@@ -300,9 +311,7 @@ fn chain(clients: &mut Clients, start: &Url, verify: bool) -> Chain {
             let location = resp
                 .headers()
                 .get("location")
-                .map_or("undefined".into(), |v| {
-                    String::from_utf8_lossy(v.as_bytes()).into_owned()
-                });
+                .map_or("undefined".into(), |v| latin1(v.as_bytes()));
             match url.join(&location) {
                 Ok(next) => {
                     url = next;
@@ -312,7 +321,8 @@ fn chain(clients: &mut Clients, start: &Url, verify: bool) -> Chain {
             }
         }
         if html_type(&headers) {
-            c.body = Some(read_body(resp, clients.target.max_body));
+            let deadline = Instant::now() + clients.target.timeout;
+            c.body = Some(read_body(resp, clients.target.max_body, deadline));
         }
         c.response = Some(Response {
             url: url.clone(),

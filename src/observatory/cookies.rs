@@ -25,6 +25,7 @@ impl Cookie {
     /// refuses (no `name=`, a `Domain` that is not the host's, a prefix rule broken).
     pub fn parse(line: &str, url: &Url) -> Option<Cookie> {
         let host = url.host_str()?.to_ascii_lowercase();
+        let ip_host = matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
         let mut parts = line.split(';');
         let (key, value) = parts.next()?.split_once('=')?;
         let key = key.trim();
@@ -61,9 +62,11 @@ impl Cookie {
                     if !(host == d || host.ends_with(&format!(".{d}"))) {
                         return None;
                     }
-                    // A cookie for a public suffix (`Domain=com`) would follow the
-                    // scan to every site under it; tough-cookie refuses it too.
-                    if d != host && super::html::registrable_domain(&d).is_none() {
+                    // An address has no parent domains (`Domain=0.1` for 10.0.0.1), and
+                    // a cookie for a public suffix, ICANN's (`com`) or a private one
+                    // (`github.io`), would follow the scan to every site under it;
+                    // tough-cookie refuses both.
+                    if d != host && (ip_host || is_public_suffix(&d)) {
                         return None;
                     }
                     domain_attr = true;
@@ -235,6 +238,12 @@ pub fn test(r: &Retrieval) -> TestResult {
     TestResult::new("cookies", result, pass)
 }
 
+/// A name the public suffix list makes a suffix, in its ICANN or private part
+/// (an unknown top-level name counts, by the list's `*` rule).
+fn is_public_suffix(domain: &str) -> bool {
+    psl::suffix(domain.as_bytes()).is_some_and(|s| s.as_bytes() == domain.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::site;
@@ -327,5 +336,25 @@ mod tests {
         );
         let keys: Vec<String> = jar.into_cookies().into_iter().map(|c| c.key).collect();
         assert_eq!(keys, ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn no_cookie_for_a_private_suffix_or_an_address_s_parents() {
+        let mut jar = Jar::default();
+        let pages = url("https://me.github.io/");
+        jar.store("leak=1; Domain=github.io; Path=/", &pages);
+        jar.store("own=1; Domain=me.github.io; Path=/", &pages);
+        assert_eq!(
+            jar.header_for(&url("https://you.github.io/")).as_deref(),
+            None
+        );
+        assert_eq!(jar.header_for(&pages).as_deref(), Some("own=1"));
+
+        let mut jar = Jar::default();
+        let ip = url("http://10.0.0.1/");
+        jar.store("up=1; Domain=0.0.1; Path=/", &ip);
+        jar.store("same=1; Domain=10.0.0.1; Path=/", &ip);
+        assert_eq!(jar.header_for(&url("http://0.0.1/")).as_deref(), None);
+        assert_eq!(jar.header_for(&ip).as_deref(), Some("same=1"));
     }
 }

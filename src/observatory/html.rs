@@ -72,6 +72,9 @@ pub fn page_facts(body: &[u8]) -> PageFacts {
                         Ok(())
                     }),
                 ],
+                // Strict mode gives up on markup whose tokenizing depends on the
+                // tree (text after `<select>`, say); browsers and jsdom read it.
+                strict: false,
                 ..Settings::new()
             },
             |_: &[u8]| {},

@@ -19,6 +19,8 @@ pub struct Page {
     pub chunked: bool,
     /// Before this piece, wait until the test calls `release`.
     pub hold_before: Option<usize>,
+    /// Between pieces, wait this long (a site dripping its body).
+    pub drip: Option<Duration>,
 }
 
 impl Page {
@@ -148,6 +150,9 @@ fn write_page(
         return stream.flush();
     }
     for (i, piece) in page.pieces.iter().enumerate() {
+        if let Some(pause) = page.drip.filter(|_| i > 0) {
+            std::thread::sleep(pause);
+        }
         if page.hold_before == Some(i) {
             stream.flush()?;
             let _ = rx.lock().unwrap().recv_timeout(Duration::from_secs(20));
