@@ -2,7 +2,9 @@
 """pingora-secgw vs nginx, same upstream, same security headers, same load.
 
 1. one upstream: nginx, one worker, `return 200` with a small body;
-2. in front of it: pingora-secgw with the production policy (1 worker thread),
+2. in front of it: bare Pingora (examples/bare-pingora.rs, a ProxyHttp that only
+   returns the peer, same Pingora, allocator and release profile: the floor the gateway
+   is measured against), pingora-secgw with the production policy (1 worker thread),
    pingora-secgw with the empty policy, and nginx as a reverse proxy (1 worker,
    upstream keepalive) with the same headers via proxy_hide_header + add_header always;
    as controls, pingora-secgw with the empty policy in front of a second upstream that
@@ -17,6 +19,8 @@ import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, te
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "pingora-secgw")
+BARE_BIN = os.path.join(ROOT, "target", "release", "examples", "bare-pingora")
+BARE = "bare Pingora"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CARRIED = "empty, headers upstream"
@@ -104,6 +108,30 @@ vhosts:
 """)
     env = dict(os.environ, RUST_LOG="error")
     return subprocess.Popen([BIN, "-c", conf], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, f"{name}.log"), "w"))
+
+
+def upstream(workdir, procs, name="upstream", headers=""):
+    """An nginx upstream answering `200 hello from upstream` (with `headers`, nginx
+    directives), added to `procs`; returns its port."""
+    port = free_port()
+    proc = start_nginx(workdir, slug(name), f"""
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+{headers}
+      return 200 "hello from upstream\\n";
+    }}
+  }}""")
+    procs.append(proc)
+    wait_port(port, proc, name)
+    return port
+
+
+def start_bare(workdir, port, upstream_port):
+    """Bare Pingora (examples/bare-pingora.rs) on `port` in front of the upstream."""
+    return subprocess.Popen([BARE_BIN, f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}"],
+                            env=dict(os.environ, RUST_LOG="error"), stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(workdir, "bare.log"), "w"))
 
 
 def fetch_headers(port):
@@ -215,18 +243,7 @@ def main():
     procs = []
     try:
         def nginx_upstream(name, headers):
-            port = free_port()
-            upstream = start_nginx(workdir, slug(name), f"""
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-{headers}
-      return 200 "hello from upstream\\n";
-    }}
-  }}""")
-            procs.append(upstream)
-            wait_port(port, upstream, name)
-            return port
+            return upstream(workdir, procs, name, headers)
 
         up_port = nginx_upstream("upstream", "")
 
@@ -241,6 +258,12 @@ def main():
 
         gateway("pingora-secgw", "production", up_port)
         gateway("pingora-secgw empty", "empty", up_port)
+
+        bare_port = free_port()
+        bare = start_bare(workdir, bare_port, up_port)
+        procs.append(bare)
+        wait_port(bare_port, bare, BARE)
+        targets[BARE] = (bare_port, bare.pid)
 
         # nginx gets exactly the headers pingora-secgw sends.
         wanted = security_headers(fetch_headers(targets["pingora-secgw"][0]))
@@ -294,12 +317,16 @@ def main():
             return f"CPU/req {r:.3f} ({(r - 1) * 100:+.1f}%)"
 
         g, n = med["pingora-secgw"], med["nginx"]
+        print("\nratios to bare Pingora (CPU: median of per-round ratios)")
+        print(f"secgw production / bare Pingora: {cost('pingora-secgw', BARE)}")
+        print(f"secgw empty / bare Pingora:      {cost('pingora-secgw empty', BARE)}")
         print("\nratios (CPU: median of per-round ratios)")
         print(f"pingora-secgw / nginx:        CPU/req {paired('pingora-secgw', 'nginx'):.2f}   req/s {g['rps'] / n['rps']:.2f}   p99 {g['p99'] / n['p99']:.2f}")
         print(f"production / empty policy:    {cost('pingora-secgw', 'pingora-secgw empty')}")
         print(f"relaying the same headers:    {cost(CARRIED, 'pingora-secgw empty')}  ({CARRIED} / empty)")
         print(f"injecting vs relaying them:   {cost('pingora-secgw', CARRIED)}  (production / {CARRIED})")
         print(f"nginx's cost for the headers: {cost('nginx', NGINX_BARE)}  (nginx / {NGINX_BARE})")
+        print(f"bare Pingora / nginx:         CPU/req {paired(BARE, 'nginx'):.2f}")
     finally:
         stop(procs, workdir)
 

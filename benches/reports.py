@@ -54,14 +54,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="secgw-reports-")
     procs = []
     try:
-        up = load.free_port()
-        upstream = load.start_nginx(workdir, "upstream", f"""
-  server {{
-    listen 127.0.0.1:{up};
-    location / {{ return 200 "hello from upstream\\n"; }}
-  }}""")
-        procs.append(upstream)
-        load.wait_port(up, upstream, "upstream")
+        up = load.upstream(workdir, procs)
         port = load.free_port()
         gw = load.start_gateway(workdir, "reports", port, up, "production-reports")
         procs.append(gw)

@@ -20,5 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ -n "$added_policy" ] && rm -f /usr/sbin/policy-rc.d
+  # An `&&` list as the last command would make the script fail when the image
+  # already had its own policy-rc.d.
+  if [ -n "$added_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
