@@ -529,7 +529,7 @@ pub struct Balancer {
     /// New connections whose backend could not be reached.
     pub unreachable: Arc<AtomicU64>,
     /// Connections sent to each backend.
-    pub routed: Arc<Vec<AtomicU64>>,
+    routed: Arc<Vec<AtomicU64>>,
     ready: Arc<Vec<AtomicBool>>,
     _runtime: tokio::runtime::Runtime,
 }
