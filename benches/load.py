@@ -87,7 +87,8 @@ def worker_pid(master):
     sys.exit("nginx worker not found")
 
 
-def start_gateway(workdir, name, port, upstream, policy):
+def start_gateway(workdir, name, port, upstream, policy, wrapper=()):
+    """`wrapper`: a command to run the gateway under (valgrind, say)."""
     conf = os.path.join(workdir, f"{name}.yaml")
     with open(conf, "w") as f:
         f.write(f"""
@@ -107,7 +108,7 @@ vhosts:
     policy: {policy}
 """)
     env = dict(os.environ, RUST_LOG="error")
-    return subprocess.Popen([BIN, "-c", conf], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, f"{name}.log"), "w"))
+    return subprocess.Popen([*wrapper, BIN, "-c", conf], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, f"{name}.log"), "w"))
 
 
 def upstream(workdir, procs, name="upstream", headers=""):
@@ -127,9 +128,9 @@ def upstream(workdir, procs, name="upstream", headers=""):
     return port
 
 
-def start_bare(workdir, port, upstream_port):
+def start_bare(workdir, port, upstream_port, wrapper=()):
     """Bare Pingora (examples/bare-pingora.rs) on `port` in front of the upstream."""
-    return subprocess.Popen([BARE_BIN, f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}"],
+    return subprocess.Popen([*wrapper, BARE_BIN, f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}"],
                             env=dict(os.environ, RUST_LOG="error"), stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(workdir, "bare.log"), "w"))
 
