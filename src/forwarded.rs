@@ -73,7 +73,7 @@ pub fn strip_untrusted(req: &mut RequestHeader, trusted: bool, keep_underscores:
         .keys()
         .filter(|name| {
             let text = name.as_str();
-            let underscore = text.contains('_');
+            let underscore = text.as_bytes().contains(&b'_');
             (underscore && !keep_underscores) || (!trusted && is_forwarding(text))
         })
         .cloned()
@@ -141,12 +141,34 @@ fn append_hop(chain: &mut Value, hop: &[u8]) {
 }
 
 fn append_ip(chain: &mut Value, ip: IpAddr) {
-    // An address is at most 45 bytes of text: formats without a heap String.
-    let mut text = [0u8; 48];
-    let mut cursor = std::io::Cursor::new(&mut text[..]);
-    if write!(cursor, "{ip}").is_ok() {
-        let len = cursor.position() as usize;
-        append_hop(chain, &text[..len]);
+    if !chain.is_empty() {
+        chain.extend_from_slice(b", ");
+    }
+    match ip {
+        // Dotted decimal by hand: `fmt` cost about 1,000 instructions per request.
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    chain.push(b'.');
+                }
+                if octet >= 100 {
+                    chain.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    chain.push(b'0' + octet / 10 % 10);
+                }
+                chain.push(b'0' + octet % 10);
+            }
+        }
+        // An address is at most 45 bytes of text: formats without a heap String.
+        IpAddr::V6(v6) => {
+            let mut text = [0u8; 48];
+            let mut cursor = std::io::Cursor::new(&mut text[..]);
+            if write!(cursor, "{v6}").is_ok() {
+                let len = cursor.position() as usize;
+                chain.extend_from_slice(&text[..len]);
+            }
+        }
     }
 }
 
@@ -275,5 +297,24 @@ mod tests {
         assert_eq!(get(&r, "x-forwarded-for").unwrap(), "203.0.113.9, 10.0.0.2");
         assert_eq!(get(&r, "x-forwarded-proto").unwrap(), "https");
         assert_eq!(get(&r, "x-forwarded-host").unwrap(), "app.test");
+    }
+
+    #[test]
+    fn addresses_are_written_as_std_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "192.0.2.7",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut chain = Value::new();
+            append_ip(&mut chain, ip);
+            assert_eq!(chain.as_slice(), ip.to_string().as_bytes(), "{text}");
+            append_ip(&mut chain, ip);
+            assert_eq!(chain.as_slice(), format!("{ip}, {ip}").as_bytes());
+        }
     }
 }
