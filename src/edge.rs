@@ -133,16 +133,19 @@ impl<P: HttpServerApp + Send + Sync + 'static> EdgeApp<P> {
     ) {
         let mut reused = false;
         let mut settings: Option<HttpPersistentSettings> = None;
+        // A kept-alive connection waiting for its next request closes when the
+        // listeners do, not when draining starts: a load balancer may still send it
+        // a request until then. One wait for the whole connection: a wait per
+        // request registered and removed a waiter each time.
+        let mut closing = shutdown.clone();
+        let closed = closing.wait_for(|down| *down);
+        tokio::pin!(closed);
         loop {
-            let mut closing = shutdown.clone();
             // The next request's first bytes, awaited with no request state held.
             let arrived = tokio::select! {
                 biased;
                 arrived = std::future::poll_fn(|cx| guarded.poll_input(cx)) => arrived.unwrap_or(false),
-                // A kept-alive connection waiting for its next request closes when
-                // the listeners do, not when draining starts: a load balancer may
-                // still send it a request until then.
-                _ = closing.wait_for(|down| *down), if reused => false,
+                _ = &mut closed, if reused => false,
             };
             if !arrived {
                 return;
@@ -165,8 +168,10 @@ impl<P: HttpServerApp + Send + Sync + 'static> EdgeApp<P> {
                     session.set_keepalive(Some(secs.max(1)));
                 }
             }
+            // A client that stops reading cannot hold the connection.
+            session.set_write_timeout(Some(limits.send_timeout));
             // Draining, Pingora answers with `Connection: close`.
-            let round = self.rounds.process_new_http(session, &self.drain);
+            let round = self.rounds.proxy.process_new_http(session, &self.drain);
             let Some(reusable) = CONNECTION.scope(connection.clone(), round).await else {
                 return;
             };
@@ -278,8 +283,7 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
     async fn cleanup(&self) {}
 }
 
-/// The proxy seen one request round at a time: each call is one HTTP/1 request
-/// on a connection (or one HTTP/2 stream).
+/// The proxy as HTTP/2 connections see it: each call is one stream.
 pub struct Rounds<P> {
     proxy: Arc<P>,
     plan: Arc<ArcSwap<Plan>>,
@@ -303,10 +307,6 @@ impl<P: HttpServerApp + Send + Sync + 'static> HttpServerApp for Rounds<P> {
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
         self.proxy.server_options()
-    }
-
-    async fn http_cleanup(&self) {
-        self.proxy.http_cleanup().await;
     }
 }
 
@@ -386,8 +386,12 @@ struct Guarded {
     limits: ConnectionLimits,
     canned: Canned,
     /// The head deadline (from the accept, then from each head's first byte), or
-    /// the idle limit while waiting for the next request.
-    deadline: Pin<Box<Sleep>>,
+    /// the idle limit while waiting for the next request, or the answer's.
+    deadline: Instant,
+    /// Fires at or before `deadline`. Moved only when it fires early or the
+    /// deadline comes sooner: moving it for every request cost a timer-wheel
+    /// update each time.
+    timer: Pin<Box<Sleep>>,
     /// A request's first bytes, read while waiting for it, handed to Pingora first.
     stash: Bytes,
     /// A gateway answer still to write, and how much of it is written.
@@ -413,11 +417,13 @@ impl Guarded {
         canned: Canned,
         protocol: Protocol,
     ) -> Guarded {
+        let deadline = Instant::now() + limits.header_timeout;
         Guarded {
             inner,
             protocol,
             connection,
-            deadline: Box::pin(tokio::time::sleep(limits.header_timeout)),
+            deadline,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
             limits,
             canned,
             stash: Bytes::new(),
@@ -428,6 +434,25 @@ impl Guarded {
 
     fn phase(&self) -> u8 {
         self.connection.phase.load(Ordering::Relaxed)
+    }
+
+    fn set_deadline(&mut self, at: Instant) {
+        self.deadline = at;
+        if at < self.timer.deadline() {
+            self.timer.as_mut().reset(at);
+        }
+    }
+
+    /// Ready once the deadline has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            std::task::ready!(self.timer.as_mut().poll(cx));
+            if self.timer.deadline() >= self.deadline {
+                return Poll::Ready(());
+            }
+            let at = self.deadline;
+            self.timer.as_mut().reset(at);
+        }
     }
 
     /// Waits for a request's first bytes (`false`: the client left, or the
@@ -447,7 +472,7 @@ impl Guarded {
                 Poll::Ready(Ok(true))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+            Poll::Pending => match self.poll_deadline(cx) {
                 Poll::Ready(()) => Poll::Ready(Ok(false)),
                 Poll::Pending => Poll::Pending,
             },
@@ -459,24 +484,20 @@ impl Guarded {
     fn start_head(&mut self, restart_clock: bool) {
         self.connection.phase.store(HEAD, Ordering::Relaxed);
         if restart_clock {
-            self.deadline
-                .as_mut()
-                .reset(Instant::now() + self.limits.header_timeout);
+            self.set_deadline(Instant::now() + self.limits.header_timeout);
         }
     }
 
     /// The request is done; the connection may idle until the next one.
     fn start_idle(&mut self) {
-        self.deadline
-            .as_mut()
-            .reset(Instant::now() + self.limits.keepalive_timeout);
+        self.set_deadline(Instant::now() + self.limits.keepalive_timeout);
     }
 
     /// Writes what is left of the gateway's answer, within `send_timeout_ms`: a
     /// client that does not read it cannot hold the connection.
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let written = self.poll_answer_bytes(cx);
-        if written.is_pending() && self.deadline.as_mut().poll(cx).is_ready() {
+        if written.is_pending() && self.poll_deadline(cx).is_ready() {
             self.answer = None;
             return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
         }
@@ -514,9 +535,7 @@ impl Guarded {
         if !self.answered {
             self.answered = true;
             self.answer = Some((bytes, 0));
-            self.deadline
-                .as_mut()
-                .reset(Instant::now() + self.limits.send_timeout);
+            self.set_deadline(Instant::now() + self.limits.send_timeout);
             metrics().request_rejected(rejection);
         }
     }
@@ -543,7 +562,7 @@ impl AsyncRead for Guarded {
             Protocol::Http1 => {
                 // A client that keeps trickling bytes is always ready to read: the
                 // deadline is checked before reading, not only while waiting.
-                if head && Instant::now() >= this.deadline.deadline() {
+                if head && Instant::now() >= this.deadline {
                     return this.time_out(cx);
                 }
             }
@@ -563,7 +582,7 @@ impl AsyncRead for Guarded {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
-        if !head || this.deadline.as_mut().poll(cx).is_pending() {
+        if !head || this.poll_deadline(cx).is_pending() {
             return Poll::Pending;
         }
         match this.protocol {

@@ -263,18 +263,34 @@ fn the_head_deadline_restarts_with_each_request_on_a_kept_alive_connection() {
 
 #[test]
 fn idle_keepalive_connections_are_closed() {
-    let up = Upstream::start("a");
-    let gw = limited_gateway(&up, "{keepalive_timeout_ms: 700}");
-    let mut s = TcpStream::connect(gw.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
-        .unwrap();
-    let started = Instant::now();
-    let raw = read_until_closed(&mut s);
-    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
-    assert_eq!(raw.matches("HTTP/1.1 ").count(), 1);
-    let idle = started.elapsed();
-    assert!(idle >= Duration::from_millis(700), "{idle:?}");
+    // The second idle limit is longer than the head deadline: the connection's one
+    // timer, armed for the head, fires early and is re-armed for the idle limit.
+    for (limits, idle_ms) in [
+        ("{keepalive_timeout_ms: 700}", 700),
+        (
+            "{client_header_timeout_ms: 500, keepalive_timeout_ms: 1500}",
+            1500,
+        ),
+    ] {
+        let up = Upstream::start("a");
+        let gw = limited_gateway(&up, limits);
+        let mut s = TcpStream::connect(gw.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            .unwrap();
+        let started = Instant::now();
+        let raw = read_until_closed(&mut s);
+        assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{limits}: {raw}");
+        assert_eq!(raw.matches("HTTP/1.1 ").count(), 1, "{limits}");
+        let idle = started.elapsed();
+        assert!(idle >= Duration::from_millis(idle_ms), "{limits}: {idle:?}");
+        // Closed as idle, not as a slow head.
+        assert_eq!(
+            gw.metric("secgw_requests_rejected_total{reason=\"header_timeout\"}"),
+            Some(0.0),
+            "{limits}"
+        );
+    }
 }
 
 #[test]
