@@ -110,38 +110,58 @@ pub fn request_host(req: &RequestHeader) -> Option<Cow<'_, str>> {
 /// host has upper-case letters.
 pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     let (host, port) = split_host_port(raw)?;
-    if let Some(literal) = host.strip_prefix('[') {
+    if let Some(port) = port {
+        port_number(port)?;
+    }
+    let host = if let Some(literal) = host.strip_prefix('[') {
         literal
             .strip_suffix(']')?
             .parse::<std::net::Ipv6Addr>()
             .ok()?;
-    }
-    if let Some(port) = port {
-        let digits =
-            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
-        if !digits || port.parse::<u16>().is_err() {
-            return None;
-        }
-    }
-    if !host.starts_with('[') {
+        host
+    } else {
         let name = host.strip_suffix('.').unwrap_or(host);
-        let labels_ok = name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-        if name.is_empty() || name.len() > MAX_HOST_LEN || !labels_ok {
-            return None;
-        }
-    }
-    let host = host.strip_suffix('.').unwrap_or(host);
+        check_host_name(name)?;
+        name
+    };
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Some(Cow::Owned(host.to_ascii_lowercase()))
     } else {
         Some(Cow::Borrowed(host))
     }
+}
+
+/// A port of one to five digits below 65536.
+fn port_number(port: &str) -> Option<u16> {
+    if port.is_empty() || port.len() > 5 {
+        return None;
+    }
+    let value = port.bytes().try_fold(0u32, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+    })?;
+    u16::try_from(value).ok()
+}
+
+/// Labels of 1 to 63 letters, digits, `-` or `_`, at most 253 bytes in all; one
+/// pass over the bytes, since every request's Host goes through it.
+fn check_host_name(name: &str) -> Option<()> {
+    if name.is_empty() || name.len() > MAX_HOST_LEN {
+        return None;
+    }
+    let mut label = 0usize;
+    for &b in name.as_bytes() {
+        match b {
+            b'.' if label > 0 => label = 0,
+            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => {
+                label += 1;
+                if label > 63 {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    (label > 0).then_some(())
 }
 
 /// The longest host name (RFC 1035), so the router never sees a longer one.
@@ -206,6 +226,13 @@ mod tests {
         assert_eq!(n("[::1]").as_deref(), Some("[::1]"));
         assert_eq!(n("127.0.0.1:80").as_deref(), Some("127.0.0.1"));
         assert_eq!(n("under_score.test").as_deref(), Some("under_score.test"));
+        assert_eq!(n("a.test:65535").as_deref(), Some("a.test"));
+        assert_eq!(n("a.test:00080").as_deref(), Some("a.test"));
+        let longest_label = format!("{}.test", "a".repeat(63));
+        assert_eq!(n(&longest_label), Some(longest_label.clone()));
+        let longest_name = format!("{}a.test", "abcdefgh.".repeat(27));
+        assert_eq!(longest_name.len(), 249);
+        assert_eq!(n(&format!("{longest_name}:1")), Some(longest_name));
         assert!(matches!(
             normalize_host("plain.test"),
             Some(Cow::Borrowed(_))
@@ -226,6 +253,12 @@ mod tests {
             "a b.test",
             "a%2eb.test",
             "a..b.test",
+            "a.test..",
+            "a.test:65536",
+            "a.test:-1",
+            "a.test:+80",
+            ".",
+            "a:b:c",
             ".a.test",
             "",
             ":80",

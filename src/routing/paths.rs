@@ -52,7 +52,22 @@ enum Byte {
     Refuse,
 }
 
+/// `classify` of every byte, looked up once per byte of every request's path.
+const CLASSES: [Byte; 256] = {
+    let mut table = [Byte::Encode; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = classify_byte(b as u8);
+        b += 1;
+    }
+    table
+};
+
 fn classify(b: u8) -> Byte {
+    CLASSES[usize::from(b)]
+}
+
+const fn classify_byte(b: u8) -> Byte {
     match b {
         b'%' => Byte::Escape,
         0..=0x1f | 0x7f | b'\\' => Byte::Refuse,
@@ -73,19 +88,21 @@ pub fn normalize_path(raw: &str, keep_escaped_slashes: bool) -> Result<Cow<'_, s
     if bytes.first() != Some(&b'/') {
         return Err(BadPath::NotAbsolute);
     }
+    // One pass decides whether the path is already normal: no escapes, bytes to
+    // encode, repeated slashes or dot-segments.
     let mut needs_work = false;
-    for &b in bytes {
+    let mut prev = 0u8;
+    for (i, &b) in bytes.iter().enumerate() {
         match classify(b) {
             Byte::Keep => {}
             Byte::Refuse => return Err(BadPath::ControlOrBackslash),
             Byte::Escape | Byte::Encode => needs_work = true,
         }
+        if prev == b'/' && (b == b'/' || (b == b'.' && starts_dot_segment(&bytes[i..]))) {
+            needs_work = true;
+        }
+        prev = b;
     }
-    let needs_work = needs_work
-        || bytes.windows(2).any(|w| w == b"//")
-        || raw
-            .split('/')
-            .any(|s| matches!(s.split(';').next(), Some("." | "..")));
     if !needs_work {
         return Ok(Cow::Borrowed(raw));
     }
@@ -118,6 +135,15 @@ pub fn normalize_path(raw: &str, keep_escaped_slashes: bool) -> Result<Cow<'_, s
     } else {
         Cow::Owned(out)
     })
+}
+
+/// Whether the segment `rest` begins is `.` or `..`, with or without `;` parameters.
+fn starts_dot_segment(rest: &[u8]) -> bool {
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b';')
+        .unwrap_or(rest.len());
+    matches!(&rest[..end], b"." | b"..")
 }
 
 /// Percent-decodes unreserved characters and encodes what a path cannot hold raw;
@@ -292,10 +318,22 @@ mod tests {
         ] {
             assert_eq!(norm(raw).as_deref(), Ok(want), "{raw}");
         }
-        assert!(matches!(
-            normalize_path("/a/b", false),
-            Ok(Cow::Borrowed(_))
-        ));
+        // Already normal: borrowed, however close to a dot-segment.
+        for raw in [
+            "/a/b",
+            "/.well-known/x",
+            "/a..b/...",
+            "/a;b=c/d",
+            "/a/.b",
+            "/a/b.",
+        ] {
+            assert!(
+                matches!(normalize_path(raw, false), Ok(Cow::Borrowed(p)) if p == raw),
+                "{raw}"
+            );
+        }
+        assert_eq!(norm("/a/b/.").as_deref(), Ok("/a/b/"));
+        assert_eq!(norm("/.").as_deref(), Ok("/"));
         assert!(matches!(
             normalize_path("/a%2Fb", true),
             Ok(Cow::Borrowed("/a%2Fb"))
