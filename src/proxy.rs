@@ -25,7 +25,7 @@ use crate::metrics::{RouteMetrics, UpstreamErrorKind, UNMATCHED, VHOST_ROUTE};
 use crate::policy::canned::{status_body, TEXT_PLAIN};
 use crate::policy::cors::Preflight;
 use crate::policy::{Plan, RoutePlan, Target, VhostPlan};
-use crate::reports;
+use crate::reports::{self, Collector};
 use crate::rewrite::{self, NonceStream};
 use crate::routing::paths::normalize_path;
 use crate::routing::{request_host, HostMatch};
@@ -206,25 +206,28 @@ impl RequestCtx {
         }
     }
 
+    /// The vhost and its CSP report collector, when the request is for it.
+    fn collector(&self, req: &RequestHeader) -> Option<(&VhostPlan, &Collector)> {
+        let vhost = self.vhost()?;
+        let collector = vhost.reports.as_ref()?;
+        collector
+            .collects_at(self.path(req))
+            .then_some((vhost, collector))
+    }
+
     /// A request to the vhost's CSP report collector: counted and logged here,
     /// never proxied; `204` when it held reports, else the rejection's status.
-    async fn collect_report(&self, session: &mut Session) -> Result<Option<Answer>> {
-        let Some(vhost) = self.vhost() else {
-            return Ok(None);
-        };
-        let Some(collector) = vhost
-            .reports
-            .as_ref()
-            .filter(|c| c.collects_at(self.path(session.req_header())))
-        else {
-            return Ok(None);
-        };
+    async fn collect_report(
+        &self,
+        session: &mut Session,
+        (vhost, collector): (&VhostPlan, &Collector),
+    ) -> Result<Answer> {
         let taken = reports::take_body(session, self.plan.limits.header_timeout).await?;
         let path = self.path(session.req_header());
         let received = taken
             .and_then(|body| collector.receive(path, &body, |doc| vhost.route_of_reported(doc)));
         let Err(why) = received else {
-            return Ok(Some(Answer::empty(StatusCode::NO_CONTENT)));
+            return Ok(Answer::empty(StatusCode::NO_CONTENT));
         };
         collector.reject(why);
         let status = StatusCode::from_u16(why.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -236,7 +239,7 @@ impl RequestCtx {
         if !matches!(why, ReportRejection::Malformed | ReportRejection::Empty) {
             answer = answer.closing();
         }
-        Ok(Some(answer))
+        Ok(answer)
     }
 
     /// A route configured with `respond`.
@@ -408,8 +411,10 @@ impl ProxyHttp for Gateway {
             .route_host(req)
             .or_else(|| refuse_connect(req))
             .or_else(|| ctx.route_path(req));
-        if answer.is_none() {
-            answer = ctx.collect_report(session).await?;
+        // Boxed, like the answer below: rare paths whose futures would otherwise
+        // be copied into every request's `request_filter` future.
+        if let Some(collector) = ctx.collector(req).filter(|_| answer.is_none()) {
+            answer = Some(Box::pin(ctx.collect_report(session, collector)).await?);
         }
         let req = session.req_header();
         let answer = answer
@@ -418,7 +423,7 @@ impl ProxyHttp for Gateway {
             .or_else(|| ctx.respond_directly());
         match answer {
             Some(answer) => {
-                answer.send(session, ctx).await?;
+                Box::pin(answer.send(session, ctx)).await?;
                 Ok(true)
             }
             None => Ok(false),

@@ -110,6 +110,7 @@ pub struct RemoveRules {
     rules: Vec<RemoveRule>,
     /// Exact name -> index of the first rule naming it.
     exact: HeaderMap<usize>,
+    exact_names: NameFilter,
     /// Indices of the prefix rules, in rule order.
     prefixes: Vec<usize>,
     /// First bytes of the prefixes, as bits (names are ASCII): most names start
@@ -137,6 +138,7 @@ impl RemoveRules {
         let index = self.rules.len();
         match &pattern {
             RemovePattern::Exact(name) => {
+                self.exact_names.insert(name);
                 self.exact.entry(name).or_insert(index);
             }
             RemovePattern::Prefix(p) => {
@@ -148,9 +150,20 @@ impl RemoveRules {
         self.rules.push(RemoveRule { pattern, stripped });
     }
 
+    fn exact_rule(&self, name: &HeaderName) -> Option<usize> {
+        if !self.exact_names.may_contain(name) {
+            return None;
+        }
+        self.exact.get(name).copied()
+    }
+
     /// The first rule, in configured order, that removes `name`, given the index of
     /// the exact rule naming it (if any).
+    #[inline]
     fn first_rule(&self, exact: Option<usize>, name: &HeaderName) -> Option<usize> {
+        if self.prefixes.is_empty() {
+            return exact;
+        }
         let text = name.as_str();
         if self.prefix_starts & (1 << (text.as_bytes()[0] & 0x7f)) == 0 {
             return exact;
@@ -175,7 +188,7 @@ impl RemoveRules {
             .headers()
             .keys()
             .filter_map(|name| {
-                let exact = self.exact.get(name).copied();
+                let exact = self.exact_rule(name);
                 self.first_rule(exact, name).map(|i| (name.clone(), i))
             })
             .collect();
@@ -190,6 +203,37 @@ impl RemoveRules {
                 }
             }
         }
+    }
+}
+
+/// A quick, inexact test of whether a name is among a few: by length and first
+/// byte. Most headers a request or response carries are in no rule, and this
+/// spares them a hash lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct NameFilter {
+    /// Bit `n` for a name of `n` bytes, bit 63 for any of 63 or more.
+    lengths: u64,
+    /// Bit `b` for a name starting with ASCII byte `b`.
+    firsts: u128,
+}
+
+impl NameFilter {
+    fn bits(name: &HeaderName) -> (u64, u128) {
+        let text = name.as_str().as_bytes();
+        // Header names are never empty, and ASCII.
+        let first = text.first().map_or(0, |b| b & 0x7f);
+        (1 << text.len().min(63), 1 << first)
+    }
+
+    fn insert(&mut self, name: &HeaderName) {
+        let (length, first) = Self::bits(name);
+        self.lengths |= length;
+        self.firsts |= first;
+    }
+
+    fn may_contain(&self, name: &HeaderName) -> bool {
+        let (length, first) = Self::bits(name);
+        self.lengths & length != 0 && self.firsts & first != 0
     }
 }
 
@@ -212,8 +256,10 @@ pub struct ManagedHeader {
 pub struct ResponsePlan {
     remove: RemoveRules,
     managed: Vec<ManagedHeader>,
-    /// What the plan does with a name: one lookup per header the response carries.
+    /// What the plan does with a name: one lookup per header the response carries
+    /// that passes `role_names`.
     roles: HeaderMap<Role>,
+    role_names: NameFilter,
     add: Vec<HeaderEntry>,
     default: Vec<HeaderEntry>,
 }
@@ -242,10 +288,15 @@ impl ResponsePlan {
                 .or_insert_with(Role::default)
                 .managed = Some(i);
         }
+        let mut role_names = NameFilter::default();
+        for name in roles.keys() {
+            role_names.insert(name);
+        }
         ResponsePlan {
             remove,
             managed,
             roles,
+            role_names,
             add,
             default,
         }
@@ -345,7 +396,11 @@ impl ResponsePlan {
         let mut sent: SmallVec<[usize; 4]> = SmallVec::new();
         if !self.roles.is_empty() || !self.remove.prefixes.is_empty() {
             for name in resp.headers.keys() {
-                let role = self.roles.get(name).copied().unwrap_or_default();
+                let role = if self.role_names.may_contain(name) {
+                    self.roles.get(name).copied().unwrap_or_default()
+                } else {
+                    Role::default()
+                };
                 match self.remove.first_rule(role.remove, name) {
                     Some(rule) => doomed.push((name.clone(), rule)),
                     None => sent.extend(role.managed),
@@ -491,6 +546,45 @@ mod tests {
                 mode,
             ),
         }
+    }
+
+    #[test]
+    fn the_name_filter_passes_every_member_and_spares_most_others() {
+        let long = "x-".repeat(40);
+        let members = [
+            "server",
+            "x-powered-by",
+            "content-security-policy",
+            long.as_str(),
+        ];
+        let mut filter = NameFilter::default();
+        for m in members {
+            filter.insert(&HeaderName::from_bytes(m.as_bytes()).unwrap());
+        }
+        for m in members {
+            assert!(
+                filter.may_contain(&HeaderName::from_bytes(m.as_bytes()).unwrap()),
+                "{m}"
+            );
+        }
+        // Another name of 80 bytes starting with `x` shares the "63 or more" bit.
+        let also_long = format!("x{}", "y".repeat(79));
+        assert!(filter.may_contain(&HeaderName::from_bytes(also_long.as_bytes()).unwrap()));
+        for other in [
+            "date",
+            "etag",
+            "content-length",
+            "connection",
+            "sever",
+            "cache-control",
+        ] {
+            assert!(
+                !filter.may_contain(&HeaderName::from_bytes(other.as_bytes()).unwrap()),
+                "{other}"
+            );
+        }
+        // Same length and first byte as a member: passed on to the exact lookup.
+        assert!(filter.may_contain(&HeaderName::from_static("sxxxxx")));
     }
 
     fn only_managed(managed: Vec<ManagedHeader>) -> ResponsePlan {
