@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # What the load benchmarks run besides the gateway: nginx and wrk (Debian),
 # installed when missing, without starting the packaged nginx service.
+# `tools.sh valgrind` and `tools.sh perf` add those profilers (Debian's valgrind and
+# linux-perf packages).
 set -euo pipefail
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+for tool in "$@"; do
+  case "$tool" in
+    valgrind) command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind) ;;
+    perf) command -v perf >/dev/null 2>&1 || missing+=(linux-perf) ;;
+    *) echo "benches/tools.sh: unknown tool $tool" >&2; exit 2 ;;
+  esac
+done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "benches/load.sh needs: ${missing[*]} (apt-get install ${missing[*]})" >&2
+    echo "the benchmarks need: ${missing[*]} (apt-get install ${missing[*]})" >&2
     exit 1
   fi
   # The packaged nginx service is not wanted (it would take port 80): Debian's
