@@ -133,17 +133,20 @@ pub fn rewrite(req: &mut RequestHeader, client: Option<IpAddr>, trusted: bool, h
     }
 }
 
-fn append_hop(chain: &mut Value, hop: &[u8]) {
+/// The separator before another hop, when the chain has one already.
+fn next_hop(chain: &mut Value) {
     if !chain.is_empty() {
         chain.extend_from_slice(b", ");
     }
+}
+
+fn append_hop(chain: &mut Value, hop: &[u8]) {
+    next_hop(chain);
     chain.extend_from_slice(hop);
 }
 
 fn append_ip(chain: &mut Value, ip: IpAddr) {
-    if !chain.is_empty() {
-        chain.extend_from_slice(b", ");
-    }
+    next_hop(chain);
     match ip {
         // Dotted decimal by hand: `fmt` cost about 1,000 instructions per request.
         IpAddr::V4(v4) => {

@@ -413,7 +413,8 @@ impl ProxyHttp for Gateway {
             .or_else(|| ctx.route_path(req));
         // Boxed, like the answer below: rare paths whose futures would otherwise
         // be copied into every request's `request_filter` future.
-        if let Some(collector) = ctx.collector(req).filter(|_| answer.is_none()) {
+        let collector = answer.is_none().then(|| ctx.collector(req)).flatten();
+        if let Some(collector) = collector {
             answer = Some(Box::pin(ctx.collect_report(session, collector)).await?);
         }
         let req = session.req_header();

@@ -116,9 +116,7 @@ pub fn normalize_path(raw: &str, keep_escaped_slashes: bool) -> Result<Cow<'_, s
             ".." => {
                 segments.pop().ok_or(BadPath::AboveRoot)?;
             }
-            s if matches!(s.split(';').next(), Some("." | "..")) => {
-                return Err(BadPath::DotSegmentParameters)
-            }
+            s if starts_dot_segment(s.as_bytes()) => return Err(BadPath::DotSegmentParameters),
             s => segments.push(s),
         }
     }
