@@ -475,6 +475,24 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// An empty last piece of a body (an HTTP/2 client's empty DATA frame with
+    /// END_STREAM) becomes no piece: Pingora would write it to a chunked HTTP/1
+    /// upstream as a last-chunk, then write the last-chunk again when it finishes
+    /// the body, and the upstream would read the second as another request whose
+    /// answer reaches whoever uses the pooled connection next (docs/framing.md).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if end_of_stream && body.as_ref().is_some_and(Bytes::is_empty) {
+            *body = None;
+        }
+        Ok(())
+    }
+
     /// The route's response plan and CORS headers on whatever the upstream sent;
     /// HTML on a `csp_nonce` route gets its nonce here and its body rewritten below.
     async fn response_filter(

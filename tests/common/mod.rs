@@ -2,8 +2,10 @@
 //! loopback ports, and a real HTTP client.
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
+pub mod framings;
 pub mod lifecycle;
 pub mod pages;
+pub mod strict;
 pub mod tls;
 
 use std::collections::HashMap;
