@@ -12,6 +12,9 @@
 //! - Pingora answers a request it cannot parse with its own bare `400` before any
 //!   hook runs; this layer writes the gateway's `400`, with the policy, instead.
 //!
+//! - A chunked HTTP/1 request body is judged byte for byte as it is read
+//!   ([`check_chunked`], `framing.rs`): one outside RFC 9112's grammar is refused.
+//!
 //! The proxy's `early_request_filter` says when a head was read whole
 //! ([`head_complete`]), through a task-local: this layer serves an HTTP/1
 //! connection's requests on the task that accepted it.
@@ -21,7 +24,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,6 +49,7 @@ use pingora_error::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::framing::{BadChunk, ChunkCheck};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{metrics, HandshakeFailure, Rejection};
 use crate::policy::{Canned, ConnectionLimits, Plan};
@@ -392,8 +396,19 @@ struct Guarded {
     /// deadline comes sooner: moving it for every request cost a timer-wheel
     /// update each time.
     timer: Pin<Box<Sleep>>,
-    /// A request's first bytes, read while waiting for it, handed to Pingora first.
+    /// A request's first bytes, read while waiting for it, handed to Pingora first
+    /// (from `stash_at` on), and kept until the request ends: they hold the start
+    /// of its body, which Pingora read with the head.
     stash: Bytes,
+    stash_at: usize,
+    /// The latest read of the current head, and how many bytes came before it:
+    /// the bytes Pingora read past the head are all in it (Pingora parses after
+    /// each read and stops at the first that completes the head).
+    latest: HeadRead,
+    head_before: usize,
+    /// The judge of a chunked body still arriving; the proxy starts it through
+    /// a shared reference, the reads feed it through `get_mut`, which takes no lock.
+    chunks: Mutex<Option<ChunkCheck>>,
     /// A gateway answer still to write, and how much of it is written.
     answer: Option<(Bytes, usize)>,
     /// Everything after the gateway's own answer is discarded.
@@ -408,6 +423,64 @@ impl std::fmt::Debug for Connection {
 
 /// How much of a request is read at once while waiting for it; most heads fit.
 const FIRST_READ: usize = 4096;
+
+/// Where the latest read of a request head is.
+#[derive(Debug)]
+enum HeadRead {
+    Nothing,
+    /// This range of the stash.
+    Stash {
+        from: usize,
+        to: usize,
+    },
+    /// A read that went past the stash, copied.
+    Copied(Vec<u8>),
+}
+
+/// Starts judging the chunked body of the HTTP/1 request in `session`: the bytes
+/// Pingora already read past the head now, the rest as the connection reads them
+/// (a read that breaks the grammar then fails with [`BadChunk`] inside).
+pub fn check_chunked(session: &ServerSession) -> Result<(), BadChunk> {
+    let Some(h1) = session.as_http1() else {
+        return Ok(());
+    };
+    // Pingora refused a Transfer-Encoding whose last coding is not `chunked`.
+    if !h1
+        .req_header()
+        .headers
+        .contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return Ok(());
+    }
+    let Some(guarded) = h1.stream().as_ref().as_any().downcast_ref::<Guarded>() else {
+        return Ok(());
+    };
+    let mut check = ChunkCheck::default();
+    let head = h1.get_headers_raw_bytes();
+    let judged = match guarded.past_head(&head) {
+        Some(body) => check.feed(body),
+        None => Err(BadChunk::REWRITTEN_HEAD),
+    };
+    if let Err(why) = judged {
+        metrics().request_rejected(Rejection::Malformed);
+        return Err(why);
+    }
+    if !check.done() {
+        *guarded
+            .chunks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(check);
+    }
+    Ok(())
+}
+
+/// Did reading the request fail because its chunked body broke the grammar?
+pub fn is_bad_chunk(e: &Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<io::Error>()
+        .and_then(io::Error::get_ref)
+        .is_some_and(|inner| inner.is::<BadChunk>())
+}
 
 impl Guarded {
     fn new(
@@ -427,6 +500,10 @@ impl Guarded {
             limits,
             canned,
             stash: Bytes::new(),
+            stash_at: 0,
+            latest: HeadRead::Nothing,
+            head_before: 0,
+            chunks: Mutex::new(None),
             answer: None,
             answered: false,
         }
@@ -459,7 +536,7 @@ impl Guarded {
     /// deadline passed without a byte: close without an answer). The read buffer
     /// lives on the stack only while polled, so waiting costs no memory.
     fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        if !self.stash.is_empty() {
+        if self.stash_at < self.stash.len() {
             return Poll::Ready(Ok(true));
         }
         // Uninitialized: zeroing 4 KiB for every request showed up in the profile.
@@ -469,6 +546,7 @@ impl Guarded {
             Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Ok(false)),
             Poll::Ready(Ok(())) => {
                 self.stash = Bytes::copy_from_slice(buf.filled());
+                self.stash_at = 0;
                 Poll::Ready(Ok(true))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -483,6 +561,8 @@ impl Guarded {
     /// ones' from their first byte.
     fn start_head(&mut self, restart_clock: bool) {
         self.connection.phase.store(HEAD, Ordering::Relaxed);
+        self.latest = HeadRead::Nothing;
+        self.head_before = 0;
         if restart_clock {
             self.set_deadline(Instant::now() + self.limits.header_timeout);
         }
@@ -491,6 +571,62 @@ impl Guarded {
     /// The request is done; the connection may idle until the next one.
     fn start_idle(&mut self) {
         self.set_deadline(Instant::now() + self.limits.keepalive_timeout);
+        // An idle connection holds none of the last request's bytes.
+        self.stash = Bytes::new();
+        self.stash_at = 0;
+        self.latest = HeadRead::Nothing;
+        *self
+            .chunks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// What was read of the current request past `head`, the head as Pingora
+    /// parsed it; `None` when that is not the head as received (Pingora re-escapes
+    /// a request target it cannot parse, which moves every later byte).
+    fn past_head(&self, head: &[u8]) -> Option<&[u8]> {
+        let latest = match &self.latest {
+            HeadRead::Nothing => &[][..],
+            HeadRead::Stash { from, to } => &self.stash[*from..*to],
+            HeadRead::Copied(bytes) => bytes,
+        };
+        let in_latest = head.len().checked_sub(self.head_before)?;
+        (latest.get(..in_latest)? == head.get(self.head_before..)?).then(|| &latest[in_latest..])
+    }
+
+    /// Bytes Pingora just read (`read_bytes` unless they came from the stash):
+    /// noted while they are a head's, judged while they are a chunked body's.
+    fn note_read(&mut self, read: HeadRead, read_bytes: &[u8]) -> io::Result<()> {
+        if self.phase() == HEAD {
+            self.head_before += match &self.latest {
+                HeadRead::Nothing => 0,
+                HeadRead::Stash { from, to } => to - from,
+                HeadRead::Copied(bytes) => bytes.len(),
+            };
+            self.latest = read;
+            return Ok(());
+        }
+        let chunks = self
+            .chunks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(check) = chunks else {
+            return Ok(());
+        };
+        let bytes = match read {
+            HeadRead::Stash { from, to } => &self.stash[from..to],
+            _ => read_bytes,
+        };
+        if let Err(why) = check.feed(bytes) {
+            *chunks = None;
+            debug!("{why}: the request is refused");
+            metrics().request_rejected(Rejection::Malformed);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+        }
+        if check.done() {
+            *chunks = None;
+        }
+        Ok(())
     }
 
     /// Writes what is left of the gateway's answer, within `send_timeout_ms`: a
@@ -552,10 +688,12 @@ impl AsyncRead for Guarded {
             std::task::ready!(this.poll_answer(cx))?;
             return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
         }
-        if !this.stash.is_empty() {
-            let n = this.stash.len().min(buf.remaining());
-            buf.put_slice(&this.stash.split_to(n));
-            return Poll::Ready(Ok(()));
+        if this.stash_at < this.stash.len() {
+            let from = this.stash_at;
+            let to = this.stash.len().min(from + buf.remaining());
+            buf.put_slice(&this.stash[from..to]);
+            this.stash_at = to;
+            return Poll::Ready(this.note_read(HeadRead::Stash { from, to }, &[]));
         }
         let head = this.phase() == HEAD;
         match this.protocol {
@@ -571,10 +709,22 @@ impl AsyncRead for Guarded {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if let Protocol::Http2 { preface_left } = &mut this.protocol {
-                    *preface_left = preface_left.saturating_sub(buf.filled().len() - before);
-                    if *preface_left == 0 {
-                        this.connection.phase.store(BUSY, Ordering::Relaxed);
+                let read = &buf.filled()[before..];
+                match &mut this.protocol {
+                    Protocol::Http2 { preface_left } => {
+                        *preface_left = preface_left.saturating_sub(read.len());
+                        if *preface_left == 0 {
+                            this.connection.phase.store(BUSY, Ordering::Relaxed);
+                        }
+                    }
+                    // Copied only for heads that take more than one read.
+                    Protocol::Http1 => {
+                        let noted = if head {
+                            HeadRead::Copied(read.to_vec())
+                        } else {
+                            HeadRead::Nothing
+                        };
+                        return Poll::Ready(this.note_read(noted, read));
                     }
                 }
                 return Poll::Ready(Ok(()));

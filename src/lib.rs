@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod edge;
 pub mod forwarded;
+pub mod framing;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;

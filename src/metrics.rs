@@ -133,7 +133,8 @@ impl Metrics {
         let rejected = counter_vec(
             &r,
             "secgw_requests_rejected_total",
-            "Request heads refused before routing, by reason: malformed (400), header_timeout (408).",
+            "Requests refused by the connection layer, by reason: malformed (400: a head, or a chunked body, \
+             outside HTTP/1.1's grammar), header_timeout (408).",
             &["reason"],
         );
         Metrics {

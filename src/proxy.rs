@@ -20,6 +20,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::edge;
 use crate::forwarded;
+use crate::framing;
 use crate::metrics::ReportRejection;
 use crate::metrics::{RouteMetrics, UpstreamErrorKind, UNMATCHED, VHOST_ROUTE};
 use crate::policy::canned::{status_body, TEXT_PLAIN};
@@ -311,14 +312,28 @@ fn request_target_form(req: &RequestHeader) -> TargetForm {
     }
 }
 
-/// `CONNECT` is never proxied: `405` (Pingora's own refusal would skip the policy).
-fn refuse_connect(req: &RequestHeader) -> Option<Answer> {
-    if req.method != Method::CONNECT {
+/// `CONNECT` (Pingora's own refusal would skip the policy) and `TRACE` (no use at
+/// an edge; it echoes a request, credentials included, back to a script that
+/// could not read them: cross-site tracing) are never proxied: `405`.
+fn refuse_method(req: &RequestHeader) -> Option<Answer> {
+    if req.method != Method::CONNECT && req.method != Method::TRACE {
         return None;
     }
     let mut answer = Answer::text(StatusCode::METHOD_NOT_ALLOWED).closing();
     answer.header("Allow", ALLOW_METHODS);
     Some(answer)
+}
+
+/// Request framing the gateway holds to RFC 9112 where Pingora is lenient
+/// (`framing.rs`): a repeated `Content-Length` is forwarded as one value, and a
+/// chunked body is judged as far as it has arrived (the rest as it arrives).
+fn refuse_bad_framing(session: &mut Session) -> Option<Answer> {
+    let refused = framing::one_content_length(session.req_header_mut())
+        .map_err(str::to_string)
+        .and_then(|()| edge::check_chunked(session.as_downstream()).map_err(|e| e.to_string()));
+    let why = refused.err()?;
+    debug!("request framing refused: {why}");
+    Some(Answer::text(StatusCode::BAD_REQUEST).closing())
 }
 
 /// A response the gateway makes itself instead of proxying.
@@ -406,10 +421,13 @@ impl ProxyHttp for Gateway {
     /// report, redirect, preflight, direct response) or when nothing may be proxied.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.classify_client(session);
+        let mut answer = ctx.route_host(session.req_header());
+        if answer.is_none() {
+            answer = refuse_bad_framing(session);
+        }
         let req = session.req_header();
-        let mut answer = ctx
-            .route_host(req)
-            .or_else(|| refuse_connect(req))
+        let mut answer = answer
+            .or_else(|| refuse_method(req))
             .or_else(|| ctx.route_path(req));
         // Boxed, like the answer below: rare paths whose futures would otherwise
         // be copied into every request's `request_filter` future.
@@ -544,7 +562,12 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let code = error_status(e);
+        // A chunked body that broke the grammar mid-way: the client's fault.
+        let code = if edge::is_bad_chunk(e) {
+            400
+        } else {
+            error_status(e)
+        };
         let (vhost, route) = ctx.labels();
         let path = session.req_header().uri.path();
         // The one log line per failure (Pingora's own is suppressed below).
@@ -753,8 +776,8 @@ vhosts:
         assert!(c.redirect_to_https(&r).is_none());
         let answer = c.respond_directly().unwrap();
         assert_eq!(answer.head.status, StatusCode::NO_CONTENT);
-        assert!(refuse_connect(&r).is_none());
-        let connect = refuse_connect(&req("CONNECT", "shop.test:443")).unwrap();
+        assert!(refuse_method(&r).is_none());
+        let connect = refuse_method(&req("CONNECT", "shop.test:443")).unwrap();
         assert_eq!((connect.head.status.as_u16(), connect.close), (405, true));
     }
 

@@ -456,3 +456,162 @@ fn every_client_gets_its_own_answer_whatever_the_framing() {
     let sent = sent.get();
     assert!(sent >= cases as usize, "{sent} requests in {cases} cases");
 }
+
+/// Sends `parts` on a fresh connection, a pause between them, and reads until
+/// the gateway closes it.
+fn raw_in_parts(addr: std::net::SocketAddr, parts: &[&[u8]]) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The gateway may have answered and closed before the last parts.
+        if s.write_all(part).is_err() {
+            break;
+        }
+    }
+    read_until_closed(&mut s)
+}
+
+#[test]
+fn a_repeated_content_length_reaches_the_upstream_as_one_value() {
+    let up = Strict::start(Duration::from_millis(10));
+    let (gw, _pki) = gateway(&up, "");
+    for (i, lengths) in [
+        "Content-Length: 3, 3",
+        "Content-Length: 3\r\nContent-Length: 3",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let raw = raw_exchange(
+            gw.addr,
+            format!(
+                "POST /cl HTTP/1.1\r\nHost: {HOST}\r\nx-tag: cl{i}\r\n{lengths}\r\n\
+                 Connection: close\r\n\r\nabc"
+            )
+            .as_bytes(),
+        );
+        assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+        assert!(
+            raw.ends_with(&echo(&format!("cl{i}"), "POST", b"abc")),
+            "{raw}"
+        );
+    }
+    let log = up.take();
+    assert_eq!(log.violations, Vec::<String>::new());
+    let lengths: Vec<Vec<&str>> = log
+        .requests
+        .iter()
+        .map(|r| r.header("content-length"))
+        .collect();
+    assert_eq!(lengths, vec![vec!["3"], vec!["3"]]);
+    // Differing values frame nothing: refused, with the policy.
+    let raw = raw_exchange(
+        gw.addr,
+        format!("POST /cl HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 3, 4\r\n\r\nabcd").as_bytes(),
+    );
+    assert!(raw.starts_with("HTTP/1.1 400 "), "{raw}");
+    assert_raw_default_headers(head_of(&raw));
+    assert_eq!(up.take().requests.len(), 0);
+}
+
+/// A bare LF in a chunk extension and whitespace after a chunk size, which
+/// Pingora's parser (httparse) takes and nginx and HAProxy refuse: the policy
+/// `400`, whether the bad line came with the head or later in the body.
+#[test]
+fn chunk_lines_peers_refuse_get_the_policy_400() {
+    let up = Strict::start(Duration::from_millis(10));
+    let (gw, _pki) = gateway(&up, "");
+    let head = format!(
+        "POST /chunks HTTP/1.1\r\nHost: {HOST}\r\nx-tag: bad\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let malformed = "secgw_requests_rejected_total{reason=\"malformed\"}";
+    let refused_before = gw.metric(malformed).unwrap();
+    let mut refused = 0;
+    for bad in [
+        &b"5;a\nb\r\nhello\r\n0\r\n\r\n"[..],
+        b"5 \r\nhello\r\n0\r\n\r\n",
+        b"5\t\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"b\nc\"\r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nx-t: 1\n\r\n",
+    ] {
+        let good = b"3;ok=1\r\nabc\r\n";
+        for parts in [
+            vec![head.as_bytes(), bad],
+            vec![head.as_bytes(), good, bad],
+            vec![&[head.as_bytes(), good].concat()[..], bad],
+        ] {
+            let raw = raw_in_parts(gw.addr, &parts);
+            let what = format!("{:?}", String::from_utf8_lossy(&parts.concat()));
+            assert!(raw.starts_with("HTTP/1.1 400 "), "{what}: {raw}");
+            assert_raw_default_headers(head_of(&raw));
+            refused += 1;
+        }
+    }
+    let log = up.take();
+    assert_eq!(log.violations, Vec::<String>::new());
+    assert_eq!(log.requests.len(), 0, "{:?}", log.requests);
+    assert_eq!(gw.metric(malformed), Some(refused_before + refused as f64));
+    // The same grammar, well formed, passes in any split.
+    let body = b"3;ok=1;q=\"a b\"\r\nabc\r\n2 ;x\r\nde\r\n0\r\nx-t: 1\r\n\r\n";
+    for split in [0, 5, 20, 30, body.len()] {
+        let raw = raw_in_parts(
+            gw.addr,
+            &[
+                head.replace("bad", "good")
+                    .replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+                &body[..split],
+                &body[split..],
+            ],
+        );
+        assert!(raw.starts_with("HTTP/1.1 200 "), "split {split}: {raw}");
+        assert!(raw.ends_with(&echo("good", "POST", b"abcde")), "{raw}");
+    }
+    assert_eq!(up.take().violations, Vec::<String>::new());
+    // Pingora re-escapes a target with a space, which moves the body away from
+    // where the head says it starts: it cannot be judged, so it is refused.
+    let raw = raw_exchange(
+        gw.addr,
+        format!(
+            "POST /a b HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n\
+             3\r\nabc\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(raw.starts_with("HTTP/1.1 400 "), "{raw}");
+    assert_eq!(up.take().requests.len(), 0);
+}
+
+#[test]
+fn trace_is_answered_405_at_the_edge() {
+    let up = Strict::start(Duration::from_millis(10));
+    let (gw, pki) = gateway(&up, "");
+    let raw = raw_exchange(
+        gw.addr,
+        format!("TRACE /x HTTP/1.1\r\nHost: {HOST}\r\nCookie: secret=1\r\n\r\n").as_bytes(),
+    );
+    assert!(raw.starts_with("HTTP/1.1 405 "), "{raw}");
+    let head = head_of(&raw);
+    assert_raw_default_headers(head);
+    assert!(head.contains("\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"));
+    assert!(!raw.contains("secret"), "{raw}");
+    let answer = runtime().block_on(async {
+        let mut h2 = h2_connect(gw.tls_addr, HOST, &pki.ca_pem()).await;
+        let req = H2Request {
+            method: "TRACE".into(),
+            path: "/x".into(),
+            headers: tagged("trace", "length"),
+            pieces: Vec::new(),
+            content_length: false,
+            end: H2End::OnData,
+        };
+        h2_exchange(&mut h2, HOST, &req).await.unwrap()
+    });
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.header("x-frame-options"), vec!["DENY"]);
+    assert_eq!(up.take().requests.len(), 0);
+}

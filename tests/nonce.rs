@@ -539,3 +539,30 @@ fn invalid_nonce_settings_name_the_key() {
         assert!(out.contains(&format!("{key}: {reason}")), "{out}");
     }
 }
+
+/// The seed's recipes `grep` the raw head case-sensitively: the headers a nonced
+/// response gets from the rewriter are written in canonical case like the rest.
+#[test]
+fn a_nonced_response_writes_its_headers_in_canonical_case() {
+    let page = Page::html("<script>var a = 1;</script>").header("Cache-Control", "max-age=60");
+    let (_server, gw) = start(vec![("/", page)]);
+    let raw = raw_exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+    );
+    let head = head_of(&raw);
+    assert!(raw.contains("<script nonce=\""), "{raw}");
+    for line in [
+        "\r\nContent-Security-Policy: ",
+        "\r\nTransfer-Encoding: chunked\r\n",
+        "\r\nCache-Control: max-age=60, private\r\n",
+    ] {
+        assert_eq!(head.matches(line).count(), 1, "{line:?} in {head}");
+    }
+    for line in head.lines().skip(1) {
+        assert!(
+            line.starts_with(|c: char| c.is_ascii_uppercase()),
+            "{line:?} in {head}"
+        );
+    }
+}

@@ -27,7 +27,8 @@ pub struct NoncePlan {
 /// One CSP header, its value in pieces: the nonce goes between each two.
 #[derive(Debug)]
 struct NoncedCsp {
-    header: HeaderName,
+    /// In its wire case: Pingora writes a `HeaderName` in lower case on HTTP/1.
+    header: &'static str,
     https: Vec<String>,
     /// Over plain HTTP, without `report-to` (see `OverHttp::Other`).
     http: Vec<String>,
@@ -126,7 +127,7 @@ impl NoncePlan {
         let strict = sec.csp_strict_dynamic.unwrap_or(false);
         let mut csps = Vec::new();
         for policy in Csp::all(sec) {
-            let header = HeaderName::from_bytes(policy.name.as_bytes()).expect("a valid name");
+            let header = policy.name;
             check_header_actions(layer, policy.name)?;
             // The report-only policy gets the nonce where it has the same
             // directives, except beside 'none', which it is there to report on.
@@ -181,10 +182,10 @@ impl NoncePlan {
         &'a self,
         nonce: &'a str,
         https: bool,
-    ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
+    ) -> impl Iterator<Item = (&'static str, HeaderValue)> + 'a {
         self.csps.iter().filter_map(move |c| {
             let parts = if https { &c.https } else { &c.http };
-            Some((c.header.clone(), fill(parts, nonce)?))
+            Some((c.header, fill(parts, nonce)?))
         })
     }
 }
@@ -319,7 +320,7 @@ mod tests {
              csp_policy: {default-src: [\"'self'\"], script-src: [\"'self'\", cdn.example], \
              style-src: [\"'self'\"], img-src: [\"*\"]}\n",
         );
-        assert_eq!(sent(&p, "N0NCE", true)[0].0, "content-security-policy");
+        assert_eq!(sent(&p, "N0NCE", true)[0].0, "Content-Security-Policy");
         assert_eq!(
             one(&p, "N0NCE"),
             "default-src 'self'; script-src 'self' cdn.example 'nonce-N0NCE' 'strict-dynamic'; \
@@ -341,7 +342,7 @@ mod tests {
         assert_eq!(
             sent(&p, "x", false),
             [(
-                "content-security-policy-report-only".to_string(),
+                "Content-Security-Policy-Report-Only".to_string(),
                 "default-src 'self' 'nonce-x'".to_string()
             )]
         );
@@ -368,13 +369,13 @@ mod tests {
             https,
             [
                 (
-                    "content-security-policy".to_string(),
+                    "Content-Security-Policy".to_string(),
                     "default-src 'self' 'nonce-x' 'strict-dynamic'; \
                      report-uri /.well-known/csp-reports; report-to secgw-csp"
                         .to_string()
                 ),
                 (
-                    "content-security-policy-report-only".to_string(),
+                    "Content-Security-Policy-Report-Only".to_string(),
                     "script-src 'self' 'nonce-x' 'strict-dynamic'; object-src 'none'; \
                      report-uri /.well-known/csp-reports; report-to secgw-csp"
                         .to_string()

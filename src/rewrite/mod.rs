@@ -167,7 +167,7 @@ fn prepare_headers(resp: &mut ResponseHeader, req: &RequestHeader, decoded: bool
     // HTTP/1.0 reads to the close).
     resp.remove_header(&header::CONTENT_LENGTH);
     if req.version == Version::HTTP_11 && !resp.headers.contains_key(header::TRANSFER_ENCODING) {
-        let _ = resp.insert_header(header::TRANSFER_ENCODING, "chunked");
+        let _ = resp.insert_header("Transfer-Encoding", "chunked");
     }
     if decoded {
         resp.remove_header(&header::CONTENT_ENCODING);
@@ -199,7 +199,7 @@ fn make_private(resp: &mut ResponseHeader) {
         .collect();
     directives.push("private".to_string());
     if let Ok(v) = HeaderValue::try_from(directives.join(", ")) {
-        let _ = resp.insert_header(header::CACHE_CONTROL, v);
+        let _ = resp.insert_header("Cache-Control", v);
     }
 }
 

@@ -22,13 +22,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        super::values(&self.headers, name)
     }
 
+    /// The `x-tag` it carries.
     pub fn tag(&self) -> &str {
         self.header("x-tag").first().copied().unwrap_or("")
     }

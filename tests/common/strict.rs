@@ -42,13 +42,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        super::values(&self.headers, name)
     }
 
+    /// The `x-tag` it carries.
     pub fn tag(&self) -> &str {
         self.header("x-tag").first().copied().unwrap_or("")
     }
@@ -272,15 +269,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Received, usize)>, String> {
         None => return Ok(None),
     };
     at = after_head;
-    let values = |name: &str| -> Vec<&str> {
-        headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
-    let te = values("transfer-encoding");
-    let cl = values("content-length");
+    let te = super::values(&headers, "transfer-encoding");
+    let cl = super::values(&headers, "content-length");
     let mut req = Received {
         method: method.into(),
         target: target.into(),
