@@ -572,6 +572,42 @@ fn chunk_lines_peers_refuse_get_the_policy_400() {
         assert!(raw.ends_with(&echo("good", "POST", b"abcde")), "{raw}");
     }
     assert_eq!(up.take().violations, Vec::<String>::new());
+    // A head that takes two reads, the bad line in the second; then a good
+    // chunked request and a bad one on one kept-alive connection, and a good one
+    // with the next request right behind it in the same write.
+    let bad = b"5 \r\nhello\r\n0\r\n\r\n";
+    let raw = raw_in_parts(
+        gw.addr,
+        &[
+            &head.as_bytes()[..30],
+            &[&head.as_bytes()[30..], bad].concat(),
+        ],
+    );
+    assert!(raw.starts_with("HTTP/1.1 400 "), "{raw}");
+    let good = head.replace("bad", "kept");
+    let raw = raw_in_parts(
+        gw.addr,
+        &[
+            &[good.as_bytes(), b"3\r\nabc\r\n0\r\n\r\n"].concat(),
+            &[head.as_bytes(), bad].concat(),
+        ],
+    );
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    assert_eq!(raw.matches("HTTP/1.1 400 ").count(), 1, "{raw}");
+    let raw = raw_exchange(
+        gw.addr,
+        &[
+            good.as_bytes(),
+            b"3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        .concat(),
+    );
+    assert!(raw.starts_with("HTTP/1.1 200 "), "{raw}");
+    assert!(!raw.contains(" 400 "), "{raw}");
+    let log = up.take();
+    assert_eq!(log.violations, Vec::<String>::new());
+    let tags: Vec<&str> = log.requests.iter().map(|r| r.tag()).collect();
+    assert_eq!(tags, ["kept", "kept"]);
     // Pingora re-escapes a target with a space, which moves the body away from
     // where the head says it starts: it cannot be judged, so it is refused.
     let raw = raw_exchange(
