@@ -229,12 +229,15 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
             metrics().connection_refused();
             return None;
         };
+        // One deadline from the accept covers the TLS handshake and the first head
+        // (or HTTP/2 preface): a slow handshake leaves less time for the head.
+        let first_head_by = Instant::now() + limits.header_timeout;
         let stream: Stream = match acceptor {
             None => stream,
             Some(acceptor) => {
                 // Boxed: inline, its state would enlarge every connection's future.
                 let handshake = Box::pin(acceptor.tls_handshake(Transport(stream)));
-                match tokio::time::timeout(limits.header_timeout, handshake).await {
+                match tokio::time::timeout_at(first_head_by, handshake).await {
                     Ok(Ok(tls)) => Box::new(tls),
                     Ok(Err(e)) => {
                         let reason = classify_handshake_error(&e);
@@ -260,7 +263,14 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
             // open streams: when draining starts, or, for a connection accepted
             // while draining, when the listeners close. A GOAWAY right after the
             // handshake would race the client's first streams (tests/lifecycle.rs).
-            let guarded = Guarded::new(stream, connection, limits, canned, Protocol::h2());
+            let guarded = Guarded::new(
+                stream,
+                connection,
+                limits,
+                canned,
+                Protocol::h2(),
+                first_head_by,
+            );
             let goaway = if *self.drain.borrow() {
                 shutdown
             } else {
@@ -274,6 +284,7 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
             limits,
             canned,
             Protocol::Http1,
+            first_head_by,
         ));
         self.serve_http1(guarded, connection, limits, shutdown)
             .await;
@@ -489,8 +500,8 @@ impl Guarded {
         limits: ConnectionLimits,
         canned: Canned,
         protocol: Protocol,
+        deadline: Instant,
     ) -> Guarded {
-        let deadline = Instant::now() + limits.header_timeout;
         Guarded {
             inner,
             protocol,

@@ -540,3 +540,35 @@ fn failed_tls_handshakes_are_counted_by_reason_and_not_logged_as_errors() {
     assert!(!gw.log().contains("ERROR"), "{}", gw.log());
     assert!(!gw.log().contains("handshake error"), "{}", gw.log());
 }
+
+/// One deadline from the accept covers the TLS handshake and the first head: a
+/// head that would be in time counted from the handshake's end gets `408`.
+#[test]
+fn the_head_deadline_runs_from_the_accept_through_the_tls_handshake() {
+    let pki = TestPki::new();
+    let leaf = pki.leaf(&["app.test"]);
+    let up = Upstream::start("a");
+    let gw = tls_gateway(&leaf, &up, 2000);
+    let config = client_config(&pki.ca_pem(), &[b"http/1.1"]);
+    let name = rustls::pki_types::ServerName::try_from("app.test").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(gw.tls_addr).unwrap());
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The handshake ends 1.5 s after the accept, the head begins right away and
+    // ends 1 s later: 2.5 s after the accept, 1 s after the handshake.
+    std::thread::sleep(Duration::from_millis(1500));
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    tls.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = tls.write_all(b"Host: app.test\r\n\r\n");
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut tls, &mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408 "), "{got}");
+    assert_eq!(up.hits(), 0);
+}
