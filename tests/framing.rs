@@ -356,9 +356,11 @@ async fn run_h2(addr: std::net::SocketAddr, ca: String, exchanges: Vec<Exchange>
         let t = tag("s");
         req.path = format!("/p/{t}");
         req.headers = tagged(&t, ex.answer);
-        let got = h2_exchange(&mut send, HOST, &req)
+        // Bounded, so a lost answer fails the case instead of hanging it.
+        let got = tokio::time::timeout(Duration::from_secs(10), h2_exchange(&mut send, HOST, &req))
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|_| "no answer within 10 s".to_string())
+            .and_then(|got| got.map_err(|e| e.to_string()));
         out.push(Outcome {
             tag: t,
             content: req.content(),
@@ -454,6 +456,7 @@ fn every_client_gets_its_own_answer_whatever_the_framing() {
     let log = up.take();
     assert_eq!(log.violations, Vec::<String>::new());
     let sent = sent.get();
+    eprintln!("{cases} generated cases, {sent} requests");
     assert!(sent >= cases as usize, "{sent} requests in {cases} cases");
 }
 
