@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,9 +50,10 @@ use pingora_error::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::forwarded;
 use crate::framing::{BadChunk, ChunkCheck};
 use crate::lifecycle::Lifecycle;
-use crate::metrics::{metrics, HandshakeFailure, Rejection};
+use crate::metrics::{metrics, HandshakeFailure, Refusal, Rejection};
 use crate::policy::{Canned, ConnectionLimits, Plan};
 
 tokio::task_local! {
@@ -80,6 +82,8 @@ pub struct EdgeApp<P> {
     tls: HashMap<std::net::SocketAddr, Acceptor>,
     plan: Arc<ArcSwap<Plan>>,
     open: Arc<AtomicUsize>,
+    /// Open connections by peer address, while `max_connections_per_ip` is on.
+    per_ip: PerIp,
     /// Given to Pingora as its shutdown watch for requests and HTTP/2 connections:
     /// it turns true when draining starts, before the listeners stop accepting
     /// ([`crate::lifecycle`]).
@@ -103,6 +107,7 @@ impl<P> EdgeApp<P> {
             tls,
             plan,
             open: Arc::new(AtomicUsize::new(0)),
+            per_ip: PerIp::default(),
             drain: lifecycle.drain_watch(),
             _lifecycle: lifecycle,
         }
@@ -212,6 +217,43 @@ impl Drop for Slot {
     }
 }
 
+/// Open connections by peer address.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection counted against its peer address until dropped; an address
+/// with none left open leaves the table.
+struct IpSlot {
+    table: PerIp,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(table: &PerIp, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut open = table.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if let std::collections::hash_map::Entry::Occupied(mut n) = open.entry(self.ip) {
+            *n.get_mut() -= 1;
+            if *n.get() == 0 {
+                n.remove();
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
     async fn process_new(
@@ -221,12 +263,35 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
     ) -> Option<Stream> {
         let acceptor = self.acceptor(&stream);
         let https = acceptor.is_some();
-        let (limits, canned) = {
+        let (limits, canned, counted_ip) = {
             let plan = self.plan.load();
-            (plan.limits, plan.canned.pick(https))
+            // The socket's peer, never a forwarded header; trusted proxies are exempt.
+            let counted_ip = (plan.limits.max_connections_per_ip > 0)
+                .then(|| {
+                    stream
+                        .get_socket_digest()?
+                        .peer_addr()?
+                        .as_inet()
+                        .map(|a| a.ip())
+                })
+                .flatten()
+                .filter(|ip| !forwarded::is_trusted(&plan.trusted_proxies, Some(*ip)));
+            (plan.limits, plan.canned.pick(https), counted_ip)
+        };
+        let per_ip = limits.max_connections_per_ip;
+        let _ip_slot = match counted_ip {
+            None => None,
+            Some(ip) => match IpSlot::take(&self.per_ip, ip, per_ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics().connection_refused(Refusal::MaxConnectionsPerIp);
+                    debug!("{ip} holds {per_ip} connections: refused");
+                    return None;
+                }
+            },
         };
         let Some(_slot) = Slot::take(&self.open, limits.max_connections) else {
-            metrics().connection_refused();
+            metrics().connection_refused(Refusal::MaxConnections);
             return None;
         };
         // One deadline from the accept covers the TLS handshake and the first head

@@ -46,7 +46,7 @@ pub struct Metrics {
     config_last_reload_timestamp: Gauge,
     config_info: IntGaugeVec,
     connections_open: IntGauge,
-    connections_refused: IntCounter,
+    connections_refused: [IntCounter; Refusal::COUNT],
     tls_handshake_failures: [IntCounter; HandshakeFailure::COUNT],
     requests_rejected: [IntCounter; Rejection::COUNT],
     csp_nonced: IntCounterVec,
@@ -116,13 +116,12 @@ impl Metrics {
             )
             .expect("valid metric"),
         );
-        let connections_refused = register(
+        let connections_refused = counter_vec(
             &r,
-            IntCounter::new(
-                "secgw_connections_refused_total",
-                "Client connections closed at once because max_connections were open.",
-            )
-            .expect("valid metric"),
+            "secgw_connections_refused_total",
+            "Client connections closed at accept, by the limit they were over: \
+             max_connections, max_connections_per_ip.",
+            &["reason"],
         );
         let handshakes = counter_vec(
             &r,
@@ -139,7 +138,7 @@ impl Metrics {
         );
         Metrics {
             connections_open,
-            connections_refused,
+            connections_refused: labelled::<Refusal, _>(&connections_refused, &[]),
             tls_handshake_failures: labelled::<HandshakeFailure, _>(&handshakes, &[]),
             requests_rejected: labelled::<Rejection, _>(&rejected, &[]),
             injected: counter_vec(
@@ -272,8 +271,8 @@ impl Metrics {
         self.connections_open.dec();
     }
 
-    pub fn connection_refused(&self) {
-        self.connections_refused.inc();
+    pub fn connection_refused(&self, reason: Refusal) {
+        self.connections_refused[reason as usize].inc();
     }
 
     pub fn tls_handshake_failed(&self, reason: HandshakeFailure) {
@@ -433,6 +432,14 @@ pub enum HandshakeFailure {
     /// The client aborted with an alert (it did not trust the certificate, ...).
     AlertReceived,
     Other,
+}
+
+/// Which limit a connection refused at accept was over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Refusal {
+    MaxConnections,
+    MaxConnectionsPerIp,
 }
 
 /// Why a request head was refused below the proxy, or by the proxy before routing.

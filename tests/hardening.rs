@@ -164,7 +164,8 @@ fn upstream_hsts_never_leaves_over_plain_http() {
 
 fn limited_gateway(up: &Upstream, limits: &str) -> Gateway {
     Gateway::start(&format!(
-        "listeners: [{{address: \"{{listen}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nlimits: {limits}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
+        "listeners: [{{address: \"{{listen}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nlimits: {limits}\n\
+         trusted_proxies: [\"127.0.0.3\"]\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
         up.addr
     ))
 }
@@ -307,7 +308,10 @@ fn connections_over_the_limit_are_refused_and_counted() {
         b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(raw, "");
-    assert_eq!(gw.metric("secgw_connections_refused_total"), Some(1.0));
+    assert_eq!(
+        gw.metric("secgw_connections_refused_total{reason=\"max_connections\"}"),
+        Some(1.0)
+    );
     assert_eq!(gw.metric("secgw_connections_open"), Some(2.0));
     drop(held);
     std::thread::sleep(Duration::from_millis(300));
@@ -571,4 +575,50 @@ fn the_head_deadline_runs_from_the_accept_through_the_tls_handshake() {
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 408 "), "{got}");
     assert_eq!(up.hits(), 0);
+}
+
+/// A connection to `to` from `source`, an address of the loopback range.
+fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let stream = rt.block_on(socket.connect(to)).unwrap().into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+/// What a request on `s` gets, until the gateway closes it (empty: refused).
+fn answer_on(mut s: TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n");
+    read_until_closed(&mut s)
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let up = Upstream::start("a");
+    let gw = limited_gateway(&up, "{max_connections_per_ip: 2}");
+    let per_ip = "secgw_connections_refused_total{reason=\"max_connections_per_ip\"}";
+    let held: Vec<TcpStream> = (0..2).map(|_| connect_from("127.0.0.1", gw.addr)).collect();
+    // Let the gateway accept both.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(answer_on(connect_from("127.0.0.1", gw.addr)), "");
+    assert_eq!(gw.metric(per_ip), Some(1.0));
+    // Other addresses are served, and a trusted proxy is never counted.
+    assert!(answer_on(connect_from("127.0.0.2", gw.addr)).starts_with("HTTP/1.1 200 "));
+    let proxy: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.3", gw.addr)).collect();
+    for s in proxy {
+        assert!(answer_on(s).starts_with("HTTP/1.1 200 "));
+    }
+    assert_eq!(gw.metric(per_ip), Some(1.0));
+    // A closed connection gives its address a slot back.
+    drop(held);
+    eventually("the held connections closed", || {
+        gw.metric("secgw_connections_open") == Some(0.0)
+    });
+    assert!(answer_on(connect_from("127.0.0.1", gw.addr)).starts_with("HTTP/1.1 200 "));
+    assert_eq!(up.hits(), 5);
 }

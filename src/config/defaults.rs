@@ -23,6 +23,8 @@ pub const LIMITS: LimitsConfig = LimitsConfig {
     client_header_timeout_ms: Positive(10_000),
     keepalive_timeout_ms: Positive(60_000),
     max_connections: Positive(10_000),
+    // Off: behind a load balancer that NATs, every client shares one address.
+    max_connections_per_ip: 0,
     send_timeout_ms: Positive(60_000),
 };
 

@@ -54,6 +54,10 @@ pub struct LimitsConfig {
     /// Open client connections per process; more are closed at once and counted.
     /// nginx: `worker_connections` (per worker).
     pub max_connections: Positive,
+    /// Open client connections per peer address (the socket's, never a forwarded
+    /// header); 0 turns the limit off. `trusted_proxies` are exempt. nginx:
+    /// `limit_conn` on `$binary_remote_addr`.
+    pub max_connections_per_ip: u64,
     /// A write to a client that stopped reading fails after this, and the
     /// connection is closed. nginx: `send_timeout`.
     pub send_timeout_ms: Positive,

@@ -64,6 +64,8 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub max_connections: usize,
+    /// 0: no limit.
+    pub max_connections_per_ip: usize,
     pub send_timeout: Duration,
 }
 
@@ -73,6 +75,7 @@ impl From<&LimitsConfig> for ConnectionLimits {
             header_timeout: Duration::from_millis(l.client_header_timeout_ms.0),
             keepalive_timeout: Duration::from_millis(l.keepalive_timeout_ms.0),
             max_connections: usize::try_from(l.max_connections.0).unwrap_or(usize::MAX),
+            max_connections_per_ip: usize::try_from(l.max_connections_per_ip).unwrap_or(usize::MAX),
             send_timeout: Duration::from_millis(l.send_timeout_ms.0),
         }
     }
