@@ -15,6 +15,8 @@ if [ "${1:-}" = "test" ]; then
   command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
   # A real browser for the CSP tests (tests/browser.rs).
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+  # nginx, h2spec's second target (tests/h2spec.rs).
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -58,4 +60,9 @@ if [ "${1:-}" = "test" ] && ! command -v promtool >/dev/null 2>&1 && [ ! -x targ
   dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
   mkdir -p target/tools
   cp "$tmp/x/usr/bin/promtool" target/tools/promtool
+fi
+
+# h2spec, the HTTP/2 conformance suite, built from its Go module (tests/h2spec.rs).
+if [ "${1:-}" = "test" ]; then
+  ./scripts/h2spec.sh
 fi
