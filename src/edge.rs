@@ -24,7 +24,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -58,6 +58,52 @@ use crate::policy::{Canned, ConnectionLimits, Plan};
 
 tokio::task_local! {
     static CONNECTION: Arc<Connection>;
+    static BODY: Arc<BodyClock>;
+}
+
+/// An HTTP/2 stream's request body: when it was last read from, and whether more
+/// is expected. Pingora has no read timeout for HTTP/2 bodies, so the stream's own
+/// task watches this ([`Rounds`]).
+struct BodyClock {
+    start: Instant,
+    /// Milliseconds from `start` to the latest read.
+    last_read: AtomicU64,
+    waiting: AtomicBool,
+}
+
+impl BodyClock {
+    fn last_read(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_read.load(Ordering::Relaxed))
+    }
+
+    /// Ready when the body has waited `timeout` for its next read.
+    async fn stalled(&self, timeout: Duration) {
+        loop {
+            tokio::time::sleep_until(self.last_read() + timeout).await;
+            if self.waiting.load(Ordering::Relaxed) && self.last_read() + timeout <= Instant::now()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Tells an HTTP/2 stream's body watch whether a request body is still to come
+/// (HTTP/1 bodies have Pingora's read timeout). A no-op outside a stream.
+pub fn body_expected(expected: bool) {
+    let _ = BODY.try_with(|c| c.waiting.store(expected, Ordering::Relaxed));
+}
+
+/// A piece of an HTTP/2 request body was read (the last one, with `done`).
+pub fn body_read(done: bool) {
+    let _ = BODY.try_with(|c| {
+        let since = c.start.elapsed().as_millis();
+        c.last_read
+            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+        if done {
+            c.waiting.store(false, Ordering::Relaxed);
+        }
+    });
 }
 
 /// Tells the connection serving this task that a request head was read whole.
@@ -376,9 +422,28 @@ impl<P: HttpServerApp + Send + Sync + 'static> HttpServerApp for Rounds<P> {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        let limits = self.plan.load().limits;
         // A client that stops reading cannot hold the connection.
-        session.set_write_timeout(Some(self.plan.load().limits.send_timeout));
-        self.proxy.process_new_http(session, shutdown).await
+        session.set_write_timeout(Some(limits.send_timeout));
+        // Nor can one that stops sending its body: the stream is cut (its upstream
+        // connection closed) once the body waited `client_body_timeout_ms`.
+        let clock = Arc::new(BodyClock {
+            start: Instant::now(),
+            last_read: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
+        });
+        let round = BODY.scope(
+            clock.clone(),
+            self.proxy.process_new_http(session, shutdown),
+        );
+        tokio::select! {
+            done = round => done,
+            () = clock.stalled(limits.body_timeout) => {
+                metrics().request_rejected(Rejection::BodyTimeout);
+                debug!("HTTP/2 request body stalled for {:?}: stream reset", limits.body_timeout);
+                None
+            }
+        }
     }
 
     fn h2_options(&self) -> Option<H2Options> {

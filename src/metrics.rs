@@ -133,7 +133,8 @@ impl Metrics {
             &r,
             "secgw_requests_rejected_total",
             "Requests refused by the connection layer, by reason: malformed (400: a head, or a chunked body, \
-             outside HTTP/1.1's grammar), header_timeout (408).",
+             outside HTTP/1.1's grammar), header_timeout (408), body_timeout (408 on HTTP/1, a reset \
+             HTTP/2 stream).",
             &["reason"],
         );
         Metrics {
@@ -448,6 +449,8 @@ pub enum Refusal {
 pub enum Rejection {
     Malformed,
     HeaderTimeout,
+    /// A request body that stalled for `client_body_timeout_ms`.
+    BodyTimeout,
 }
 
 /// Why an HTML response on a `csp_nonce` route kept its body and got no nonce.

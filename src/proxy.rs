@@ -21,7 +21,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use crate::edge;
 use crate::forwarded;
 use crate::framing;
-use crate::metrics::ReportRejection;
+use crate::metrics::{metrics, Rejection, ReportRejection};
 use crate::metrics::{RouteMetrics, UpstreamErrorKind, UNMATCHED, VHOST_ROUTE};
 use crate::policy::canned::{status_body, TEXT_PLAIN};
 use crate::policy::cors::Preflight;
@@ -407,13 +407,20 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// The head was read whole: its deadline no longer runs.
+    /// The head was read whole: its deadline no longer runs, and the body's
+    /// (`client_body_timeout_ms`, between two reads) begins.
     async fn early_request_filter(
         &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         edge::head_complete();
+        let downstream = session.as_downstream_mut();
+        if downstream.is_http2() {
+            edge::body_expected(!downstream.is_body_done());
+        } else {
+            downstream.set_read_timeout(Some(ctx.plan.limits.body_timeout));
+        }
         Ok(())
     }
 
@@ -508,6 +515,7 @@ impl ProxyHttp for Gateway {
         if end_of_stream && body.as_ref().is_some_and(Bytes::is_empty) {
             *body = None;
         }
+        edge::body_read(end_of_stream);
         Ok(())
     }
 
@@ -562,9 +570,13 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        // A chunked body that broke the grammar mid-way: the client's fault.
+        // A chunked body that broke the grammar mid-way, or that stalled: the
+        // client's fault.
         let code = if edge::is_bad_chunk(e) {
             400
+        } else if *e.etype() == ErrorType::ReadTimedout && *e.esource() == ErrorSource::Downstream {
+            metrics().request_rejected(Rejection::BodyTimeout);
+            408
         } else {
             error_status(e)
         };

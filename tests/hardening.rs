@@ -622,3 +622,59 @@ fn one_address_cannot_take_every_connection() {
     assert!(answer_on(connect_from("127.0.0.1", gw.addr)).starts_with("HTTP/1.1 200 "));
     assert_eq!(up.hits(), 5);
 }
+
+/// `client_body_timeout_ms` is the longest wait between two reads of a body: on
+/// HTTP/1 a stalled body gets `408` with the policy, on HTTP/2 its stream is
+/// reset; a slow upstream after a whole body (or none) is not cut.
+#[test]
+fn a_stalled_request_body_is_cut_on_http1_and_http2() {
+    // An upstream that answers only once it has the whole body.
+    let up = common::strict::Strict::start(Duration::from_millis(10));
+    let rest = format!(
+        "limits: {{client_body_timeout_ms: 500}}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
+        up.addr
+    );
+    let (gw, pki) = common::tls::gateway_with_tls("app.test", &rest);
+    let stalled = "secgw_requests_rejected_total{reason=\"body_timeout\"}";
+    let mut s = TcpStream::connect(gw.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let raw = read_until_closed(&mut s);
+    assert!(raw.starts_with("HTTP/1.1 408 "), "{raw}");
+    assert_raw_default_headers(head_of(&raw));
+    assert_eq!(gw.metric(stalled), Some(1.0));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut h2 = common::framings::h2_connect(gw.tls_addr, "app.test", &pki.ca_pem()).await;
+        let req = http::Request::post("https://app.test/").body(()).unwrap();
+        let (response, mut body) = h2.send_request(req, false).unwrap();
+        body.send_data(bytes::Bytes::from_static(b"abc"), false)
+            .unwrap();
+        let err = tokio::time::timeout(Duration::from_secs(10), response)
+            .await
+            .expect("the stalled stream was never cut")
+            .unwrap_err();
+        assert!(err.is_reset(), "{err}");
+        // A body sent whole, then a slow upstream; no body and a slow upstream.
+        for (path, with_body) in [("/a", true), ("/b", false)] {
+            h2 = h2.ready().await.unwrap();
+            let req = http::Request::post(format!("https://app.test{path}"))
+                .header("x-delay-ms", "1200")
+                .body(())
+                .unwrap();
+            let (response, mut body) = h2.send_request(req, !with_body).unwrap();
+            if with_body {
+                body.send_data(bytes::Bytes::from_static(b"abc"), true)
+                    .unwrap();
+            }
+            assert_eq!(response.await.unwrap().status(), 200, "{path} {with_body}");
+        }
+    });
+    assert_eq!(gw.metric(stalled), Some(2.0));
+}

@@ -21,6 +21,7 @@ pub const WRITE_TIMEOUT_MS: u64 = 60_000;
 /// shorter so that slow clients cannot hold connections.
 pub const LIMITS: LimitsConfig = LimitsConfig {
     client_header_timeout_ms: Positive(10_000),
+    client_body_timeout_ms: Positive(60_000),
     keepalive_timeout_ms: Positive(60_000),
     max_connections: Positive(10_000),
     // Off: behind a load balancer that NATs, every client shares one address.

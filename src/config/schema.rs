@@ -49,6 +49,9 @@ pub struct LimitsConfig {
     /// The whole request head must arrive within this, from its first byte (from
     /// the accept, for a connection's first request). nginx: `client_header_timeout`.
     pub client_header_timeout_ms: Positive,
+    /// The longest wait between two reads of a request body. nginx:
+    /// `client_body_timeout`.
+    pub client_body_timeout_ms: Positive,
     /// An idle keep-alive connection is closed after this. nginx: `keepalive_timeout`.
     pub keepalive_timeout_ms: Positive,
     /// Open client connections per process; more are closed at once and counted.

@@ -62,6 +62,7 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub header_timeout: Duration,
+    pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub max_connections: usize,
     /// 0: no limit.
@@ -73,6 +74,7 @@ impl From<&LimitsConfig> for ConnectionLimits {
     fn from(l: &LimitsConfig) -> Self {
         ConnectionLimits {
             header_timeout: Duration::from_millis(l.client_header_timeout_ms.0),
+            body_timeout: Duration::from_millis(l.client_body_timeout_ms.0),
             keepalive_timeout: Duration::from_millis(l.keepalive_timeout_ms.0),
             max_connections: usize::try_from(l.max_connections.0).unwrap_or(usize::MAX),
             max_connections_per_ip: usize::try_from(l.max_connections_per_ip).unwrap_or(usize::MAX),

@@ -2,7 +2,8 @@
 //! (RFC 9112, with none of the leniencies parsers allow), records each one, and
 //! flags anything that is not exactly one well-framed request per request sent.
 //!
-//! Each request chooses its answer's framing with `x-answer`, and every answer
+//! Each request chooses its answer's framing with `x-answer` (and a delay before
+//! it with `x-delay-ms`), and every answer
 //! names the request it answers: `x-tag` carries the request's `x-tag`, and the
 //! body (when the answer has one) is [`echo`] of what the upstream received. A
 //! client that gets another request's answer sees another tag.
@@ -128,6 +129,12 @@ fn serve(mut stream: TcpStream, id: usize, log: &Mutex<Log>, phantom_delay: Dura
                 req.index = index;
                 index += 1;
                 last_tag = req.tag().to_string();
+                // `x-delay-ms`: a slow upstream, answering only after the whole request.
+                let delay = req
+                    .header("x-delay-ms")
+                    .first()
+                    .and_then(|d| d.parse().ok());
+                std::thread::sleep(Duration::from_millis(delay.unwrap_or(0)));
                 let (answer, close) = answer(&req);
                 log.lock().unwrap().requests.push(req);
                 if stream.write_all(&answer).is_err() {
