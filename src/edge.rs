@@ -48,6 +48,7 @@ use pingora_core::protocols::{
 use pingora_core::server::ShutdownWatch;
 use pingora_error::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 use crate::forwarded;
@@ -149,6 +150,7 @@ impl<P> EdgeApp<P> {
             rounds: Arc::new(Rounds {
                 proxy,
                 plan: plan.clone(),
+                turns: Mutex::default(),
             }),
             tls,
             plan,
@@ -387,7 +389,26 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
             } else {
                 &self.drain
             };
-            return self.rounds.process_new(Box::new(guarded), goaway).await;
+            let key = guarded.get_socket_digest().map(|d| connection_key(&d));
+            if let Some(key) = key {
+                let turns = Semaphore::new(limits.max_upstream_per_connection);
+                let mut all = self
+                    .rounds
+                    .turns
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                all.insert(key, Arc::new(turns));
+            }
+            let done = self.rounds.process_new(Box::new(guarded), goaway).await;
+            if let Some(key) = key {
+                let mut all = self
+                    .rounds
+                    .turns
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                all.remove(&key);
+            }
+            return done;
         }
         let guarded = Box::new(Guarded::new(
             stream,
@@ -413,6 +434,23 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
 pub struct Rounds<P> {
     proxy: Arc<P>,
     plan: Arc<ArcSwap<Plan>>,
+    /// Each open HTTP/2 connection's turns at the upstreams
+    /// (`max_upstream_per_connection`), by the address of its socket digest,
+    /// which all its streams share.
+    turns: Mutex<HashMap<usize, Arc<Semaphore>>>,
+}
+
+impl<P> Rounds<P> {
+    /// The turns of the connection a stream belongs to.
+    fn turns_of(&self, session: &ServerSession) -> Option<Arc<Semaphore>> {
+        let key = connection_key(session.digest()?.socket_digest.as_ref()?);
+        let turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+        turns.get(&key).cloned()
+    }
+}
+
+fn connection_key(digest: &Arc<SocketDigest>) -> usize {
+    Arc::as_ptr(digest) as usize
 }
 
 #[async_trait]
@@ -425,6 +463,12 @@ impl<P: HttpServerApp + Send + Sync + 'static> HttpServerApp for Rounds<P> {
         let limits = self.plan.load().limits;
         // A client that stops reading cannot hold the connection.
         session.set_write_timeout(Some(limits.send_timeout));
+        // A stream past the connection's `max_upstream_per_connection` waits for
+        // an earlier one to end before it is proxied.
+        let _turn = match self.turns_of(&session) {
+            Some(turns) => Some(turns.acquire_owned().await.ok()?),
+            None => None,
+        };
         // Nor can one that stops sending its body: the stream is cut (its upstream
         // connection closed) once the body waited `client_body_timeout_ms`.
         let clock = Arc::new(BodyClock {

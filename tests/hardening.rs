@@ -678,3 +678,45 @@ fn a_stalled_request_body_is_cut_on_http1_and_http2() {
     });
     assert_eq!(gw.metric(stalled), Some(2.0));
 }
+
+/// `max_upstream_per_connection`: an HTTP/2 connection's streams past the limit
+/// wait for a turn at the upstreams; the limit is per client connection.
+#[test]
+fn one_http2_connection_holds_at_most_its_share_of_upstream_connections() {
+    let up = common::strict::Strict::start(Duration::from_millis(10));
+    let rest = format!(
+        "limits: {{max_upstream_per_connection: 2}}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
+        up.addr
+    );
+    let (gw, pki) = common::tls::gateway_with_tls("app.test", &rest);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses = rt.block_on(async {
+        let mut streams = Vec::new();
+        for _ in 0..2 {
+            let h2 = common::framings::h2_connect(gw.tls_addr, "app.test", &pki.ca_pem()).await;
+            for i in 0..5 {
+                let mut h2 = h2.clone();
+                streams.push(tokio::spawn(async move {
+                    h2 = h2.ready().await.unwrap();
+                    let req = http::Request::get(format!("https://app.test/{i}"))
+                        .header("x-delay-ms", "300")
+                        .body(())
+                        .unwrap();
+                    let (response, _) = h2.send_request(req, true).unwrap();
+                    response.await.unwrap().status().as_u16()
+                }));
+            }
+        }
+        let mut statuses = Vec::new();
+        for s in streams {
+            statuses.push(s.await.unwrap());
+        }
+        statuses
+    });
+    assert_eq!(statuses, vec![200; 10]);
+    assert_eq!(up.most_at_once(), 4, "two connections, two turns each");
+}

@@ -26,6 +26,8 @@ pub const LIMITS: LimitsConfig = LimitsConfig {
     max_connections: Positive(10_000),
     // Off: behind a load balancer that NATs, every client shares one address.
     max_connections_per_ip: 0,
+    // h2's default limit of concurrent streams per connection.
+    max_upstream_per_connection: Positive(100),
     send_timeout_ms: Positive(60_000),
 };
 

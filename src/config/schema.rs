@@ -61,6 +61,9 @@ pub struct LimitsConfig {
     /// header); 0 turns the limit off. `trusted_proxies` are exempt. nginx:
     /// `limit_conn` on `$binary_remote_addr`.
     pub max_connections_per_ip: u64,
+    /// Upstream requests one client connection may have open at once (HTTP/2
+    /// streams past it wait their turn; HTTP/1 has one at a time anyway).
+    pub max_upstream_per_connection: Positive,
     /// A write to a client that stopped reading fails after this, and the
     /// connection is closed. nginx: `send_timeout`.
     pub send_timeout_ms: Positive,

@@ -67,6 +67,7 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// 0: no limit.
     pub max_connections_per_ip: usize,
+    pub max_upstream_per_connection: usize,
     pub send_timeout: Duration,
 }
 
@@ -78,6 +79,8 @@ impl From<&LimitsConfig> for ConnectionLimits {
             keepalive_timeout: Duration::from_millis(l.keepalive_timeout_ms.0),
             max_connections: usize::try_from(l.max_connections.0).unwrap_or(usize::MAX),
             max_connections_per_ip: usize::try_from(l.max_connections_per_ip).unwrap_or(usize::MAX),
+            max_upstream_per_connection: usize::try_from(l.max_upstream_per_connection.0)
+                .unwrap_or(usize::MAX),
             send_timeout: Duration::from_millis(l.send_timeout_ms.0),
         }
     }

@@ -65,6 +65,8 @@ pub struct Log {
 pub struct Strict {
     pub addr: SocketAddr,
     log: Arc<Mutex<Log>>,
+    /// Requests received and not yet answered: now, and the most at once.
+    busy: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 /// The body of the answer to a request: its tag, method, body length and an
@@ -87,15 +89,22 @@ impl Strict {
         let log = Arc::new(Mutex::new(Log::default()));
         let shared = log.clone();
         let connections = Arc::new(AtomicUsize::new(0));
+        let busy = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let counting = busy.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let id = connections.fetch_add(1, Ordering::SeqCst);
-                let log = shared.clone();
-                std::thread::spawn(move || serve(stream, id, &log, phantom_delay));
+                let (log, busy) = (shared.clone(), counting.clone());
+                std::thread::spawn(move || serve(stream, id, &log, &busy, phantom_delay));
             }
         });
-        Strict { addr, log }
+        Strict { addr, log, busy }
+    }
+
+    /// The most requests it held unanswered at once.
+    pub fn most_at_once(&self) -> usize {
+        self.busy.1.load(Ordering::SeqCst)
     }
 
     /// Takes what was logged so far, leaving the log empty.
@@ -108,7 +117,13 @@ impl Strict {
     }
 }
 
-fn serve(mut stream: TcpStream, id: usize, log: &Mutex<Log>, phantom_delay: Duration) {
+fn serve(
+    mut stream: TcpStream,
+    id: usize,
+    log: &Mutex<Log>,
+    busy: &(AtomicUsize, AtomicUsize),
+    phantom_delay: Duration,
+) {
     let mut buf: Vec<u8> = Vec::new();
     let mut index = 0;
     // The tag of the request before, to tell which exchange a violation followed.
@@ -134,7 +149,10 @@ fn serve(mut stream: TcpStream, id: usize, log: &Mutex<Log>, phantom_delay: Dura
                     .header("x-delay-ms")
                     .first()
                     .and_then(|d| d.parse().ok());
+                let now = busy.0.fetch_add(1, Ordering::SeqCst) + 1;
+                busy.1.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(delay.unwrap_or(0)));
+                busy.0.fetch_sub(1, Ordering::SeqCst);
                 let (answer, close) = answer(&req);
                 log.lock().unwrap().requests.push(req);
                 if stream.write_all(&answer).is_err() {
