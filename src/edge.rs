@@ -51,10 +51,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use crate::flood::FrameCounter;
 use crate::forwarded;
 use crate::framing::{BadChunk, ChunkCheck};
 use crate::lifecycle::Lifecycle;
-use crate::metrics::{metrics, HandshakeFailure, Refusal, Rejection};
+use crate::metrics::{metrics, Closure, HandshakeFailure, Refusal, Rejection};
 use crate::policy::{Canned, ConnectionLimits, Plan};
 
 tokio::task_local! {
@@ -598,6 +599,8 @@ struct Guarded {
     answer: Option<(Bytes, usize)>,
     /// Everything after the gateway's own answer is discarded.
     answered: bool,
+    /// HTTP/2: the client's frames, counted for floods (boxed: HTTP/1 has none).
+    frames: Option<Box<FrameCounter>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -691,6 +694,8 @@ impl Guarded {
             chunks: Mutex::new(None),
             answer: None,
             answered: false,
+            frames: matches!(protocol, Protocol::Http2 { .. })
+                .then(|| Box::new(FrameCounter::new(std::time::Instant::now()))),
         }
     }
 
@@ -814,6 +819,13 @@ impl Guarded {
         Ok(())
     }
 
+    /// Bytes written to an HTTP/2 client earn its flood budget.
+    fn note_written(&mut self, written: &Poll<io::Result<usize>>) {
+        if let (Some(frames), Poll::Ready(Ok(n))) = (self.frames.as_mut(), written) {
+            frames.wrote(*n, std::time::Instant::now());
+        }
+    }
+
     /// Writes what is left of the gateway's answer, within `send_timeout_ms`: a
     /// client that does not read it cannot hold the connection.
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -897,9 +909,21 @@ impl AsyncRead for Guarded {
                 let read = &buf.filled()[before..];
                 match &mut this.protocol {
                     Protocol::Http2 { preface_left } => {
-                        *preface_left = preface_left.saturating_sub(read.len());
+                        let preface = (*preface_left).min(read.len());
+                        *preface_left -= preface;
                         if *preface_left == 0 {
                             this.connection.phase.store(BUSY, Ordering::Relaxed);
+                        }
+                        if let Some(frames) = this.frames.as_mut() {
+                            let now = std::time::Instant::now();
+                            if let Err(flood) = frames.feed(&read[preface..], now) {
+                                debug!("{flood}: connection closed");
+                                metrics().connection_cut(Closure::H2ControlFlood);
+                                return Poll::Ready(Err(io::Error::new(
+                                    io::ErrorKind::ConnectionAborted,
+                                    flood,
+                                )));
+                            }
                         }
                     }
                     // Copied only for heads that take more than one read.
@@ -944,7 +968,9 @@ impl AsyncWrite for Guarded {
             std::task::ready!(this.poll_answer(cx))?;
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.note_written(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -960,7 +986,9 @@ impl AsyncWrite for Guarded {
                 .map_or(&[][..], |b| &**b);
             return Pin::new(this).poll_write(cx, first);
         }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.note_written(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

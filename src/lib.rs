@@ -11,6 +11,7 @@ pub mod audit;
 pub mod check;
 pub mod config;
 pub mod edge;
+pub mod flood;
 pub mod forwarded;
 pub mod framing;
 pub mod lifecycle;

@@ -47,6 +47,7 @@ pub struct Metrics {
     config_info: IntGaugeVec,
     connections_open: IntGauge,
     connections_refused: [IntCounter; Refusal::COUNT],
+    connections_cut: [IntCounter; Closure::COUNT],
     tls_handshake_failures: [IntCounter; HandshakeFailure::COUNT],
     requests_rejected: [IntCounter; Rejection::COUNT],
     csp_nonced: IntCounterVec,
@@ -140,6 +141,16 @@ impl Metrics {
         Metrics {
             connections_open,
             connections_refused: labelled::<Refusal, _>(&connections_refused, &[]),
+            connections_cut: labelled::<Closure, _>(
+                &counter_vec(
+                    &r,
+                    "secgw_connections_closed_total",
+                    "Client connections the gateway closed for abuse, by reason: \
+                     h2_control_flood (more HTTP/2 control frames than the budget).",
+                    &["reason"],
+                ),
+                &[],
+            ),
             tls_handshake_failures: labelled::<HandshakeFailure, _>(&handshakes, &[]),
             requests_rejected: labelled::<Rejection, _>(&rejected, &[]),
             injected: counter_vec(
@@ -270,6 +281,10 @@ impl Metrics {
 
     pub fn connection_closed(&self) {
         self.connections_open.dec();
+    }
+
+    pub fn connection_cut(&self, reason: Closure) {
+        self.connections_cut[reason as usize].inc();
     }
 
     pub fn connection_refused(&self, reason: Refusal) {
@@ -433,6 +448,13 @@ pub enum HandshakeFailure {
     /// The client aborted with an alert (it did not trust the certificate, ...).
     AlertReceived,
     Other,
+}
+
+/// Why the gateway closed a client connection it had accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Closure {
+    H2ControlFlood,
 }
 
 /// Which limit a connection refused at accept was over.

@@ -720,3 +720,49 @@ fn one_http2_connection_holds_at_most_its_share_of_upstream_connections() {
     assert_eq!(statuses, vec![200; 10]);
     assert_eq!(up.most_at_once(), 4, "two connections, two turns each");
 }
+
+/// WINDOW_UPDATE and PRIORITY floods, which the h2 crate does not count: past
+/// the budget (1,000 such frames a second plus one per KiB sent to the client)
+/// the connection is closed and counted; well-behaved clients are untouched.
+#[test]
+fn http2_control_frame_floods_are_cut() {
+    let pki = TestPki::new();
+    let leaf = pki.leaf(&["app.test"]);
+    let up = Upstream::start("a");
+    let gw = tls_gateway(&leaf, &up, 5000);
+    let flooded = "secgw_connections_closed_total{reason=\"h2_control_flood\"}";
+    assert_eq!(gw.metric(flooded), Some(0.0));
+    // WINDOW_UPDATE on the connection (+1 each), PRIORITY on an idle stream.
+    let window_update = [0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let priority = [0, 0, 5, 0x2, 0, 0, 0, 0, 3, 0, 0, 0, 1, 16];
+    for (i, frame) in [&window_update[..], &priority[..]].into_iter().enumerate() {
+        let config = client_config(&pki.ca_pem(), &[b"h2"]);
+        let name = rustls::pki_types::ServerName::try_from("app.test").unwrap();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(gw.tls_addr).unwrap());
+        tls.sock
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        flood.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+        flood.extend(frame.repeat(5_000));
+        // The gateway may close before the last frames are written.
+        let _ = tls.write_all(&flood);
+        let _ = tls.flush();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut tls, &mut sink);
+        eventually("the flooding connection closed and counted", || {
+            gw.metric(flooded) == Some(i as f64 + 1.0)
+                && gw.metric("secgw_connections_open") == Some(0.0)
+        });
+    }
+    // A client that sends nothing odd is served as before.
+    let client = common::tls::https_client(&pki.ca_pem(), true, &[("app.test", gw.tls_addr)]);
+    let r = client
+        .get(format!("https://app.test:{}/", gw.tls_addr.port()))
+        .send()
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert_eq!(gw.metric(flooded), Some(2.0));
+}
