@@ -78,10 +78,17 @@ impl BodyClock {
         self.start + Duration::from_millis(self.last_read.load(Ordering::Relaxed))
     }
 
-    /// Ready when the body has waited `timeout` for its next read.
+    /// Ready when the body has waited `timeout` for its next read. While no body
+    /// is pending it looks again a whole `timeout` later, never at a past instant
+    /// (which would wake it at once, over and over).
     async fn stalled(&self, timeout: Duration) {
         loop {
-            tokio::time::sleep_until(self.last_read() + timeout).await;
+            let due = if self.waiting.load(Ordering::Relaxed) {
+                self.last_read() + timeout
+            } else {
+                Instant::now() + timeout
+            };
+            tokio::time::sleep_until(due).await;
             if self.waiting.load(Ordering::Relaxed) && self.last_read() + timeout <= Instant::now()
             {
                 return;
@@ -390,26 +397,13 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
             } else {
                 &self.drain
             };
-            let key = guarded.get_socket_digest().map(|d| connection_key(&d));
-            if let Some(key) = key {
-                let turns = Semaphore::new(limits.max_upstream_per_connection);
-                let mut all = self
-                    .rounds
-                    .turns
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                all.insert(key, Arc::new(turns));
-            }
-            let done = self.rounds.process_new(Box::new(guarded), goaway).await;
-            if let Some(key) = key {
-                let mut all = self
-                    .rounds
-                    .turns
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                all.remove(&key);
-            }
-            return done;
+            let permits = limits
+                .max_upstream_per_connection
+                .min(Semaphore::MAX_PERMITS);
+            let _turns = guarded
+                .get_socket_digest()
+                .map(|d| Turns::open(&self.rounds, connection_key(&d), permits));
+            return self.rounds.process_new(Box::new(guarded), goaway).await;
         }
         let guarded = Box::new(Guarded::new(
             stream,
@@ -452,6 +446,40 @@ impl<P> Rounds<P> {
 
 fn connection_key(digest: &Arc<SocketDigest>) -> usize {
     Arc::as_ptr(digest) as usize
+}
+
+/// An HTTP/2 connection's entry in [`Rounds::turns`], removed when the connection
+/// ends however it ends, and only if it is still this connection's (a later
+/// connection may have the same key once this one's digest is freed).
+struct Turns<'a, P> {
+    rounds: &'a Rounds<P>,
+    key: usize,
+    turns: Arc<Semaphore>,
+}
+
+impl<'a, P> Turns<'a, P> {
+    fn open(rounds: &'a Rounds<P>, key: usize, permits: usize) -> Turns<'a, P> {
+        let turns = Arc::new(Semaphore::new(permits));
+        let mut all = rounds.turns.lock().unwrap_or_else(PoisonError::into_inner);
+        all.insert(key, turns.clone());
+        Turns { rounds, key, turns }
+    }
+}
+
+impl<P> Drop for Turns<'_, P> {
+    fn drop(&mut self) {
+        let mut all = self
+            .rounds
+            .turns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if all
+            .get(&self.key)
+            .is_some_and(|t| Arc::ptr_eq(t, &self.turns))
+        {
+            all.remove(&self.key);
+        }
+    }
 }
 
 #[async_trait]
@@ -587,11 +615,10 @@ struct Guarded {
     /// of its body, which Pingora read with the head.
     stash: Bytes,
     stash_at: usize,
-    /// The latest read of the current head, and how many bytes came before it:
-    /// the bytes Pingora read past the head are all in it (Pingora parses after
-    /// each read and stops at the first that completes the head).
-    latest: HeadRead,
-    head_before: usize,
+    /// What Pingora read of the current head past the stash (heads that take
+    /// more than one read): with the stash, every byte received up to the end of
+    /// the head and the start of the body Pingora read with it.
+    beyond_stash: Vec<u8>,
     /// The judge of a chunked body still arriving; the proxy starts it through
     /// a shared reference, the reads feed it through `get_mut`, which takes no lock.
     chunks: Mutex<Option<ChunkCheck>>,
@@ -611,19 +638,6 @@ impl std::fmt::Debug for Connection {
 
 /// How much of a request is read at once while waiting for it; most heads fit.
 const FIRST_READ: usize = 4096;
-
-/// Where the latest read of a request head is.
-#[derive(Debug)]
-enum HeadRead {
-    Nothing,
-    /// This range of the stash.
-    Stash {
-        from: usize,
-        to: usize,
-    },
-    /// A read that went past the stash, copied.
-    Copied(Vec<u8>),
-}
 
 /// Starts judging the chunked body of the HTTP/1 request in `session`: the bytes
 /// Pingora already read past the head now, the rest as the connection reads them
@@ -689,8 +703,7 @@ impl Guarded {
             canned,
             stash: Bytes::new(),
             stash_at: 0,
-            latest: HeadRead::Nothing,
-            head_before: 0,
+            beyond_stash: Vec::new(),
             chunks: Mutex::new(None),
             answer: None,
             answered: false,
@@ -751,8 +764,7 @@ impl Guarded {
     /// ones' from their first byte.
     fn start_head(&mut self, restart_clock: bool) {
         self.connection.phase.store(HEAD, Ordering::Relaxed);
-        self.latest = HeadRead::Nothing;
-        self.head_before = 0;
+        self.beyond_stash = Vec::new();
         if restart_clock {
             self.set_deadline(Instant::now() + self.limits.header_timeout);
         }
@@ -764,7 +776,7 @@ impl Guarded {
         // An idle connection holds none of the last request's bytes.
         self.stash = Bytes::new();
         self.stash_at = 0;
-        self.latest = HeadRead::Nothing;
+        self.beyond_stash = Vec::new();
         *self
             .chunks
             .get_mut()
@@ -774,26 +786,30 @@ impl Guarded {
     /// What was read of the current request past `head`, the head as Pingora
     /// parsed it; `None` when that is not the head as received (Pingora re-escapes
     /// a request target it cannot parse, which moves every later byte).
+    /// The whole head is compared: a re-escaped target that happens to line up
+    /// with later bytes must not pass.
     fn past_head(&self, head: &[u8]) -> Option<&[u8]> {
-        let latest = match &self.latest {
-            HeadRead::Nothing => &[][..],
-            HeadRead::Stash { from, to } => &self.stash[*from..*to],
-            HeadRead::Copied(bytes) => bytes,
-        };
-        let in_latest = head.len().checked_sub(self.head_before)?;
-        (latest.get(..in_latest)? == head.get(self.head_before..)?).then(|| &latest[in_latest..])
+        let stash = &self.stash[..self.stash_at];
+        if self.beyond_stash.is_empty() {
+            return stash.starts_with(head).then(|| &stash[head.len()..]);
+        }
+        // Pingora read past the stash only because the head had not ended in it.
+        let (in_stash, rest) = head.split_at_checked(stash.len())?;
+        let beyond = &self.beyond_stash;
+        (in_stash == stash && beyond.starts_with(rest)).then(|| &beyond[rest.len()..])
     }
 
-    /// Bytes Pingora just read (`read_bytes` unless they came from the stash):
-    /// noted while they are a head's, judged while they are a chunked body's.
-    fn note_read(&mut self, read: HeadRead, read_bytes: &[u8]) -> io::Result<()> {
+    /// Bytes Pingora just read (`read_bytes`, or this range of the stash): kept
+    /// while they are a head's, judged while they are a chunked body's.
+    fn note_read(
+        &mut self,
+        from_stash: Option<(usize, usize)>,
+        read_bytes: &[u8],
+    ) -> io::Result<()> {
         if self.phase() == HEAD {
-            self.head_before += match &self.latest {
-                HeadRead::Nothing => 0,
-                HeadRead::Stash { from, to } => to - from,
-                HeadRead::Copied(bytes) => bytes.len(),
-            };
-            self.latest = read;
+            if from_stash.is_none() {
+                self.beyond_stash.extend_from_slice(read_bytes);
+            }
             return Ok(());
         }
         let chunks = self
@@ -803,9 +819,9 @@ impl Guarded {
         let Some(check) = chunks else {
             return Ok(());
         };
-        let bytes = match read {
-            HeadRead::Stash { from, to } => &self.stash[from..to],
-            _ => read_bytes,
+        let bytes = match from_stash {
+            Some((from, to)) => &self.stash[from..to],
+            None => read_bytes,
         };
         if let Err(why) = check.feed(bytes) {
             *chunks = None;
@@ -890,7 +906,7 @@ impl AsyncRead for Guarded {
             let to = this.stash.len().min(from + buf.remaining());
             buf.put_slice(&this.stash[from..to]);
             this.stash_at = to;
-            return Poll::Ready(this.note_read(HeadRead::Stash { from, to }, &[]));
+            return Poll::Ready(this.note_read(Some((from, to)), &[]));
         }
         let head = this.phase() == HEAD;
         match this.protocol {
@@ -926,15 +942,7 @@ impl AsyncRead for Guarded {
                             }
                         }
                     }
-                    // Copied only for heads that take more than one read.
-                    Protocol::Http1 => {
-                        let noted = if head {
-                            HeadRead::Copied(read.to_vec())
-                        } else {
-                            HeadRead::Nothing
-                        };
-                        return Poll::Ready(this.note_read(noted, read));
-                    }
+                    Protocol::Http1 => return Poll::Ready(this.note_read(None, read)),
                 }
                 return Poll::Ready(Ok(()));
             }

@@ -2,8 +2,8 @@
 //!
 //! The `h2` crate bounds rapid resets, CONTINUATION and HPACK abuse, but counts
 //! neither WINDOW_UPDATE nor PRIORITY frames (nor PINGs and SETTINGS past its
-//! pending-ACK bounds): a client can make the gateway parse millions of them a
-//! second. Pingora owns the HTTP/2 connection, so the connection layer
+//! pending-ACK bounds, empty DATA frames, frames of unknown types): a client can
+//! make the gateway parse millions of them a second. Pingora owns the HTTP/2 connection, so the connection layer
 //! (`edge.rs`) feeds every byte the client sends after the preface to a
 //! [`FrameCounter`], which reads only frame headers and skips payloads.
 //!
@@ -22,9 +22,17 @@ const BYTES_PER_FRAME: u64 = 1_024;
 
 const FRAME_HEADER: usize = 9;
 
-/// PRIORITY, SETTINGS, PING, WINDOW_UPDATE (RFC 9113 6).
-fn is_no_progress(kind: u8) -> bool {
-    matches!(kind, 0x2 | 0x4 | 0x6 | 0x8)
+/// PRIORITY, SETTINGS, PING, WINDOW_UPDATE (RFC 9113 6), an empty DATA frame that
+/// does not end its stream, and frame types HTTP/2 does not define (ignored by
+/// the receiver, but parsed all the same).
+fn is_no_progress(kind: u8, len: u64, flags: u8) -> bool {
+    const END_STREAM: u8 = 0x1;
+    match kind {
+        0x2 | 0x4 | 0x6 | 0x8 => true,
+        0x0 => len == 0 && flags & END_STREAM == 0,
+        0x1 | 0x3 | 0x5 | 0x7 | 0x9 => false,
+        _ => true,
+    }
 }
 
 /// A connection that sent more no-progress frames than its budget.
@@ -98,7 +106,7 @@ impl FrameCounter {
             self.have = 0;
             let h = self.header;
             self.skip = u64::from(h[0]) << 16 | u64::from(h[1]) << 8 | u64::from(h[2]);
-            if is_no_progress(h[3]) {
+            if is_no_progress(h[3], self.skip, h[4]) {
                 self.frames += 1;
                 if self.frames > BASE_PER_SECOND + self.written / BYTES_PER_FRAME {
                     return Err(Flood);
@@ -163,6 +171,16 @@ mod tests {
         // Frames that carry requests never count.
         for _ in 0..10 * BASE_PER_SECOND {
             c.feed(&frame(0x1, b"h"), later).unwrap();
+            c.feed(&frame(0x0, b"data"), later).unwrap();
         }
+        // Empty DATA frames that end nothing and unknown types do.
+        let mut c = FrameCounter::new(later);
+        for kind in [0x0, 0xa, 0xff] {
+            for _ in 0..BASE_PER_SECOND / 3 {
+                c.feed(&frame(kind, b""), later).unwrap();
+            }
+        }
+        c.feed(&frame(0x0, b""), later).unwrap();
+        assert_eq!(c.feed(&frame(0x0, b""), later), Err(Flood));
     }
 }

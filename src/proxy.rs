@@ -428,12 +428,13 @@ impl ProxyHttp for Gateway {
     /// report, redirect, preflight, direct response) or when nothing may be proxied.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.classify_client(session);
-        let mut answer = ctx.route_host(session.req_header());
-        if answer.is_none() {
-            answer = refuse_bad_framing(session);
-        }
+        // Framing first: every other answer leaves the body to be drained, and
+        // the chunk judge must be watching that too (it then carries the
+        // built-in policy, as the connection layer's own 400 does).
+        let answer = refuse_bad_framing(session);
         let req = session.req_header();
         let mut answer = answer
+            .or_else(|| ctx.route_host(req))
             .or_else(|| refuse_method(req))
             .or_else(|| ctx.route_path(req));
         // Boxed, like the answer below: rare paths whose futures would otherwise

@@ -622,6 +622,25 @@ fn chunk_lines_peers_refuse_get_the_policy_400() {
         .as_bytes(),
     );
     assert!(raw.starts_with("HTTP/1.1 400 "), "{raw}");
+    // The same with the head's last CRLF in a later read, where the moved bytes
+    // could line up with the body ("\r\n" + "4\r"... against "\r\n\r\n").
+    let raw = raw_in_parts(
+        gw.addr,
+        &[
+            format!("POST /a b HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n")
+                .as_bytes(),
+            b"\r\n4\r\n\r\n\r\n\r\n0\r\n\r\n",
+        ],
+    );
+    assert!(raw.starts_with("HTTP/1.1 400 "), "{raw}");
+    // A Host no vhost serves is still judged: its `421` would leave the body to
+    // be drained by Pingora's lenient parser on a kept-alive connection.
+    let raw = raw_exchange(
+        gw.addr,
+        b"POST / HTTP/1.1\r\nHost: nobody.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;a\nb\r\nhello\r\n0\r\n\r\n",
+    );
+    assert!(raw.starts_with("HTTP/1.1 400 "), "{raw}");
     assert_eq!(up.take().requests.len(), 0);
 }
 
