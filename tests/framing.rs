@@ -36,14 +36,6 @@ fn gateway(up: &Strict, extra: &str) -> (Gateway, TestPki) {
     gateway_with_tls(HOST, &rest)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 static TAGS: AtomicUsize = AtomicUsize::new(0);
 
 fn tag(prefix: &str) -> String {

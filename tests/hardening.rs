@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::tls::{client_config, handshake, Leaf, TestPki};
+use common::tls::{client_config, handshake, tls_stream, Leaf, TestPki};
 use common::*;
 
 /// A proxied wildcard vhost with `ssl_redirect`, and one without, in front of `up`.
@@ -363,12 +363,7 @@ fn an_http2_client_that_never_sends_its_preface_is_closed() {
     let up = Upstream::start("a");
     let gw = tls_gateway(&leaf, &up, 500);
     let config = client_config(&pki.ca_pem(), &[b"h2"]);
-    let name = rustls::pki_types::ServerName::try_from("app.test").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(gw.tls_addr).unwrap());
-    tls.sock
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut tls = tls_stream(gw.tls_addr, "app.test", config);
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock).unwrap();
     }
@@ -554,12 +549,7 @@ fn the_head_deadline_runs_from_the_accept_through_the_tls_handshake() {
     let up = Upstream::start("a");
     let gw = tls_gateway(&leaf, &up, 2000);
     let config = client_config(&pki.ca_pem(), &[b"http/1.1"]);
-    let name = rustls::pki_types::ServerName::try_from("app.test").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(gw.tls_addr).unwrap());
-    tls.sock
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut tls = tls_stream(gw.tls_addr, "app.test", config);
     // The handshake ends 1.5 s after the accept, the head begins right away and
     // ends 1 s later: 2.5 s after the accept, 1 s after the handshake.
     std::thread::sleep(Duration::from_millis(1500));
@@ -579,10 +569,7 @@ fn the_head_deadline_runs_from_the_accept_through_the_tls_handshake() {
 
 /// A connection to `to` from `source`, an address of the loopback range.
 fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     let stream = rt.block_on(socket.connect(to)).unwrap().into_std().unwrap();
@@ -623,6 +610,16 @@ fn one_address_cannot_take_every_connection() {
     assert_eq!(up.hits(), 5);
 }
 
+/// A plain and a TLS listener for app.test in front of the strict upstream `up`,
+/// with `limits` (a YAML flow map).
+fn strict_tls_gateway(up: &common::strict::Strict, limits: &str) -> (Gateway, TestPki) {
+    let rest = format!(
+        "limits: {limits}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
+        up.addr
+    );
+    common::tls::gateway_with_tls("app.test", &rest)
+}
+
 /// `client_body_timeout_ms` is the longest wait between two reads of a body: on
 /// HTTP/1 a stalled body gets `408` with the policy, on HTTP/2 its stream is
 /// reset; a slow upstream after a whole body (or none) is not cut.
@@ -630,11 +627,7 @@ fn one_address_cannot_take_every_connection() {
 fn a_stalled_request_body_is_cut_on_http1_and_http2() {
     // An upstream that answers only once it has the whole body.
     let up = common::strict::Strict::start(Duration::from_millis(10));
-    let rest = format!(
-        "limits: {{client_body_timeout_ms: 500}}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
-        up.addr
-    );
-    let (gw, pki) = common::tls::gateway_with_tls("app.test", &rest);
+    let (gw, pki) = strict_tls_gateway(&up, "{client_body_timeout_ms: 500}");
     let stalled = "secgw_requests_rejected_total{reason=\"body_timeout\"}";
     let mut s = TcpStream::connect(gw.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -645,11 +638,7 @@ fn a_stalled_request_body_is_cut_on_http1_and_http2() {
     assert_raw_default_headers(head_of(&raw));
     assert_eq!(gw.metric(stalled), Some(1.0));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let mut h2 = common::framings::h2_connect(gw.tls_addr, "app.test", &pki.ca_pem()).await;
         let req = http::Request::post("https://app.test/").body(()).unwrap();
@@ -712,16 +701,8 @@ fn a_stalled_request_body_is_cut_on_http1_and_http2() {
 #[test]
 fn one_http2_connection_holds_at_most_its_share_of_upstream_connections() {
     let up = common::strict::Strict::start(Duration::from_millis(10));
-    let rest = format!(
-        "limits: {{max_upstream_per_connection: 2}}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
-        up.addr
-    );
-    let (gw, pki) = common::tls::gateway_with_tls("app.test", &rest);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (gw, pki) = strict_tls_gateway(&up, "{max_upstream_per_connection: 2}");
+    let rt = runtime();
     let statuses = rt.block_on(async {
         let mut streams = Vec::new();
         for _ in 0..2 {
@@ -765,12 +746,7 @@ fn http2_control_frame_floods_are_cut() {
     let priority = [0, 0, 5, 0x2, 0, 0, 0, 0, 3, 0, 0, 0, 1, 16];
     for (i, frame) in [&window_update[..], &priority[..]].into_iter().enumerate() {
         let config = client_config(&pki.ca_pem(), &[b"h2"]);
-        let name = rustls::pki_types::ServerName::try_from("app.test").unwrap();
-        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-        let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(gw.tls_addr).unwrap());
-        tls.sock
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let mut tls = tls_stream(gw.tls_addr, "app.test", config);
         let mut flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         flood.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
         flood.extend(frame.repeat(5_000));

@@ -525,11 +525,7 @@ fn an_oversized_http2_report_gets_413() {
             end: H2End::OnData,
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let statuses = rt.block_on(async {
         let mut h2 = h2_connect(s.gw.tls_addr, "shop.test", &ca).await;
         let mut out = Vec::new();

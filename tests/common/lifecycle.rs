@@ -204,11 +204,7 @@ impl Load {
     /// Starts `per_kind` workers of each [`Kind`]; counting starts in phase `first`.
     pub fn start(target: Target, per_kind: usize, first: &str) -> Load {
         super::tls::install_provider();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = super::runtime();
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             phase: AtomicUsize::new(0),

@@ -80,12 +80,25 @@ pub struct Handshake {
     pub version: rustls::ProtocolVersion,
 }
 
+/// A TLS client connection to `addr` sending `server_name` as SNI (an IP address
+/// sends none), reads bounded by 10 s; the handshake happens on first I/O.
+pub fn tls_stream(
+    addr: SocketAddr,
+    server_name: &str,
+    config: rustls::ClientConfig,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let name = ServerName::try_from(server_name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    rustls::StreamOwned::new(conn, sock)
+}
+
 /// Completes a handshake with `addr`, sending `server_name` as SNI (an IP address
 /// sends none), and sends one HTTP/1.1 request so the server sees a whole exchange.
 pub fn handshake(addr: SocketAddr, server_name: &str, config: rustls::ClientConfig) -> Handshake {
-    let name = ServerName::try_from(server_name.to_string()).unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
+    let mut tls = tls_stream(addr, server_name, config);
     tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut sink = Vec::new();
