@@ -571,16 +571,11 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        // A chunked body that broke the grammar mid-way, or that stalled: the
-        // client's fault.
-        let code = if edge::is_bad_chunk(e) {
-            400
-        } else if *e.etype() == ErrorType::ReadTimedout && *e.esource() == ErrorSource::Downstream {
+        let code = error_status(e);
+        // The only 408 it gives: a request body that stalled.
+        if code == 408 {
             metrics().request_rejected(Rejection::BodyTimeout);
-            408
-        } else {
-            error_status(e)
-        };
+        }
         let (vhost, route) = ctx.labels();
         let path = session.req_header().uri.path();
         // The one log line per failure (Pingora's own is suppressed below).
@@ -643,8 +638,13 @@ fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
     }
 }
 
-/// 504 for upstream timeouts, 502 for other upstream failures, 0 when the client is gone.
+/// 504 for upstream timeouts, 502 for other upstream failures, 0 when the client is
+/// gone; the client's faults while its body is read: 400 for a chunked body that
+/// broke the grammar, 408 for one that stalled.
 fn error_status(e: &Error) -> u16 {
+    if edge::is_bad_chunk(e) {
+        return 400;
+    }
     match (e.etype(), e.esource()) {
         (ErrorType::HTTPStatus(code), _) => *code,
         (
@@ -652,6 +652,7 @@ fn error_status(e: &Error) -> u16 {
             ErrorSource::Upstream,
         ) => 504,
         (_, ErrorSource::Upstream) => 502,
+        (ErrorType::ReadTimedout, ErrorSource::Downstream) => 408,
         (
             ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
             ErrorSource::Downstream,
@@ -753,6 +754,39 @@ vhosts:
         assert_eq!(route(&mut c, &r), Err(421));
         r.insert_header("Host", "evil.test/x").unwrap();
         assert_eq!(route(&mut c, &r), Err(400));
+    }
+
+    #[test]
+    fn client_faults_while_the_body_is_read_have_their_own_status() {
+        let failed = |etype, source, cause: Option<std::io::Error>| {
+            let e = match cause {
+                Some(c) => Error::because(etype, "reading the body", c),
+                None => Error::explain(etype, "reading the body"),
+            };
+            let e = match source {
+                ErrorSource::Upstream => e.into_up(),
+                _ => e.into_down(),
+            };
+            error_status(&e)
+        };
+        let bad_chunk = || {
+            let why = crate::framing::BadChunk::REWRITTEN_HEAD;
+            Some(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+        };
+        let read_error = ErrorType::ReadError;
+        assert_eq!(
+            failed(read_error.clone(), ErrorSource::Downstream, bad_chunk()),
+            400
+        );
+        assert_eq!(failed(read_error.clone(), ErrorSource::Downstream, None), 0);
+        assert_eq!(
+            failed(ErrorType::ReadTimedout, ErrorSource::Downstream, None),
+            408
+        );
+        assert_eq!(
+            failed(ErrorType::ReadTimedout, ErrorSource::Upstream, None),
+            504
+        );
     }
 
     #[test]
