@@ -217,6 +217,8 @@ pub enum H2End {
     EmptyData,
     /// A trailers HEADERS frame with END_STREAM.
     Trailers,
+    /// No END_STREAM: the body stays open while the answer is read.
+    Open,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +289,7 @@ pub async fn h2_exchange(
             trailers.insert("x-trailer", http::HeaderValue::from_static("t"));
             stream.send_trailers(trailers)?;
         }
+        H2End::Open => {}
     }
     let response = response.await?;
     let mut answer = Answer {
