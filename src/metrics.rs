@@ -135,7 +135,8 @@ impl Metrics {
             "secgw_requests_rejected_total",
             "Requests refused by the connection layer, by reason: malformed (400: a head, or a chunked body, \
              outside HTTP/1.1's grammar), header_timeout (408), body_timeout (408 on HTTP/1, a reset \
-             HTTP/2 stream).",
+             HTTP/2 stream), send_timeout (a response the client stopped reading: the connection \
+             closed, or the HTTP/2 stream reset).",
             &["reason"],
         );
         Metrics {
@@ -473,6 +474,9 @@ pub enum Rejection {
     HeaderTimeout,
     /// A request body that stalled for `client_body_timeout_ms`.
     BodyTimeout,
+    /// A response the client stopped reading (or, on HTTP/2, gave no window for)
+    /// for `send_timeout_ms`.
+    SendTimeout,
 }
 
 /// Why an HTML response on a `csp_nonce` route kept its body and got no nonce.

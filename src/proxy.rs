@@ -576,6 +576,9 @@ impl ProxyHttp for Gateway {
         if code == 408 {
             metrics().request_rejected(Rejection::BodyTimeout);
         }
+        if is_send_timeout(e) {
+            metrics().request_rejected(Rejection::SendTimeout);
+        }
         let (vhost, route) = ctx.labels();
         let path = session.req_header().uri.path();
         // The one log line per failure (Pingora's own is suppressed below).
@@ -638,9 +641,16 @@ fn upstream_error_kind(e: &Error) -> UpstreamErrorKind {
     }
 }
 
+/// A response the client stopped reading for `send_timeout_ms`: on HTTP/1 the
+/// connection closes, on HTTP/2 the stream is reset.
+fn is_send_timeout(e: &Error) -> bool {
+    e.etype() == &ErrorType::WriteTimedout && e.esource() == &ErrorSource::Downstream
+}
+
 /// 504 for upstream timeouts, 502 for other upstream failures, 0 when the client is
-/// gone; the client's faults while its body is read: 400 for a chunked body that
-/// broke the grammar, 408 for one that stalled.
+/// gone or stopped reading (nothing more can reach it); the client's faults while
+/// its body is read: 400 for a chunked body that broke the grammar, 408 for one
+/// that stalled.
 fn error_status(e: &Error) -> u16 {
     if edge::is_bad_chunk(e) {
         return 400;
@@ -654,7 +664,10 @@ fn error_status(e: &Error) -> u16 {
         (_, ErrorSource::Upstream) => 502,
         (ErrorType::ReadTimedout, ErrorSource::Downstream) => 408,
         (
-            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ErrorType::WriteError
+            | ErrorType::WriteTimedout
+            | ErrorType::ReadError
+            | ErrorType::ConnectionClosed,
             ErrorSource::Downstream,
         ) => 0,
         (_, ErrorSource::Downstream) => 400,
@@ -786,6 +799,10 @@ vhosts:
         assert_eq!(
             failed(ErrorType::ReadTimedout, ErrorSource::Upstream, None),
             504
+        );
+        assert_eq!(
+            failed(ErrorType::WriteTimedout, ErrorSource::Downstream, None),
+            0
         );
     }
 

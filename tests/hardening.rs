@@ -324,8 +324,18 @@ fn connections_over_the_limit_are_refused_and_counted() {
 /// then the connection is closed, and the client retries the rest (RFC 9112 9.3.2).
 /// A plain and a TLS listener (the leaf's certificate) in front of `up`.
 fn tls_gateway(leaf: &Leaf, up: &Upstream, header_timeout_ms: u64) -> Gateway {
+    tls_gateway_with(
+        leaf,
+        up,
+        &format!("{{client_header_timeout_ms: {header_timeout_ms}}}"),
+    )
+}
+
+/// A plain and a TLS listener for app.test in front of `up`, with `limits` (a
+/// YAML flow map).
+fn tls_gateway_with(leaf: &Leaf, up: &Upstream, limits: &str) -> Gateway {
     let yaml = format!(
-        "listeners:\n  - address: \"{{listen}}\"\n  - address: \"{{tls}}\"\n    tls: {{cert: certs/app.pem, key: certs/app.key}}\nadmin: {{address: \"{{admin}}\"}}\nlimits: {{client_header_timeout_ms: {header_timeout_ms}}}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
+        "listeners:\n  - address: \"{{listen}}\"\n  - address: \"{{tls}}\"\n    tls: {{cert: certs/app.pem, key: certs/app.key}}\nadmin: {{address: \"{{admin}}\"}}\nlimits: {limits}\nvhosts:\n  - name: app\n    hosts: [app.test]\n    upstreams: [\"{}\"]\n",
         up.addr
     );
     let mut gw = Gateway::launch(
@@ -353,7 +363,50 @@ fn a_client_that_stops_reading_is_cut_off() {
         gw.metric("secgw_connections_open") == Some(0.0)
     });
     assert_eq!(up.hits(), 1);
+    assert_eq!(gw.metric(SEND_TIMEOUT), Some(1.0));
+    // Not the client's fault, nor the gateway's: no 400, no error.
+    assert!(!gw.log().contains("status=400"), "{}", gw.log());
     drop(s);
+}
+
+const SEND_TIMEOUT: &str = "secgw_requests_rejected_total{reason=\"send_timeout\"}";
+
+/// An HTTP/2 client that never opens a stream's flow-control window stalls its
+/// response like one that stops reading: after `send_timeout_ms` that stream is
+/// reset and counted, and the connection goes on serving its other streams.
+#[test]
+fn a_stream_whose_window_never_opens_is_reset_after_the_send_timeout() {
+    let pki = TestPki::new();
+    let leaf = pki.leaf(&["app.test"]);
+    let up = Upstream::start("a");
+    let gw = tls_gateway_with(&leaf, &up, "{send_timeout_ms: 500}");
+    runtime().block_on(async {
+        let mut window_zero = h2::client::Builder::new();
+        window_zero.initial_window_size(0);
+        let mut h2 =
+            common::framings::h2_connect_with(gw.tls_addr, "app.test", &pki.ca_pem(), window_zero)
+                .await;
+        let started = Instant::now();
+        let req = http::Request::get("https://app.test/big").body(()).unwrap();
+        let (response, _) = h2.send_request(req, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let cut = tokio::time::timeout(Duration::from_secs(10), body.data())
+            .await
+            .expect("the stalled stream was never cut");
+        let err = cut.expect("the stream ended without an error").unwrap_err();
+        assert!(err.is_reset(), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        // The connection still serves: a HEAD needs no window.
+        h2 = h2.ready().await.unwrap();
+        let req = http::Request::head("https://app.test/").body(()).unwrap();
+        let (response, _) = h2.send_request(req, true).unwrap();
+        assert_eq!(response.await.unwrap().status(), 200);
+    });
+    assert_eq!(gw.metric(SEND_TIMEOUT), Some(1.0));
+    assert_eq!(up.hits(), 2);
+    assert!(!gw.log().contains("status=400"), "{}", gw.log());
 }
 
 #[test]

@@ -245,13 +245,23 @@ pub async fn h2_connect(
     host: &str,
     ca_pem: &str,
 ) -> h2::client::SendRequest<Bytes> {
+    h2_connect_with(addr, host, ca_pem, h2::client::Builder::new()).await
+}
+
+/// [`h2_connect`] with the client's settings in `builder`.
+pub async fn h2_connect_with(
+    addr: SocketAddr,
+    host: &str,
+    ca_pem: &str,
+    builder: h2::client::Builder,
+) -> h2::client::SendRequest<Bytes> {
     super::tls::install_provider();
     let config = super::tls::client_config(ca_pem, &[b"h2"]);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from(host.to_string()).unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
-    let (send, connection) = h2::client::handshake(tls).await.unwrap();
+    let (send, connection) = builder.handshake(tls).await.unwrap();
     tokio::spawn(async move {
         let _ = connection.await;
     });
