@@ -15,7 +15,7 @@
    latency and CPU microseconds per request of the proxy process (from /proc).
 Loopback only; every run is bounded by wrk's duration.
 """
-import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, re, shutil, signal, socket, ssl, statistics, struct, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "pingora-secgw")
@@ -34,6 +34,50 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def self_signed(work, host="bench.test"):
+    """A self-signed P-256 certificate for `host` in `work`: (cert, key) paths."""
+    cert, key = os.path.join(work, "site.pem"), os.path.join(work, "site.key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={host}",
+         "-addext", f"subjectAltName=DNS:{host}"],
+        check=True, capture_output=True)
+    return cert, key
+
+
+def insecure_tls(alpn):
+    """A client TLS context for the benches' self-signed gateways, offering `alpn`."""
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    tls.set_alpn_protocols(alpn)
+    return tls
+
+
+def h2_frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def bench_config(work, rest):
+    """gw.yaml in `work` for a one-thread gateway that stops at once, then `rest`."""
+    conf = os.path.join(work, "gw.yaml")
+    with open(conf, "w") as f:
+        f.write(
+            f"threads: 1\nwork_stealing: false\npid_file: {work}/gw.pid\n"
+            "grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n"
+            f"upgrade_sock: {work}/up.sock\n{rest}"
+        )
+    return conf
 
 
 def wait_port(port, proc, what):

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the load benchmarks run besides the gateway: nginx and wrk (Debian),
 # installed when missing, without starting the packaged nginx service.
-# `tools.sh valgrind` and `tools.sh perf` add those profilers (Debian's valgrind and
-# linux-perf packages).
+# `tools.sh valgrind`, `tools.sh perf` and `tools.sh heaptrack` add those profilers
+# (Debian's valgrind, linux-perf and heaptrack packages).
 set -euo pipefail
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
@@ -11,6 +11,7 @@ for tool in "$@"; do
   case "$tool" in
     valgrind) command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind) ;;
     perf) command -v perf >/dev/null 2>&1 || missing+=(linux-perf) ;;
+    heaptrack) command -v heaptrack_print >/dev/null 2>&1 || missing+=(heaptrack) ;;
     *) echo "benches/tools.sh: unknown tool $tool" >&2; exit 2 ;;
   esac
 done

@@ -6,6 +6,9 @@ use pingora_core::server::configuration::Opt;
 
 use pingora_secgw::{audit, check, logging, metrics::metrics, policy, server};
 
+// Heap profilers (heaptrack, massif) see only the system allocator: the
+// `system-allocator` feature builds the gateway for them (benches/idle-heap.sh).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
