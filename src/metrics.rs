@@ -212,7 +212,7 @@ impl Metrics {
             csp_nonce_skipped: counter_vec(
                 &r,
                 "secgw_csp_nonce_skipped_total",
-                "HTML responses passed through without a nonce, by reason.",
+                "HTML responses passed through without a nonce (ambiguous_markup, parser_limit: without nonces from that point on), by reason.",
                 &["vhost", "route", "reason"],
             ),
             csp_nonce_failed: counter_vec(
@@ -489,6 +489,13 @@ pub enum NonceSkip {
     NoTransform,
     /// A charset that is not ASCII-compatible (UTF-16 ...), which the rewriter cannot parse.
     Charset,
+    /// Markup after which the rewriter and a browser may read tags differently
+    /// (`<svg/>`, `<math>`, CDATA, an ESC byte, `<select><xmp>` ...): nothing
+    /// after it got a nonce, and the rest of the page passed as it came.
+    AmbiguousMarkup,
+    /// A tag larger than the parser's memory limit: the rest of the page passed
+    /// as it came, without nonces.
+    ParserLimit,
 }
 
 /// The effective directive of a CSP violation report: the CSP3 directives that

@@ -91,19 +91,19 @@ fn kinds() -> Template {
         r#"<!doctype html>
 <html><head>
 <script{N}>window.inline = 1;</script>
-<script src="/app.js"{N}></script>
-<script src="https://cdn.test/lib.js" defer{N}></script>
+<script{N} src="/app.js"></script>
+<script{N} src="https://cdn.test/lib.js" defer></script>
 <script src="https://evil.test/x.js"></script>
 <script src="//cdn.test.evil.test/x.js"></script>
-<link rel="preload" as="script" href="/early.js"{N}>
-<link rel="modulepreload" href="/mod.js"{N}>
+<link{N} rel="preload" as="script" href="/early.js">
+<link{N} rel="modulepreload" href="/mod.js">
 <link rel="preload" as="script" href="https://evil.test/y.js">
-<link rel="stylesheet" href="/site.css"{N}>
+<link{N} rel="stylesheet" href="/site.css">
 <link rel="stylesheet" href="https://evil.test/z.css">
 <link rel="icon" href="/favicon.ico">
 <style{N}>body { color: #333 }</style>
-<script type="module"{N}>import "/m.js";</script>
-<script nonce="from-the-upstream"{N}>window.stale = 1;</script>
+<script{N} type="module">import "/m.js";</script>
+<script{N} nonce="from-the-upstream">window.stale = 1;</script>
 </head><body><p onclick="alert(1)">caf&eacute; <b>bold</b></p>
 <svg><script href="https://evil.test/svg.js"></script></svg>
 <svg><script href="/svg.js"><desc><base href="https://evil.test/"></desc></script></svg>
@@ -121,12 +121,9 @@ fn every_kind_of_script_and_style_the_policy_allows_gets_the_headers_nonce() {
     let r = get(&gw, "shop.test", "/", &[]);
     assert_eq!(r.status, 200);
     let n = nonce_of(&r);
-    // Only the marked places changed; the upstream's own nonce was replaced.
-    let expected = page.expected(&n).replace(
-        &format!("nonce=\"from-the-upstream\" nonce=\"{n}\""),
-        &format!("nonce=\"{n}\""),
-    );
-    assert_eq!(r.body, expected);
+    // Only the marked places changed; the gateway's nonce comes first, and a
+    // browser keeps the first of two attributes of one name.
+    assert_eq!(r.body, page.expected(&n));
     assert_eq!(r.body.matches(&n).count(), 9);
     assert_eq!(r.one("transfer-encoding"), "chunked");
     assert!(!r.has("content-length"));
@@ -160,7 +157,7 @@ fn large_page() -> Template {
         t.push_str(&format!(
             "<script{{N}}>var item{i} = {{ id: {i}, name: \"item &amp; {i}\", tags: [\"a\", \"b\"] }};</script>\n\
              <div class=\"card\" data-id=\"{i}\"><h2>Item {i}</h2><p>{}</p>\
-             <script src=\"/js/card-{i}.js\" async{{N}}></script></div>\n",
+             <script{{N}} src=\"/js/card-{i}.js\" async></script></div>\n",
             "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(4)
         ));
         if i % 30 == 0 {
@@ -439,7 +436,7 @@ fn cacheable_responses_become_private() {
 }
 
 #[test]
-fn a_body_that_cannot_be_rewritten_ends_its_response_and_is_counted() {
+fn a_body_that_cannot_be_decoded_ends_its_response_and_is_counted() {
     // Half a gzip stream, then garbage that the upstream holds back until the
     // client has the head: the failure comes after the head, on every run.
     let html = large_page().upstream();
@@ -452,19 +449,9 @@ fn a_body_that_cannot_be_rewritten_ends_its_response_and_is_counted() {
         .pieces
         .push(b"garbage that is not deflate data at all".to_vec());
     broken.hold_before = Some(broken.pieces.len() - 1);
-    // ISO-2022-JP hides tags from an ASCII parser. The upstream holds the ESC
-    // byte back until the client has the head and the text before it.
-    let mut iso = Page::new("text/html", Vec::new());
-    iso.pieces = vec![
-        b"<meta charset=\"iso-2022-jp\"><p>before the escape</p>".to_vec(),
-        b"\x1b$B<script src=/ok.js a='\x1b(B<script src=//evil.test/x.js '></script>".to_vec(),
-    ];
-    iso.chunked = true;
-    iso.hold_before = Some(1);
     let (server, mut gw) = start(vec![
         ("/broken", broken),
         ("/ok", Page::html("<script>ok</script>")),
-        ("/iso-2022-jp", iso),
     ]);
     let resp = client()
         .get(gw.url("/broken"))
@@ -484,29 +471,99 @@ fn a_body_that_cannot_be_rewritten_ends_its_response_and_is_counted() {
     let log = gw.log();
     assert_eq!(log.matches("nonce rewrite failed").count(), 1, "{log}");
     assert!(log.contains("decoding the upstream body"), "{log}");
-    // The ESC byte ends the response: nothing from it on is sent, and the
-    // chunked body never gets its terminating chunk.
-    let (mut s, first) = get_raw_until(&gw, "/iso-2022-jp", "before the escape</p>");
-    server.release();
-    let all = first + &read_until_closed(&mut s);
-    let (head, body) = all.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    assert!(head.contains("\r\nX-Frame-Options: DENY\r\n"), "{head}");
-    assert!(head.contains("\r\nTransfer-Encoding: chunked"), "{head}");
-    assert!(body.contains("<p>before the escape</p>"), "{body}");
-    assert!(
-        !body.contains('\x1b') && !body.contains("evil.test"),
-        "{body}"
-    );
-    assert!(!body.ends_with("0\r\n\r\n"), "{body}");
-    assert_eq!(
-        gw.metric("secgw_csp_nonce_failures_total{route=\"_vhost\",vhost=\"shop\"}"),
-        Some(2.0)
-    );
     let r = get(&gw, "shop.test", "/ok", &[]);
     let n = nonce_of(&r);
     assert_eq!(r.body, format!("<script nonce=\"{n}\">ok</script>"));
     assert!(gw.alive());
+}
+
+/// Pages where the rewriter and a browser may part ways, or where the parser
+/// cannot go on: each arrives whole, nonced only before that point, and counted.
+#[test]
+fn pages_the_rewriter_cannot_follow_arrive_whole_and_are_counted() {
+    // ISO-2022-JP hides tags from an ASCII parser. The upstream holds the ESC
+    // byte back until the client has the head and the text before it.
+    let mut iso = Page::new("text/html", Vec::new());
+    iso.pieces = vec![
+        b"<meta charset=\"iso-2022-jp\"><script>1</script><p>before the escape</p>".to_vec(),
+        b"\x1b$B<script src=/ok.js a='\x1b(B<script src=//evil.test/x.js '></script>".to_vec(),
+    ];
+    iso.chunked = true;
+    iso.hold_before = Some(1);
+    let attack = "<script>1</script><svg/><![CDATA[><script src=//evil.test/x.js z=']]>\
+                  <script q=\"'\"></script>";
+    let select =
+        "<script>1</script><select><xmp><script>2</script></xmp></select><script>3</script>";
+    // One start tag larger than the parser's 4 MiB.
+    let huge = format!(
+        "<script>1</script><link rel=stylesheet title=\"{}\"><script>2</script>",
+        "x".repeat(5 << 20)
+    );
+    let (server, gw) = start(vec![
+        ("/iso-2022-jp", iso),
+        ("/attack", Page::html(attack)),
+        ("/select", Page::html(select)),
+        ("/huge", Page::html(huge.clone()).in_chunks(64 << 10)),
+    ]);
+    let skipped = |reason: &str| {
+        gw.metric(&format!(
+            "secgw_csp_nonce_skipped_total{{reason=\"{reason}\",route=\"_vhost\",vhost=\"shop\"}}"
+        ))
+    };
+    let (mut s, first) = get_raw_until(&gw, "/iso-2022-jp", "before the escape</p>");
+    server.release();
+    let all = first + &read_until_closed_or(&mut s, "\r\n0\r\n\r\n");
+    let (head, body) = all.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.contains("\r\nX-Frame-Options: DENY\r\n"), "{head}");
+    let n = head
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap();
+    assert_eq!(
+        unchunk(body),
+        format!(
+            "<meta charset=\"iso-2022-jp\"><script nonce=\"{n}\">1</script><p>before the escape</p>\
+             \x1b$B<script src=/ok.js a='\x1b(B<script src=//evil.test/x.js '></script>"
+        )
+    );
+    assert_eq!(skipped("ambiguous_markup"), Some(1.0));
+    for (path, page, total) in [("/attack", attack, 2.0), ("/select", select, 3.0)] {
+        let r = get(&gw, "shop.test", path, &[]);
+        let n = nonce_of(&r);
+        assert_eq!(
+            r.body,
+            page.replacen("<script>1", &format!("<script nonce=\"{n}\">1"), 1),
+            "{path}"
+        );
+        assert_eq!(skipped("ambiguous_markup"), Some(total), "{path}");
+    }
+    let r = get(&gw, "shop.test", "/huge", &[]);
+    let n = nonce_of(&r);
+    assert!(
+        r.body == huge.replacen("<script>1", &format!("<script nonce=\"{n}\">1"), 1),
+        "the page over the parser's limit is not whole"
+    );
+    assert_eq!(skipped("parser_limit"), Some(1.0));
+    assert_eq!(
+        gw.metric("secgw_csp_nonce_failures_total{route=\"_vhost\",vhost=\"shop\"}"),
+        Some(0.0)
+    );
+}
+
+/// A chunked body, decoded.
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size, 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
 }
 
 #[test]

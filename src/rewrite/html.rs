@@ -1,8 +1,15 @@
 //! The nonce, written into HTML as it streams by: on inline scripts, on scripts
 //! and script preloads whose URLs the policy allows, and (with styles) on
 //! `<style>` and allowed stylesheets. Nothing else in the document changes.
+//!
+//! lol_html only reads the page: its handlers note where each nonce goes (just
+//! after the tag's name), and the bytes it has passed are sent on with the
+//! nonces spliced in. Where its reading of the page may part from a browser's,
+//! no element gets a nonce from that point on, and where it cannot go on at all,
+//! the rest of the page is sent as the upstream sent it.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use lol_html::errors::RewritingError;
@@ -11,18 +18,39 @@ use lol_html::{AsciiCompatibleEncoding, ElementContentHandlers, HandlerResult, M
 use lol_html::{OutputSink, Selector};
 use url::Url;
 
+use crate::metrics::NonceSkip;
 use crate::policy::csp_sources::{DocumentOrigin, SourceList};
 use crate::policy::nonce::NonceFilter;
 
 /// Far above any real start tag; a body that makes the parser buffer more is
-/// refused instead of growing memory.
+/// passed on without nonces instead of growing memory.
 const PARSER_MEMORY_LIMIT: usize = 4 << 20;
+
+/// A CDATA section is read as one only in foreign content, and a browser and
+/// lol_html may disagree on whether that is where they are.
+const CDATA: &[u8] = b"<![CDATA[";
+
+/// ISO-2022-JP, which a `<meta>` can switch a browser to, hides tags behind
+/// escape sequences from a parser that reads ASCII.
+const ESC: u8 = 0x1b;
 
 /// One selector per element kind, so a handler knows its tag without asking
 /// lol_html for the name (an allocation per element).
-static SELECTORS: LazyLock<[Selector; 4]> = LazyLock::new(|| {
-    ["script", "link", "style", "base"].map(|s| s.parse().expect("a valid selector"))
+static SELECTORS: LazyLock<[Selector; 7]> = LazyLock::new(|| {
+    [
+        "script",
+        "link",
+        "style",
+        "base",
+        "svg",
+        "math",
+        // SVG's HTML integration points.
+        "svg desc, svg title, svg foreignobject",
+    ]
+    .map(|s| s.parse().expect("a valid selector"))
 });
+
+const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 
 /// The document the elements belong to: where their URLs resolve, and the nonce.
 pub struct Document {
@@ -35,12 +63,22 @@ pub struct Document {
 /// What the element handlers decide; it owns the `<base>`s seen so far.
 struct Noncer {
     doc: Document,
+    /// Where the nonce goes: input offsets just after a tag's name, in order.
+    at: Vec<usize>,
     /// Every `<base href>` seen, in any namespace: URLs after one must be allowed
     /// resolved against each, since which one the browser uses (if `base-uri`
     /// lets it use any) is not for a streaming parser to decide.
     bases: Vec<Url>,
     /// A base the URL parser rejected: nothing after it gets a nonce by URL.
     unknown_base: bool,
+    /// Markup was seen after which lol_html and a browser may read tags
+    /// differently: nothing after it gets a nonce. Shared with end-tag handlers.
+    ambiguous: Arc<AtomicBool>,
+    /// `<svg>` elements open, as lol_html's element stack has them. Nothing
+    /// inside one gets a nonce: lol_html can miss an element there (an
+    /// integration point right after some end tags, `<svg></title><desc>`), and
+    /// then read HTML where a browser reads SVG.
+    svg_open: Arc<AtomicUsize>,
     /// The script and style sources allow every path of the document's origin
     /// (`'self'` does): a path-absolute URL needs no parsing until a `<base>`.
     scripts_allow_origin: bool,
@@ -62,7 +100,8 @@ struct Attributes {
     /// The first `rel` and `as`, as `get_attribute` would give them.
     rel: Option<String>,
     as_: Option<String>,
-    /// An `href` or `xlink:href`: on a `<script>`, the URL of an SVG script.
+    /// An `href` or `xlink:href`: what an SVG `<script>` loads, so a script
+    /// that lol_html reads as HTML but has one is left alone.
     href: bool,
 }
 
@@ -95,8 +134,11 @@ impl Noncer {
         let styles_allow_origin = doc.filter.styles.as_ref().is_some_and(every_path);
         Noncer {
             doc,
+            at: Vec::new(),
             bases: Vec::new(),
             unknown_base: false,
+            ambiguous: Arc::default(),
+            svg_open: Arc::default(),
             scripts_allow_origin,
             styles_allow_origin,
         }
@@ -112,10 +154,75 @@ impl Noncer {
         Ok(())
     }
 
-    fn script(&self, el: &mut Element<'_, '_>) -> HandlerResult {
-        // An SVG script (`href`, `xlink:href`) resolves its URL at its end tag,
-        // after markup inside it may have added a `<base>` (through `<desc>`):
-        // what it loads is not known here, so it gets no nonce.
+    /// An `<svg>` whose reading may part from a browser's (lol_html 2.9):
+    /// - self-closing, `<svg/>`: a browser inserts the element and stays in
+    ///   HTML; lol_html enters foreign content and reads what follows there (a
+    ///   CDATA section, which a browser reads as a bogus comment);
+    /// - closed by an end tag other than its own (`<div><svg></div>`, which
+    ///   ends both for a browser): lol_html stays in SVG (`</p>` is the one
+    ///   other end tag after which it leaves, as a browser does).
+    fn svg(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
+        if el.is_self_closing() {
+            self.ambiguous.store(true, Ordering::Relaxed);
+        }
+        self.svg_open.fetch_add(1, Ordering::Relaxed);
+        let open = self.svg_open.clone();
+        self.closed_by(el, &["svg", "p"], move || {
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+        Ok(())
+    }
+
+    /// Any `<math>`: inside MathML, lol_html's namespaces part from a browser's
+    /// in too many ways to follow (`<math><mi><mglyph><style>` is raw text to
+    /// lol_html, markup to a browser; an `<svg>` in `<math>` is MathML to a
+    /// browser, SVG to lol_html), and MathML is rare on pages that need nonces.
+    fn math(&mut self, _: &mut Element<'_, '_>) -> HandlerResult {
+        self.ambiguous.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// An SVG integration point (`<desc>`, `<title>`, `<foreignObject>`), inside
+    /// which lol_html reads HTML. Closed by an end tag other than its own, it
+    /// may close a foreign ancestor for a browser and not for lol_html:
+    /// `<svg><script><desc></script><style>` is an SVG `<style>` to a browser,
+    /// raw text to lol_html.
+    fn integration_point(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
+        let name = el.tag_name();
+        self.closed_by(el, &[name.as_str()], || ());
+        Ok(())
+    }
+
+    /// Marks the page ambiguous when `el` ends by an end tag not in `names`
+    /// (lol_html calls the handler of each element an end tag closes), and
+    /// calls `then` when it ends. An element without an end tag (`<svg/>`)
+    /// ends at once.
+    fn closed_by(
+        &self,
+        el: &mut Element<'_, '_>,
+        names: &[&str],
+        then: impl FnOnce() + Send + 'static,
+    ) {
+        let Some(handlers) = el.end_tag_handlers() else {
+            then();
+            return;
+        };
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let ambiguous = self.ambiguous.clone();
+        handlers.push(Box::new(move |end| {
+            let name = end.name();
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                ambiguous.store(true, Ordering::Relaxed);
+            }
+            then();
+            Ok(())
+        }));
+    }
+
+    /// An SVG `<script>` (which lol_html reads as markup) gets no nonce: its URL
+    /// (`href`, `xlink:href`) is resolved at its end tag, after markup inside it
+    /// may have added a `<base>`, and pages do not need it.
+    fn script(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
         let attrs = Attributes::read(el, &["src"]);
         let give = !attrs.wraps_markup
             && !attrs.href
@@ -124,16 +231,16 @@ impl Noncer {
                 &self.doc.filter.scripts,
                 self.scripts_allow_origin,
             );
-        self.give_if(give, el)
+        self.give_if(give, el, "script")
     }
 
-    fn style(&self, el: &mut Element<'_, '_>) -> HandlerResult {
+    fn style(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
         let give = self.doc.filter.styles.is_some() && !Attributes::read(el, &[]).wraps_markup;
-        self.give_if(give, el)
+        self.give_if(give, el, "style")
     }
 
     /// Script preloads against the script sources; stylesheets against the style ones.
-    fn link(&self, el: &mut Element<'_, '_>) -> HandlerResult {
+    fn link(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
         let attrs = Attributes::read(el, &["href"]);
         let rel = attrs.rel.unwrap_or_default().to_ascii_lowercase();
         let as_ = attrs.as_.map(|a| a.trim().to_ascii_lowercase());
@@ -155,12 +262,21 @@ impl Noncer {
         let give = !attrs.wraps_markup
             && !attrs.urls.is_empty()
             && self.all_allowed(&attrs.urls, list, allow_origin);
-        self.give_if(give, el)
+        self.give_if(give, el, "link")
     }
 
-    fn give_if(&self, give: bool, el: &mut Element<'_, '_>) -> HandlerResult {
-        if give {
-            el.set_attribute("nonce", &self.doc.nonce)?;
+    /// Notes where the nonce goes: only on an HTML element (as lol_html reads
+    /// it), and only while lol_html and a browser read the page alike.
+    fn give_if(&mut self, give: bool, el: &Element<'_, '_>, name: &str) -> HandlerResult {
+        if give
+            && !self.ambiguous.load(Ordering::Relaxed)
+            && el.namespace_uri() == HTML_NS
+            && self.svg_open.load(Ordering::Relaxed) == 0
+        {
+            // `<` and the name: the selector matched, so the name is `name` in
+            // some case, one byte per letter.
+            self.at
+                .push(el.source_location().bytes().start + 1 + name.len());
         }
         Ok(())
     }
@@ -193,41 +309,40 @@ fn is_path_absolute(raw: &str) -> bool {
         && !b.iter().any(|c| matches!(c, b'\t' | b'\n' | b'\r'))
 }
 
-/// The rewritten bytes so far, shared with the rewriter's output sink.
+/// How many input bytes lol_html has passed on: it only reads, so its output is
+/// its input, and everything before this count is parsed to the end of its tag.
 #[derive(Clone, Default)]
-struct Output(Arc<Mutex<Vec<u8>>>);
+struct Passed(Arc<AtomicUsize>);
 
-impl Output {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    /// Room for a rewritten chunk up front: it grows by a nonce per element, not
-    /// by doubling through every token the rewriter hands over.
-    fn reserve_for(&self, input: usize) {
-        self.lock().reserve(input + input / 8);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl OutputSink for Output {
+impl OutputSink for Passed {
     fn handle_chunk(&mut self, chunk: &[u8]) {
-        self.lock().extend_from_slice(chunk);
+        self.0.fetch_add(chunk.len(), Ordering::Relaxed);
     }
 }
 
 /// A streaming rewriter for one response.
 pub struct HtmlNoncer {
-    rewriter: HtmlRewriter<'static, Output>,
-    output: Output,
+    /// `None` once it stopped: the rest of the page passes as it came.
+    rewriter: Option<HtmlRewriter<'static, Passed>>,
+    passed: Passed,
+    noncer: Arc<Mutex<Noncer>>,
+    /// ` nonce="…"`, as spliced in.
+    attribute: Vec<u8>,
+    /// Input not sent yet, which starts at input offset `sent`.
+    held: Vec<u8>,
+    sent: usize,
+    /// Input offset of a CDATA section or an ESC byte: no nonce from there on.
+    limit: usize,
+    /// The last bytes of the input, for a CDATA opener cut by a chunk's end.
+    tail: Vec<u8>,
+    /// Why nonces stopped before the end of the page.
+    stop: Option<NonceSkip>,
 }
 
 impl HtmlNoncer {
     /// `encoding` from the response's charset; `None` lets a `<meta charset>` decide.
     pub fn new(doc: Document, encoding: Option<AsciiCompatibleEncoding>) -> HtmlNoncer {
+        let attribute = format!(" nonce=\"{}\"", doc.nonce).into_bytes();
         let noncer = Arc::new(Mutex::new(Noncer::new(doc)));
         let handler = |on: fn(&mut Noncer, &mut Element<'_, '_>) -> HandlerResult| {
             let noncer = noncer.clone();
@@ -243,13 +358,16 @@ impl HtmlNoncer {
             .iter()
             .map(Cow::Borrowed)
             .zip([
-                handler(|n, el| n.script(el)),
-                handler(|n, el| n.link(el)),
-                handler(|n, el| n.style(el)),
+                handler(Noncer::script),
+                handler(Noncer::link),
+                handler(Noncer::style),
                 handler(Noncer::base),
+                handler(Noncer::svg),
+                handler(Noncer::math),
+                handler(Noncer::integration_point),
             ])
             .collect();
-        let output = Output::default();
+        let passed = Passed::default();
         let settings = Settings {
             element_content_handlers,
             encoding: encoding.unwrap_or_else(AsciiCompatibleEncoding::utf_8),
@@ -259,28 +377,111 @@ impl HtmlNoncer {
                 ..MemorySettings::new()
             },
             // Markup whose parse depends on context the streaming parser does not
-            // keep (`<select><xmp><script>`) is an error rather than a guess.
+            // keep (`<select><xmp><script>`) stops it rather than make it guess.
             strict: true,
             ..Settings::new_send()
         };
         HtmlNoncer {
-            rewriter: HtmlRewriter::new(settings, output.clone()),
-            output,
+            rewriter: Some(HtmlRewriter::new(settings, passed.clone())),
+            passed,
+            noncer,
+            attribute,
+            held: Vec::new(),
+            sent: 0,
+            limit: usize::MAX,
+            tail: Vec::new(),
+            stop: None,
         }
     }
 
-    /// Rewrites one chunk; returns the bytes ready to send (a tag cut by the
+    /// Takes one chunk; returns the bytes ready to send (a tag cut by the
     /// chunk's end waits for the next one).
-    pub fn write(&mut self, chunk: &[u8]) -> Result<Vec<u8>, RewritingError> {
-        self.output.reserve_for(chunk.len());
-        self.rewriter.write(chunk)?;
-        Ok(self.output.take())
+    pub fn write(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let start = self.sent + self.held.len();
+        self.held.extend_from_slice(chunk);
+        if self.rewriter.is_none() {
+            return self.send_held();
+        }
+        self.limit = self.limit.min(self.find_cdata(chunk, start));
+        let Some(rewriter) = &mut self.rewriter else {
+            return self.send_held();
+        };
+        let esc = chunk.iter().position(|&b| b == ESC);
+        let parsed = rewriter.write(&chunk[..esc.unwrap_or(chunk.len())]);
+        if let Err(e) = parsed {
+            self.stop_at(stop_reason(&e));
+        } else if let Some(i) = esc {
+            self.limit = self.limit.min(start + i);
+            self.stop_at(NonceSkip::AmbiguousMarkup);
+        }
+        if self.rewriter.is_none() {
+            return self.send_held();
+        }
+        self.send_until(self.passed.0.load(Ordering::Relaxed))
     }
 
-    pub fn end(self) -> Result<Vec<u8>, RewritingError> {
-        let output = self.output.clone();
-        self.rewriter.end()?;
-        Ok(output.take())
+    /// The last bytes, and why nonces stopped early, if they did.
+    pub fn end(mut self) -> (Vec<u8>, Option<NonceSkip>) {
+        if let Some(rewriter) = self.rewriter.take() {
+            if let Err(e) = rewriter.end() {
+                self.stop = Some(stop_reason(&e));
+            }
+        }
+        let last = self.send_held();
+        let noncer = self.noncer.lock().unwrap_or_else(PoisonError::into_inner);
+        let early = noncer.ambiguous.load(Ordering::Relaxed) || self.limit != usize::MAX;
+        let stop = self.stop.or(early.then_some(NonceSkip::AmbiguousMarkup));
+        (last, stop)
+    }
+
+    /// From here on, the page passes as it came, with the nonces noted so far.
+    fn stop_at(&mut self, reason: NonceSkip) {
+        self.rewriter = None;
+        self.stop.get_or_insert(reason);
+    }
+
+    /// The input offset of the first CDATA opener that starts in or just before
+    /// `chunk` (which starts at offset `start`), or `usize::MAX`.
+    fn find_cdata(&mut self, chunk: &[u8], start: usize) -> usize {
+        let mut window = std::mem::take(&mut self.tail);
+        let window_start = start - window.len();
+        window.extend_from_slice(chunk);
+        let found = memchr::memmem::find(&window, CDATA).map_or(usize::MAX, |i| window_start + i);
+        let keep = window.len().min(CDATA.len() - 1);
+        window.drain(..window.len() - keep);
+        self.tail = window;
+        found
+    }
+
+    fn send_held(&mut self) -> Vec<u8> {
+        self.send_until(self.sent + self.held.len())
+    }
+
+    /// Sends the input up to offset `end`, each noted nonce spliced in.
+    fn send_until(&mut self, end: usize) -> Vec<u8> {
+        let n = end - self.sent;
+        let mut noncer = self.noncer.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = noncer.at.partition_point(|&at| at <= end);
+        let mut out = Vec::with_capacity(n + due * self.attribute.len());
+        let mut from = 0;
+        for at in noncer.at.drain(..due).filter(|&at| at < self.limit) {
+            out.extend_from_slice(&self.held[from..at - self.sent]);
+            out.extend_from_slice(&self.attribute);
+            from = at - self.sent;
+        }
+        out.extend_from_slice(&self.held[from..n]);
+        self.held.drain(..n);
+        self.sent = end;
+        out
+    }
+}
+
+/// Why lol_html stopped: it could not tell how a browser reads the markup, or
+/// the page needed more memory than the limit.
+fn stop_reason(e: &RewritingError) -> NonceSkip {
+    match e {
+        RewritingError::MemoryLimitExceeded(_) => NonceSkip::ParserLimit,
+        _ => NonceSkip::AmbiguousMarkup,
     }
 }
 
@@ -303,18 +504,20 @@ mod tests {
         }
     }
 
-    fn rewrite_in(html: &str, doc: Document, chunk: usize) -> Result<String, RewritingError> {
+    /// The rewritten page, and why nonces stopped early.
+    fn rewrite_in(html: &str, doc: Document, chunk: usize) -> (String, Option<NonceSkip>) {
         let mut r = HtmlNoncer::new(doc, None);
         let mut out = Vec::new();
         for piece in html.as_bytes().chunks(chunk) {
-            out.extend(r.write(piece)?);
+            out.extend(r.write(piece));
         }
-        out.extend(r.end()?);
-        Ok(String::from_utf8(out).unwrap())
+        let (last, stop) = r.end();
+        out.extend(last);
+        (String::from_utf8(out).unwrap(), stop)
     }
 
     fn rewrite(html: &str) -> String {
-        rewrite_in(html, doc(&["'self'", "cdn.example"], None), 5).unwrap()
+        rewrite_in(html, doc(&["'self'", "cdn.example"], None), 5).0
     }
 
     const N: &str = " nonce=\"bm9uY2Vub25jZW5vbmNlMQ==\"";
@@ -343,7 +546,7 @@ mod tests {
             ("<link rel=\"stylesheet\" href=\"/a.css\">", false),
             ("<style>p{}</style>", false),
         ] {
-            let (open, rest) = input.split_at(input.find('>').unwrap());
+            let (open, rest) = input.split_at(input.find([' ', '>']).unwrap());
             let expected = if nonced {
                 format!("{open}{N}{rest}")
             } else {
@@ -372,12 +575,12 @@ mod tests {
         // Entities that keep the URL on the document's origin are still decoded.
         assert_eq!(
             rewrite("<script src=\"/a.js?x=1&amp;y=2\"></script>"),
-            format!("<script src=\"/a.js?x=1&amp;y=2\"{N}></script>")
+            format!("<script{N} src=\"/a.js?x=1&amp;y=2\"></script>")
         );
     }
 
     #[test]
-    fn svg_scripts_with_a_url_get_no_nonce() {
+    fn svg_scripts_get_no_nonce() {
         for page in [
             "<svg><script href=\"/ok.js\"></script></svg>",
             "<svg><script xlink:href=\"/ok.js\"></script></svg>",
@@ -386,9 +589,10 @@ mod tests {
         ] {
             assert_eq!(rewrite(page), page);
         }
+        let page = "<svg><script>1</script></svg><script>2</script>";
         assert_eq!(
-            rewrite("<svg><script>1</script></svg>"),
-            format!("<svg><script{N}>1</script></svg>")
+            rewrite(page),
+            page.replace("<script>2", &format!("<script{N}>2"))
         );
     }
 
@@ -401,8 +605,8 @@ mod tests {
         assert_eq!(
             rewrite(page),
             format!(
-                "<script src=\"/before.js\"{N}></script><base href=\"https://cdn.example/\">\
-                 <script src=\"/after.js\"{N}></script>"
+                "<script{N} src=\"/before.js\"></script><base href=\"https://cdn.example/\">\
+                 <script{N} src=\"/after.js\"></script>"
             )
         );
     }
@@ -479,10 +683,11 @@ mod tests {
     }
 
     #[test]
-    fn an_upstream_nonce_is_replaced() {
+    fn the_gateways_nonce_comes_before_an_upstream_one() {
+        // A browser keeps the first of two attributes of one name.
         assert_eq!(
             rewrite("<script nonce=\"old\">x()</script>"),
-            format!("<script{N}>x()</script>")
+            format!("<script{N} nonce=\"old\">x()</script>")
         );
     }
 
@@ -493,11 +698,11 @@ mod tests {
                     <link rel=\"alternate stylesheet\" href=\"https://evil.example/b.css\">\
                     <link rel=\"preload\" as=\"style\" href=\"/c.css\">";
         assert_eq!(
-            rewrite_in(page, d, 3).unwrap(),
+            rewrite_in(page, d, 3).0,
             format!(
-                "<style{N}>p{{}}</style><link rel=\"stylesheet\" href=\"/a.css\"{N}>\
+                "<style{N}>p{{}}</style><link{N} rel=\"stylesheet\" href=\"/a.css\">\
                  <link rel=\"alternate stylesheet\" href=\"https://evil.example/b.css\">\
-                 <link rel=\"preload\" as=\"style\" href=\"/c.css\"{N}>"
+                 <link{N} rel=\"preload\" as=\"style\" href=\"/c.css\">"
             )
         );
     }
@@ -507,20 +712,62 @@ mod tests {
         let page = "<!doctype html><html><head><title>t</title>\
                     <script>var a = '</scr' + 'ipt>';</script></head>\
                     <body><p>caf\u{e9}</p><script src=\"/b.js\"></script><!-- <script> --></body></html>";
-        let whole = rewrite_in(page, doc(&["'self'"], None), page.len()).unwrap();
+        let whole = rewrite_in(page, doc(&["'self'"], None), page.len()).0;
         for size in [1, 2, 3, 7, 64] {
-            assert_eq!(
-                rewrite_in(page, doc(&["'self'"], None), size).unwrap(),
-                whole
-            );
+            assert_eq!(rewrite_in(page, doc(&["'self'"], None), size).0, whole);
         }
         assert_eq!(whole.matches(N).count(), 2);
         assert_eq!(whole.replace(N, ""), page);
     }
 
+    /// The page, whole, with `expected` nonced elements, and why nonces stopped.
+    fn nonces_and_stop(page: &str, chunk: usize) -> (usize, Option<NonceSkip>) {
+        let (out, stop) = rewrite_in(page, doc(&["'self'"], None), chunk);
+        assert_eq!(out.replace(N, ""), page, "{page}");
+        (out.matches(N).count(), stop)
+    }
+
     #[test]
-    fn ambiguous_markup_is_an_error_not_a_guess() {
-        let page = "<select><xmp><script>alert(1)</script></xmp></select>";
-        assert!(rewrite_in(page, doc(&["'self'"], None), 4).is_err());
+    fn nonces_stop_where_lol_html_and_a_browser_part_ways() {
+        const BEFORE: &str = "<script src=/a.js></script>";
+        const AFTER: &str = "<script>2</script><link rel=modulepreload href=/b.js>";
+        for (markup, stop) in [
+            ("<svg/>", Some(NonceSkip::AmbiguousMarkup)),
+            ("<math><mi>x</mi></math>", Some(NonceSkip::AmbiguousMarkup)),
+            ("<p><![CDATA[x]]>", Some(NonceSkip::AmbiguousMarkup)),
+            ("<p>\u{1b}$B", Some(NonceSkip::AmbiguousMarkup)),
+            ("<select><xmp>", Some(NonceSkip::AmbiguousMarkup)),
+            // An integration point closed by its ancestor's end tag.
+            ("<svg><script><desc></script>", Some(NonceSkip::AmbiguousMarkup)),
+            ("<svg><desc></svg>", Some(NonceSkip::AmbiguousMarkup)),
+            // Foreign content that both read alike.
+            ("<svg><title>t</title><path d=M0/></svg>", None),
+            // lol_html misses the `<foreignObject>` and reads HTML inside
+            // the SVG `<script>`; the `<link>` is SVG to a browser.
+            (
+                "<svg><script></iframe><foreignObject></script><link rel=modulepreload href=/c.js></svg>",
+                None,
+            ),
+            ("<svg><desc><b>x</b></desc><svg></svg></svg>", None),
+        ] {
+            let page = format!("{BEFORE}{markup}{AFTER}");
+            for chunk in [1, 2, 3, 7, 64, 4096] {
+                let want = if stop.is_some() { 1 } else { 3 };
+                assert_eq!(nonces_and_stop(&page, chunk), (want, stop), "{page} / {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_page_the_parser_cannot_finish_passes_whole() {
+        let huge = format!(
+            "<script>1</script><link rel=stylesheet title=\"{}\">",
+            "x".repeat(5 << 20)
+        );
+        let page = format!("{huge}<script>2</script>");
+        assert_eq!(
+            nonces_and_stop(&page, 64 << 10),
+            (1, Some(NonceSkip::ParserLimit))
+        );
     }
 }

@@ -19,7 +19,7 @@ use self::decode::{Coding, Decoder};
 use self::html::{Document, HtmlNoncer};
 use crate::metrics::NonceSkip;
 use crate::policy::csp_sources::DocumentOrigin;
-use crate::policy::nonce::NoncePlan;
+use crate::policy::nonce::{NonceCounters, NoncePlan};
 use crate::routing::request_host;
 
 /// 128 bits, the CSP3 minimum.
@@ -38,27 +38,23 @@ pub struct NonceStream(Mutex<Option<Stages>>);
 struct Stages {
     decoder: Option<Decoder>,
     html: HtmlNoncer,
+    /// The route's counts, for a page whose nonces stopped early.
+    counters: NonceCounters,
 }
 
 /// Why a body could not be rewritten.
 #[derive(Debug)]
 pub enum RewriteError {
     Decode(std::io::Error),
-    Html(lol_html::errors::RewritingError),
     /// A chunk after the end.
     Ended,
-    /// An ESC byte: ISO-2022-JP (which a `<meta>` can switch a browser to) hides
-    /// tags from a parser that reads ASCII.
-    Escape,
 }
 
 impl std::fmt::Display for RewriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RewriteError::Decode(e) => write!(f, "decoding the upstream body: {e}"),
-            RewriteError::Html(e) => write!(f, "rewriting the HTML: {e}"),
             RewriteError::Ended => write!(f, "body after its end"),
-            RewriteError::Escape => write!(f, "an ESC byte (ISO-2022-JP?) in the HTML"),
         }
     }
 }
@@ -74,28 +70,29 @@ impl NonceStream {
         let mut out = match &mut stages.decoder {
             Some(d) => {
                 let decoded = d.decode(&input).map_err(RewriteError::Decode)?;
-                write_html(&mut stages.html, &decoded)?
+                stages.html.write(&decoded)
             }
-            None => write_html(&mut stages.html, &input)?,
+            None => stages.html.write(&input),
         };
         if end {
-            let Stages { decoder, mut html } = guard.take().ok_or(RewriteError::Ended)?;
+            let Stages {
+                decoder,
+                mut html,
+                counters,
+            } = guard.take().ok_or(RewriteError::Ended)?;
             if let Some(d) = decoder {
                 let rest = d.finish().map_err(RewriteError::Decode)?;
-                out.extend(write_html(&mut html, &rest)?);
+                out.extend(html.write(&rest));
             }
-            out.extend(html.end().map_err(RewriteError::Html)?);
+            let (last, stopped) = html.end();
+            if let Some(reason) = stopped {
+                counters.skipped(reason);
+            }
+            out.extend(last);
         }
         *body = (!out.is_empty()).then(|| Bytes::from(out));
         Ok(())
     }
-}
-
-fn write_html(html: &mut HtmlNoncer, bytes: &[u8]) -> Result<Vec<u8>, RewriteError> {
-    if bytes.contains(&0x1b) {
-        return Err(RewriteError::Escape);
-    }
-    html.write(bytes).map_err(RewriteError::Html)
 }
 
 /// Decides whether `resp` gets a nonce and, if so, prepares its headers and
@@ -158,6 +155,7 @@ pub fn begin(
     Some(NonceStream(Mutex::new(Some(Stages {
         decoder: coding.map(Decoder::new),
         html: HtmlNoncer::new(doc, encoding),
+        counters: plan.counters.clone(),
     }))))
 }
 
