@@ -451,6 +451,29 @@ fn w110_expect_ct() {
 }
 
 #[test]
+fn w111_builtin_directives_looser_than_default_src() {
+    let own = (
+        "csp_policy",
+        "{default-src: [\"'self'\"], style-src: [\"'self'\"]}",
+    );
+    assert_found(
+        &app(&[own], ""),
+        &[
+            at("SECGW-W111", "warning", "security.csp_use_defaults"),
+            at("SECGW-W111", "warning", "security.csp_use_defaults"),
+        ],
+    );
+    let without = [
+        ("csp_use_defaults", "false"),
+        (
+            "csp_policy",
+            "{default-src: [\"'self'\"], object-src: [\"'none'\"]}",
+        ),
+    ];
+    assert_found(&app(&without, ""), &[]);
+}
+
+#[test]
 fn e101_scripts_from_any_host_on_a_regex_route() {
     let routes = "    routes:\n      - regex: \"^/embed/[0-9]+$\"\n        security: {csp_policy: {script-src: [\"*\"]}}\n";
     assert_found(

@@ -343,3 +343,36 @@ vhosts:
     assert!(!r.has("x-upstream"));
     assert_eq!(r.one("x-content-type-options"), "nosniff");
 }
+
+/// `csp_use_defaults: false` and `permissions_policy_use_defaults: false` send
+/// the policy's own directives and features only; a route turns them back on.
+#[test]
+fn use_defaults_false_sends_only_the_policys_own_directives() {
+    let up = Upstream::start("a");
+    let vhost = r#"
+    security:
+      csp_use_defaults: false
+      permissions_policy_use_defaults: false
+      csp_policy: {default-src: ["'self'"], object-src: ["'none'"]}
+      permissions_policy: {usb: "'self'"}
+    routes:
+      - prefix: /legacy
+        security: {csp_use_defaults: true}
+"#;
+    let gw = Gateway::start(&proxied(&up, vhost));
+    let r = get(&gw, "app.test", "/", &[HTTPS]);
+    assert_eq!(
+        r.one("content-security-policy"),
+        "default-src 'self'; object-src 'none'"
+    );
+    assert_eq!(r.one("permissions-policy"), "usb=(self)");
+    let r = get(&gw, "app.test", "/legacy/x", &[HTTPS]);
+    assert_eq!(
+        r.one("content-security-policy"),
+        "default-src 'self'; base-uri 'self'; font-src 'self' https: data:; \
+         form-action 'self'; frame-ancestors 'none'; img-src 'self' data:; object-src 'none'; \
+         script-src 'self'; script-src-attr 'none'; style-src 'self' https: 'unsafe-inline'; \
+         upgrade-insecure-requests"
+    );
+    assert_eq!(r.one("permissions-policy"), "usb=(self)");
+}

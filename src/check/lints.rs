@@ -123,6 +123,11 @@ const EXPECT_CT: Code = (
     Severity::Info,
     "the obsolete Expect-CT header is sent",
 );
+const LOOSE_DEFAULTS: Code = (
+    "SECGW-W111",
+    Severity::Warning,
+    "a CSP directive from the built-in defaults allows more than the policy's own default-src",
+);
 const SCRIPTS_FROM_ANYWHERE: Code = (
     "SECGW-E101",
     Severity::Error,
@@ -168,6 +173,7 @@ pub const CODES: &[Code] = &[
     CONFLICT_APPEND,
     XSS_AUDITOR,
     EXPECT_CT,
+    LOOSE_DEFAULTS,
     SCRIPTS_FROM_ANYWHERE,
     PRELOAD_UNMET,
     TRUST_EVERYONE,
@@ -392,13 +398,17 @@ fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
 }
 
 /// Every lint of one merged layer, in a stable order.
+/// The findings of one merged layer (before `resolved`: the built-in defaults'
+/// directives are told apart from the user's).
 fn lint(layer: &PolicyLayer, at: &Scope) -> Vec<Hit> {
+    let mut out = Vec::new();
+    loose_defaults(&layer.security, &mut out);
+    let layer = &layer.resolved();
     let s = &layer.security;
     let sent = Sent {
         security: security_headers(s),
         headers: &layer.headers,
     };
-    let mut out = Vec::new();
     hsts(s, &sent, at, &mut out);
     redirect(s, at, &mut out);
     framing(s, &sent, &mut out);
@@ -569,6 +579,73 @@ fn framing(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
 
 /// Whether anything is enforced, and what the enforced policy lets scripts and
 /// plugins do.
+/// A policy that writes its own `default-src` and inherits, from the built-in
+/// defaults, a fetch directive allowing a source that default-src does not
+/// (`style-src 'unsafe-inline'`, `img-src data:`): the strict default-src does
+/// not apply to that directive.
+fn loose_defaults(s: &SecurityOptions, out: &mut Vec<Hit>) {
+    let (Some(own), Some(builtin)) = (&s.csp_policy, &s.builtin_csp_policy) else {
+        return;
+    };
+    let Some(Some(default_src)) = own.0.get("default-src") else {
+        return;
+    };
+    if s.csp_enabled != Some(true) || s.csp_use_defaults == Some(false) {
+        return;
+    }
+    for (directive, sources) in &builtin.0 {
+        // `'none'` allows nothing, whatever default-src allows.
+        let Some(sources) = sources.as_ref().filter(|s| *s != &["'none'"]) else {
+            continue;
+        };
+        let wider: Vec<&str> = sources
+            .iter()
+            .filter(|src| !default_src.contains(src))
+            .map(String::as_str)
+            .collect();
+        if !FETCH_DIRECTIVES.contains(&directive.as_str())
+            || own.0.contains_key(directive)
+            || wider.is_empty()
+        {
+            continue;
+        }
+        out.push(hit(
+            &LOOSE_DEFAULTS,
+            "security.csp_use_defaults",
+            format!(
+                "{directive} `{}` comes from the built-in defaults and allows {}, which the \
+                 policy's default-src `{}` does not",
+                sources.join(" "),
+                wider.join(" "),
+                default_src.join(" ")
+            ),
+            format!(
+                "set {directive} in csp_policy, or csp_use_defaults: false to send only the \
+                 policy's own directives"
+            ),
+        ));
+    }
+}
+
+/// The directives that fall back to default-src.
+const FETCH_DIRECTIVES: &[&str] = &[
+    "child-src",
+    "connect-src",
+    "font-src",
+    "frame-src",
+    "img-src",
+    "manifest-src",
+    "media-src",
+    "object-src",
+    "script-src",
+    "script-src-elem",
+    "script-src-attr",
+    "style-src",
+    "style-src-elem",
+    "style-src-attr",
+    "worker-src",
+];
+
 fn csp(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
     if sent.by_hand(ENFORCED_CSP) {
         return;
@@ -1053,6 +1130,33 @@ mod tests {
     }
 
     #[test]
+    fn builtin_directives_looser_than_the_policys_default_src() {
+        let own = "{default-src: [\"'self'\"], script-src: [\"'self'\"], style-src: [\"'self'\"]}";
+        let hits = findings(&load(&format!(
+            "{LISTENERS}{}",
+            app(&[("csp_policy", own)], "")
+        )));
+        let got: Vec<(&str, &str)> = hits
+            .iter()
+            .map(|f| (f.code, f.message.split(' ').next().unwrap()))
+            .collect();
+        // style-src is the policy's own; img-src has data:, font-src https: data:.
+        assert_eq!(got, [("SECGW-W111", "font-src"), ("SECGW-W111", "img-src")]);
+        assert_eq!(hits[1].key, "vhosts[0].security.csp_use_defaults");
+        assert_eq!(
+            hits[1].message,
+            "img-src `'self' data:` comes from the built-in defaults and allows data:, which \
+             the policy's default-src `'self'` does not"
+        );
+        // Without the defaults, object-src 'none' goes too, and the lint for
+        // it speaks.
+        assert_eq!(
+            strict(&[("csp_policy", own), ("csp_use_defaults", "false")]),
+            [at("SECGW-W104", "security.csp_policy.object-src")]
+        );
+    }
+
+    #[test]
     fn unsafe_script_sources() {
         let inline = (
             "csp_policy",
@@ -1080,10 +1184,13 @@ mod tests {
             "csp_policy",
             "{script-src: null, default-src: [\"'self'\", \"'unsafe-inline'\"]}",
         );
-        assert_eq!(
-            strict(&[by_default]),
-            [at("SECGW-W103", "security.csp_policy.default-src")]
-        );
+        // The built-in defaults' font-src, img-src and style-src allow more than
+        // this default-src (SECGW-W111, tested on its own).
+        let found: Vec<_> = strict(&[by_default])
+            .into_iter()
+            .filter(|f| f.0 != "SECGW-W111")
+            .collect();
+        assert_eq!(found, [at("SECGW-W103", "security.csp_policy.default-src")]);
         assert_eq!(
             strict(&[("csp_policy", "{script-src: [\"*\"]}")]),
             [at("SECGW-E101", "security.csp_policy.script-src")]

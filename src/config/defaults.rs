@@ -7,9 +7,16 @@ use super::values::{DrainSeconds, Positive};
 
 const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
 
-/// The built-in defaults, the weakest layer of every policy.
+/// The built-in defaults, the weakest layer of every policy. Its `csp_policy`
+/// and `permissions_policy` stay apart from the user's layers until
+/// `SecurityOptions::resolved`, which `*_use_defaults: false` lets drop them.
 pub fn builtin_layer() -> PolicyLayer {
-    serde_yaml::from_str(DEFAULTS_YAML).expect("built-in defaults.yaml is valid")
+    let mut layer: PolicyLayer =
+        serde_yaml::from_str(DEFAULTS_YAML).expect("built-in defaults.yaml is valid");
+    let s = &mut layer.security;
+    s.builtin_csp_policy = s.csp_policy.take();
+    s.builtin_permissions_policy = s.permissions_policy.take();
+    layer
 }
 
 /// Upstream timeouts, when neither the route nor the vhost sets them.

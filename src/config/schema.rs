@@ -283,6 +283,15 @@ pub struct PolicyLayer {
 }
 
 impl PolicyLayer {
+    /// The layer as served (see `SecurityOptions::resolved`).
+    pub fn resolved(&self) -> PolicyLayer {
+        PolicyLayer {
+            security: self.security.clone().resolved(),
+            headers: self.headers.clone(),
+            request_headers: self.request_headers.clone(),
+        }
+    }
+
     pub fn of(
         security: &SecurityOptions,
         headers: &HeaderActions,
@@ -375,6 +384,15 @@ pub enum ClearSiteDataType {
 pub struct SecurityOptions {
     pub csp_enabled: Option<bool>,
     pub csp_policy: Option<CspPolicy>,
+    /// `false`: `csp_policy` is the user's layers only, without the built-in
+    /// defaults' directives (helmet's `useDefaults: false`).
+    pub csp_use_defaults: Option<bool>,
+    /// The built-in defaults' `csp_policy` and `permissions_policy`, kept apart
+    /// from the user's layers until `resolved` (set by `builtin_layer` only).
+    #[serde(skip)]
+    pub builtin_csp_policy: Option<CspPolicy>,
+    #[serde(skip)]
+    pub builtin_permissions_policy: Option<Toggle<PermissionsPolicy>>,
     pub csp_report_only: Option<bool>,
     /// A fresh nonce per response, written into HTML and the CSP.
     pub csp_nonce: Option<bool>,
@@ -412,6 +430,8 @@ pub struct SecurityOptions {
     pub cross_origin_embedder_policy: Option<Toggle<EmbedderPolicy>>,
     pub cross_origin_resource_policy: Option<Toggle<ResourcePolicy>>,
     pub permissions_policy: Option<Toggle<PermissionsPolicy>>,
+    /// `false`: `permissions_policy` without the built-in defaults' features.
+    pub permissions_policy_use_defaults: Option<bool>,
     pub expect_ct: Option<bool>,
     pub expect_ct_max_age: Option<u64>,
     pub expect_ct_enforce: Option<bool>,
@@ -426,6 +446,17 @@ pub struct SecurityOptions {
     pub expose_headers: Option<Vec<Token>>,
     pub max_age: Option<u64>,
     pub allow_credentials: Option<bool>,
+}
+
+/// Feature by feature while both layers turn the header on; else the stronger's.
+fn merge_permissions(
+    strong: Option<Toggle<PermissionsPolicy>>,
+    weak: Option<Toggle<PermissionsPolicy>>,
+) -> Option<Toggle<PermissionsPolicy>> {
+    match (strong, weak) {
+        (Some(Toggle::On(s)), Some(Toggle::On(w))) => Some(Toggle::On(s.merge_over(w))),
+        (s, w) => s.or(w),
+    }
 }
 
 /// Field-wise merge: the stronger layer's value wins where it has one.
@@ -443,10 +474,7 @@ macro_rules! merge_fields {
                 (Some(s), Some(w)) => Some(s.merge_over(w)),
                 (s, w) => s.or(w),
             },
-            permissions_policy: match ($strong.permissions_policy, $weak.permissions_policy) {
-                (Some(Toggle::On(s)), Some(Toggle::On(w))) => Some(Toggle::On(s.merge_over(w))),
-                (s, w) => s.or(w),
-            },
+            permissions_policy: merge_permissions($strong.permissions_policy, $weak.permissions_policy),
             $($field: $strong.$field.or($weak.$field),)*
         }
     };
@@ -526,6 +554,10 @@ impl SecurityOptions {
             weaker,
             [
                 csp_enabled,
+                csp_use_defaults,
+                builtin_csp_policy,
+                builtin_permissions_policy,
+                permissions_policy_use_defaults,
                 csp_report_only,
                 csp_nonce,
                 csp_nonce_styles,
@@ -569,6 +601,24 @@ impl SecurityOptions {
                 allow_credentials,
             ]
         )
+    }
+
+    /// The options as served: `csp_policy` and `permissions_policy` over the
+    /// built-in defaults', unless a layer turned those off with
+    /// `csp_use_defaults` or `permissions_policy_use_defaults`.
+    pub fn resolved(mut self) -> SecurityOptions {
+        let builtin_csp = self.builtin_csp_policy.take();
+        if self.csp_use_defaults != Some(false) {
+            self.csp_policy = match (self.csp_policy, builtin_csp) {
+                (Some(s), Some(w)) => Some(s.merge_over(w)),
+                (s, w) => s.or(w),
+            };
+        }
+        let builtin_pp = self.builtin_permissions_policy.take();
+        if self.permissions_policy_use_defaults != Some(false) {
+            self.permissions_policy = merge_permissions(self.permissions_policy, builtin_pp);
+        }
+        self
     }
 }
 

@@ -154,7 +154,7 @@ impl Plan {
             vhost: UNMATCHED,
             route: VHOST_ROUTE,
         };
-        let baseline = ResponsePlan::compile(&builtin, unmatched)
+        let baseline = ResponsePlan::compile(&builtin.resolved(), unmatched)
             .map_err(|e| e.in_file(Path::new("<built-in defaults>")))?;
         let canned = CannedAnswers::new(&baseline);
         Ok(Plan {
@@ -191,7 +191,7 @@ mod tests {
             vhost: "unit-defaults",
             route: VHOST_ROUTE,
         };
-        let plan = ResponsePlan::compile(&builtin_layer(), at).unwrap();
+        let plan = ResponsePlan::compile(&builtin_layer().resolved(), at).unwrap();
         let names: Vec<&str> = plan
             .managed()
             .iter()
@@ -226,7 +226,7 @@ mod tests {
         .unwrap();
         let merged = inline.merge_over(base.merge_over(builtin_layer()));
         assert_eq!(merged.security.hsts_max_age, Some(120));
-        let csp = merged.security.csp_policy.unwrap();
+        let csp = merged.security.resolved().csp_policy.unwrap();
         assert_eq!(
             csp.0.get("img-src"),
             Some(&Some(vec!["'self'".to_string()]))
@@ -252,5 +252,43 @@ mod tests {
                 "x-b"
             ]
         );
+    }
+
+    #[test]
+    fn use_defaults_false_drops_only_the_builtin_directives_and_layers() {
+        let layer = |yaml: &str| -> PolicyLayer { serde_yaml::from_str(yaml).unwrap() };
+        let vhost = layer(
+            "security: {csp_use_defaults: false, permissions_policy_use_defaults: false, \
+             csp_policy: {default-src: [\"'self'\"]}, permissions_policy: {usb: \"'self'\"}}",
+        )
+        .merge_over(builtin_layer());
+        let policy = layer("security: {csp_policy: {img-src: [\"'self'\"]}}");
+        let served = policy.clone().merge_over(vhost.clone()).resolved().security;
+        let directives: Vec<&str> = served
+            .csp_policy
+            .as_ref()
+            .unwrap()
+            .0
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(directives, ["default-src", "img-src"]);
+        let features = |s: &crate::config::schema::SecurityOptions| -> Vec<String> {
+            match &s.permissions_policy {
+                Some(crate::config::values::Toggle::On(p)) => p.0.keys().cloned().collect(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(features(&served), ["usb"]);
+        // A stronger layer turns the defaults back on.
+        let route = layer("security: {csp_use_defaults: true}");
+        let served = route
+            .merge_over(policy.merge_over(vhost))
+            .resolved()
+            .security;
+        let csp = served.csp_policy.as_ref().unwrap();
+        assert_eq!(csp.0.len(), 11, "{csp:?}");
+        assert_eq!(csp.0["img-src"], Some(vec!["'self'".to_string()]));
+        assert_eq!(features(&served), ["usb"]);
     }
 }

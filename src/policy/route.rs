@@ -42,6 +42,7 @@ pub struct RouteParts<'a> {
 
 impl RoutePlan {
     pub fn compile(layer: &PolicyLayer, parts: RouteParts) -> Result<RoutePlan, KeyError> {
+        let layer = &layer.resolved();
         let sec = &layer.security;
         check_security(sec, parts.catch_all)?;
         let at = parts.labels;
