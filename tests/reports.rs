@@ -183,7 +183,7 @@ fn reports_in_every_browser_format_are_counted_and_never_reach_the_upstream() {
     for (content_type, body) in [
         (
             "application/csp-report",
-            chromium_legacy("https://shop.test/app/page?session=abc"),
+            chromium_legacy("https://shop.test/app/page;jsessionid=5EC2E7?session=abc"),
         ),
         ("application/csp-report", FIREFOX_LEGACY.to_string()),
         ("application/reports+json", REPORTING_API_BATCH.to_string()),
@@ -224,11 +224,13 @@ fn reports_in_every_browser_format_are_counted_and_never_reach_the_upstream() {
     assert_eq!(reports(gw, "app", "script-src-elem", "report"), 3.0);
     assert_eq!(s.upstream.hits(), 0);
 
-    // The log: one bare JSON line per report, without the query string.
+    // The log: one bare JSON line per report, without the query string and the
+    // session id in a path parameter.
     let log = gw.log();
     let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("{\"time\"")).collect();
     assert_eq!(lines.len(), 7, "{log}");
     assert!(!log.contains("session=abc"), "{log}");
+    assert!(!log.contains("5EC2E7"), "{log}");
     assert!(lines[0].contains(
         "\"vhost\":\"shop\",\"route\":\"app\",\"format\":\"legacy\",\"directive\":\"script-src-elem\",\
          \"disposition\":\"report\",\"blocked_url\":\"inline\",\

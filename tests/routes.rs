@@ -606,3 +606,54 @@ vhosts:
         "{seen:?}"
     );
 }
+
+/// The path variants that reach the upstream outside a prefix route (the
+/// routing docs list which upstreams read them as inside), and
+/// `case_insensitive: true` for upstreams that match paths in either case.
+#[test]
+fn variants_outside_a_prefix_and_case_insensitive_routes() {
+    let web = Upstream::start("web");
+    let yaml = format!(
+        r#"
+listeners: [{{address: "{{listen}}"}}]
+vhosts:
+  - name: shop
+    hosts: [shop.test]
+    upstreams: ["{web}"]
+    headers: {{set: {{X-Route: vhost}}}}
+    routes:
+      - prefix: /admin
+        headers: {{set: {{X-Route: admin}}}}
+      - prefix: /Manage
+        case_insensitive: true
+        headers: {{set: {{X-Route: manage}}}}
+      - regex: '^/report/[a-z]+$'
+        case_insensitive: true
+        headers: {{set: {{X-Route: report}}}}
+"#,
+        web = web.addr
+    );
+    let gw = Gateway::start(&yaml);
+    for (target, route, seen) in [
+        ("/admin/x", "admin", "/admin/x"),
+        // Outside the prefix for the gateway; inside for some upstreams.
+        ("/admin.", "vhost", "/admin."),
+        ("/admin%2e", "vhost", "/admin."),
+        ("/admin%20", "vhost", "/admin%20"),
+        ("/ADMIN", "vhost", "/ADMIN"),
+        ("/admin;x", "vhost", "/admin;x"),
+        ("/%252e%252e/admin", "vhost", "/%252e%252e/admin"),
+        // Case-insensitive routes.
+        ("/manage", "manage", "/manage"),
+        ("/MANAGE/users", "manage", "/MANAGE/users"),
+        ("/mAnAgE", "manage", "/mAnAgE"),
+        ("/managers", "vhost", "/managers"),
+        ("/REPORT/Daily", "report", "/REPORT/Daily"),
+        ("/report/daily/x", "vhost", "/report/daily/x"),
+    ] {
+        let (head, _) = raw_get(gw.addr, target);
+        assert!(head.starts_with("HTTP/1.1 200 "), "{target}: {head}");
+        assert_eq!(header_line(&head, "x-route"), [route], "{target}");
+        assert_eq!(web.last_request().target, seen, "{target}");
+    }
+}

@@ -197,6 +197,10 @@ pub struct RouteConfig {
     pub exact: Option<String>,
     /// A regex over the path (anchor it yourself).
     pub regex: Option<String>,
+    /// `prefix`, `exact` or `regex` matches ASCII letters in either case, for
+    /// upstreams that route that way (IIS, Spring with case-insensitive paths).
+    #[serde(default)]
+    pub case_insensitive: bool,
     /// Absent (and no `respond`): the vhost's upstreams or direct answer.
     #[serde(default)]
     pub upstreams: Vec<String>,

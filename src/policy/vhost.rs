@@ -184,6 +184,8 @@ enum MatchKind {
 struct RouteMatch<'a> {
     kind: MatchKind,
     text: &'a str,
+    /// `case_insensitive`: ASCII letters match in either case.
+    ci: bool,
 }
 
 impl<'a> RouteMatch<'a> {
@@ -193,16 +195,22 @@ impl<'a> RouteMatch<'a> {
             (MatchKind::Exact, r.exact.as_deref()),
             (MatchKind::Regex, r.regex.as_deref()),
         ];
-        let mut set = given
-            .into_iter()
-            .filter_map(|(kind, text)| text.map(|text| RouteMatch { kind, text }));
+        let mut set = given.into_iter().filter_map(|(kind, text)| {
+            text.map(|text| RouteMatch {
+                kind,
+                text,
+                ci: r.case_insensitive,
+            })
+        });
         let (Some(m), None) = (set.next(), set.next()) else {
             return Err(KeyError::here(
                 "a route has exactly one of `prefix`, `exact` or `regex`",
             ));
         };
         if m.kind == MatchKind::Regex {
-            regex::Regex::new(m.text)
+            regex::RegexBuilder::new(m.text)
+                .case_insensitive(m.ci)
+                .build()
                 .map_err(|e| KeyError::new(m.key(), format!("not a valid regex: {e}")))?;
             return Ok(m);
         }
@@ -235,8 +243,9 @@ impl<'a> RouteMatch<'a> {
 
     fn insert(&self, paths: &mut PathTable, route: usize) -> Result<(), KeyError> {
         let inserted = match self.kind {
-            MatchKind::Prefix => paths.insert_prefix(self.text, route),
-            MatchKind::Exact => paths.insert_exact(self.text, route),
+            MatchKind::Prefix => paths.insert_prefix(self.text, route, self.ci),
+            MatchKind::Exact => paths.insert_exact(self.text, route, self.ci),
+            MatchKind::Regex if self.ci => paths.push_regex(&format!("(?i:{})", self.text), route),
             MatchKind::Regex => paths.push_regex(self.text, route),
         };
         inserted.map_err(|prev| {

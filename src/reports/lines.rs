@@ -125,19 +125,42 @@ fn render(vhost: &str, route: &str, v: &Violation, suppressed: u64) -> String {
     serde_json::to_string(&line).unwrap_or_default()
 }
 
-/// A URL without what tends to carry secrets (query, fragment, user info),
-/// cut to [`URL_CHARS`]. Keywords browsers send instead (`inline`, `eval`) pass.
+/// A URL without what tends to carry secrets (query, fragment, user info, path
+/// parameters), cut to [`URL_CHARS`]. Keywords browsers send instead (`inline`,
+/// `eval`) pass.
 pub fn private_url(url: &str) -> Cow<'_, str> {
     let url = url.split(['?', '#']).next().unwrap_or_default();
-    let url = cut(url, URL_CHARS);
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Cow::Borrowed(url);
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => Cow::Owned(format!("{scheme}://{}", &rest[at + 1..])),
-        None => Cow::Borrowed(url),
+    let mut clean = Cow::Borrowed(url);
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            clean = Cow::Owned(format!("{scheme}://{}", &rest[at + 1..]));
+        }
     }
+    if clean.split('/').any(|s| parameter_start(s).is_some()) {
+        clean = Cow::Owned(
+            clean
+                .split('/')
+                .map(|s| &s[..parameter_start(s).unwrap_or(s.len())])
+                .collect::<Vec<_>>()
+                .join("/"),
+        );
+    }
+    match clean {
+        Cow::Borrowed(u) => Cow::Borrowed(cut(u, URL_CHARS)),
+        Cow::Owned(u) => Cow::Owned(cut(&u, URL_CHARS).to_string()),
+    }
+}
+
+/// Where a path segment's parameters start: `;jsessionid=…` (servlet
+/// containers), `;phpsessid=…` and the like carry session ids, raw or with the
+/// `;` encoded as `%3B`.
+fn parameter_start(segment: &str) -> Option<usize> {
+    let encoded = segment
+        .as_bytes()
+        .windows(3)
+        .position(|w| w.eq_ignore_ascii_case(b"%3b"));
+    segment.find(';').into_iter().chain(encoded).min()
 }
 
 /// At most `chars` characters of `text`.
@@ -155,7 +178,7 @@ mod tests {
     use crate::reports::body::Format;
 
     #[test]
-    fn urls_lose_queries_fragments_and_credentials() {
+    fn urls_lose_queries_fragments_credentials_and_path_parameters() {
         for (url, want) in [
             ("https://a.test/p?token=s3cret#frag", "https://a.test/p"),
             ("https://user:pw@a.test/p?x", "https://a.test/p"),
@@ -163,6 +186,12 @@ mod tests {
             ("inline", "inline"),
             ("", ""),
             ("https://a.test#x", "https://a.test"),
+            (
+                "https://a.test/app;jsessionid=1A2B/cart;v=2?x",
+                "https://a.test/app/cart",
+            ),
+            ("https://a.test/app%3Bjsessionid=1A2B", "https://a.test/app"),
+            ("https://u@a.test/;sid=1", "https://a.test/"),
         ] {
             assert_eq!(private_url(url), want, "{url}");
         }

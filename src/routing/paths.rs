@@ -191,6 +191,10 @@ pub struct PathTable {
     exact: HashMap<Box<str>, usize>,
     /// Keyed without the trailing `/` (`/` itself is the empty key).
     prefix: HashMap<Box<str>, usize>,
+    /// The `case_insensitive` routes, keyed in ASCII lower case; looked up
+    /// after the case-sensitive ones of the same length.
+    exact_ci: HashMap<Box<str>, usize>,
+    prefix_ci: HashMap<Box<str>, usize>,
     /// The key lengths of `prefix`, as bits: only those offsets are looked up.
     prefix_lengths: Vec<u64>,
     regex_patterns: Vec<String>,
@@ -205,14 +209,20 @@ pub fn prefix_key(prefix: &str) -> &str {
 
 impl PathTable {
     /// Adds an exact route; returns the route already there.
-    pub fn insert_exact(&mut self, path: &str, route: usize) -> Result<(), usize> {
-        insert_new(&mut self.exact, path, route)
+    pub fn insert_exact(&mut self, path: &str, route: usize, ci: bool) -> Result<(), usize> {
+        match ci {
+            false => insert_new(&mut self.exact, path, route),
+            true => insert_new(&mut self.exact_ci, &path.to_ascii_lowercase(), route),
+        }
     }
 
     /// Adds a prefix route; returns the route already there.
-    pub fn insert_prefix(&mut self, prefix: &str, route: usize) -> Result<(), usize> {
+    pub fn insert_prefix(&mut self, prefix: &str, route: usize, ci: bool) -> Result<(), usize> {
         let key = prefix_key(prefix);
-        insert_new(&mut self.prefix, key, route)?;
+        match ci {
+            false => insert_new(&mut self.prefix, key, route)?,
+            true => insert_new(&mut self.prefix_ci, &key.to_ascii_lowercase(), route)?,
+        }
         let (word, bit) = (key.len() / 64, key.len() % 64);
         if self.prefix_lengths.len() <= word {
             self.prefix_lengths.resize(word + 1, 0);
@@ -248,16 +258,30 @@ impl PathTable {
 
     /// The route for a normalized path, if any matches.
     pub fn lookup(&self, path: &str) -> Option<usize> {
-        if let Some(&route) = self.exact.get(path) {
+        // Only a vhost with `case_insensitive` routes pays for a lower-case copy,
+        // and only for a path with upper case in it.
+        let lower = match self.exact_ci.is_empty() && self.prefix_ci.is_empty() {
+            true => None,
+            false if path.bytes().any(|b| b.is_ascii_uppercase()) => {
+                Some(Cow::Owned(path.to_ascii_lowercase()))
+            }
+            false => Some(Cow::Borrowed(path)),
+        };
+        let lower = lower.as_deref();
+        if let Some(&route) = self.exact.get(path).or_else(|| self.exact_ci.get(lower?)) {
             return Some(route);
         }
-        if !self.prefix.is_empty() {
+        if !self.prefix.is_empty() || !self.prefix_ci.is_empty() {
             // Candidate ends: the path's end, then each `/` from the right.
             let bytes = path.as_bytes();
             let mut end = Some(path.len());
             while let Some(e) = end {
                 if self.has_prefix_length(e) {
-                    if let Some(&route) = self.prefix.get(&path[..e]) {
+                    let found = self
+                        .prefix
+                        .get(&path[..e])
+                        .or_else(|| self.prefix_ci.get(&lower?[..e]));
+                    if let Some(&route) = found {
                         return Some(route);
                     }
                 }
@@ -370,14 +394,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn case_insensitive_routes_match_ascii_letters_in_either_case() {
+        let mut t = PathTable::default();
+        t.insert_prefix("/Admin", 0, true).unwrap();
+        t.insert_exact("/Login", 1, true).unwrap();
+        t.insert_prefix("/api", 2, false).unwrap();
+        assert_eq!(t.insert_prefix("/ADMIN/", 3, true), Err(0));
+        let t = t.build().unwrap();
+        for (path, want) in [
+            ("/admin", Some(0)),
+            ("/ADMIN/x", Some(0)),
+            ("/aDmIn", Some(0)),
+            ("/admins", None),
+            ("/login", Some(1)),
+            ("/LOGIN", Some(1)),
+            ("/login/x", None),
+            ("/API", None),
+            ("/api/x", Some(2)),
+        ] {
+            assert_eq!(t.lookup(path), want, "{path}");
+        }
+    }
+
     fn table() -> PathTable {
         let mut t = PathTable::default();
-        t.insert_exact("/healthz", 1).unwrap();
-        t.insert_prefix("/api", 2).unwrap();
-        t.insert_prefix("/api/v2/", 3).unwrap();
+        t.insert_exact("/healthz", 1, false).unwrap();
+        t.insert_prefix("/api", 2, false).unwrap();
+        t.insert_prefix("/api/v2/", 3, false).unwrap();
         t.push_regex(r"^/img/.+\.(png|jpg)$", 4).unwrap();
         t.push_regex(r"^/img/", 5).unwrap();
-        t.insert_exact("/api/exact", 6).unwrap();
+        t.insert_exact("/api/exact", 6, false).unwrap();
         t.build().unwrap()
     }
 
@@ -407,8 +454,8 @@ mod tests {
     #[test]
     fn the_root_prefix_takes_every_path_left() {
         let mut t = PathTable::default();
-        t.insert_prefix("/", 7).unwrap();
-        t.insert_prefix("/a", 8).unwrap();
+        t.insert_prefix("/", 7, false).unwrap();
+        t.insert_prefix("/a", 8, false).unwrap();
         let t = t.build().unwrap();
         assert_eq!(t.lookup("/"), Some(7));
         assert_eq!(t.lookup("/b/c"), Some(7));
@@ -418,10 +465,10 @@ mod tests {
     #[test]
     fn duplicates_name_the_route_already_there() {
         let mut t = PathTable::default();
-        t.insert_prefix("/api", 0).unwrap();
-        assert_eq!(t.insert_prefix("/api/", 1), Err(0));
-        t.insert_exact("/api", 2).unwrap();
-        assert_eq!(t.insert_exact("/api", 3), Err(2));
+        t.insert_prefix("/api", 0, false).unwrap();
+        assert_eq!(t.insert_prefix("/api/", 1, false), Err(0));
+        t.insert_exact("/api", 2, false).unwrap();
+        assert_eq!(t.insert_exact("/api", 3, false), Err(2));
         t.push_regex("^/x", 4).unwrap();
         assert_eq!(t.push_regex("^/x", 5), Err(4));
     }
