@@ -218,6 +218,42 @@ fn the_json_report_has_exactly_findings_and_predicted() {
     assert_eq!(predicted, ["app", "shop"]);
 }
 
+/// The Observatory fetches `/` through whatever route serves it: a route
+/// `exact: /` that turns off CSP, HSTS and the redirect is what it grades.
+#[test]
+fn the_grade_is_predicted_from_the_route_that_serves_the_root() {
+    let routes = "    routes:\n      - {exact: /, security: {csp_enabled: false, hsts_enabled: false, ssl_redirect: false}}\n";
+    let report = report(&format!(
+        "{LISTENERS}vhosts:\n{}{}",
+        vhost("app", &[], ""),
+        vhost("shop", &[], routes)
+    ));
+    let grade = |v: &str| {
+        let p = &report["predicted"][v];
+        (
+            p["grade"].as_str().unwrap().to_string(),
+            p["score"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(grade("app"), ("A+".to_string(), 120));
+    assert_eq!(grade("shop"), ("D".to_string(), 35));
+    let failed: Vec<(&str, i64)> = report["predicted"]["shop"]["deductions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["test"].as_str().unwrap(), d["modifier"].as_i64().unwrap()))
+        .filter(|(_, m)| *m < 0)
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("content-security-policy", -25),
+            ("redirection", -20),
+            ("strict-transport-security", -20)
+        ]
+    );
+}
+
 #[test]
 fn the_text_report() {
     let c = check(&app(&[("referrer_policy", "false")], ""), &[]);

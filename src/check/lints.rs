@@ -128,6 +128,21 @@ const LOOSE_DEFAULTS: Code = (
     Severity::Warning,
     "a CSP directive from the built-in defaults allows more than the policy's own default-src",
 );
+const LEAKY_REFERRER: Code = (
+    "SECGW-W112",
+    Severity::Warning,
+    "Referrer-Policy unsafe-url or no-referrer-when-downgrade: full URLs go to other origins",
+);
+const INVALID_MANAGED_VALUE: Code = (
+    "SECGW-W113",
+    Severity::Warning,
+    "headers.set gives a security header a value browsers ignore",
+);
+const REDIRECT_OFF_HOST: Code = (
+    "SECGW-W114",
+    Severity::Warning,
+    "ssl_host sends plain-HTTP requests to another host, so HSTS is never set for this one",
+);
 const SCRIPTS_FROM_ANYWHERE: Code = (
     "SECGW-E101",
     Severity::Error,
@@ -174,6 +189,9 @@ pub const CODES: &[Code] = &[
     XSS_AUDITOR,
     EXPECT_CT,
     LOOSE_DEFAULTS,
+    LEAKY_REFERRER,
+    INVALID_MANAGED_VALUE,
+    REDIRECT_OFF_HOST,
     SCRIPTS_FROM_ANYWHERE,
     PRELOAD_UNMET,
     TRUST_EVERYONE,
@@ -376,6 +394,15 @@ impl Sent<'_> {
             .any(|k| k.name.as_str().eq_ignore_ascii_case(name))
     }
 
+    /// The value `headers.set` gives `name`.
+    fn by_hand_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .set
+            .iter()
+            .find(|(k, _)| k.name.as_str().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.0.as_str())
+    }
+
     /// The value the security options give `name`, unless `headers` writes it.
     fn security(&self, name: &str) -> Option<&str> {
         if self.by_hand(name) {
@@ -415,6 +442,8 @@ fn lint(layer: &PolicyLayer, at: &Scope) -> Vec<Hit> {
     csp(s, &sent, &mut out);
     http_sources(s, &sent, &mut out);
     plain_headers(&sent, &mut out);
+    referrer(&sent, &mut out);
+    set_by_hand(layer, &mut out);
     conflicts(&sent, &mut out);
     cors(s, &sent, &mut out);
     out
@@ -522,6 +551,29 @@ fn redirect(s: &SecurityOptions, at: &Scope, out: &mut Vec<Hit>) {
             "plain-HTTP requests are served, not redirected to HTTPS (ssl_redirect is off)",
             "set ssl_redirect: true",
         ));
+    }
+    // With preload on, SECGW-E102 already says it.
+    let preload = s.hsts_preload == Some(true);
+    if let (true, false, Some(Toggle::On(HostPattern::Exact(to)))) =
+        (on_redirect, preload, &s.ssl_host)
+    {
+        let own = at.hosts.iter().any(|h| match h {
+            HostPattern::Exact(e) => e.eq_ignore_ascii_case(to),
+            _ => false,
+        });
+        if !own {
+            out.push(hit(
+                &REDIRECT_OFF_HOST,
+                "security.ssl_host",
+                format!(
+                    "plain-HTTP requests are redirected to {to}, another host: a browser never \
+                     gets this host's HSTS over HTTPS before it leaves (the Observatory deducts \
+                     for it)"
+                ),
+                "redirect to the same host first (no ssl_host), and from its HTTPS side to \
+                 the other host",
+            ));
+        }
     }
     // A redirect to a host no vhost here serves leaves the gateway: no loop.
     let elsewhere =
@@ -815,6 +867,81 @@ fn http_sources(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
 }
 
 /// Headers judged by whether (and what) the options send.
+/// The Referrer-Policy a browser applies: the last token it knows.
+fn referrer(sent: &Sent, out: &mut Vec<Hit>) {
+    let name = "Referrer-Policy";
+    let (value, key) = match sent.by_hand_value(name) {
+        Some(v) => (v, format!("headers.set.{name}")),
+        None => match sent.security(name) {
+            Some(v) => (v, "security.referrer_policy".to_string()),
+            None => return,
+        },
+    };
+    let applied = value
+        .split(',')
+        .map(|t| t.trim().to_ascii_lowercase())
+        .rfind(|t| REFERRER_POLICIES.contains(&t.as_str()));
+    if let Some(leaky @ ("unsafe-url" | "no-referrer-when-downgrade")) = applied.as_deref() {
+        out.push(hit(
+            &LEAKY_REFERRER,
+            key,
+            format!(
+                "Referrer-Policy `{leaky}` sends the full URL (path and query) to other \
+                 origins{}",
+                if leaky == "unsafe-url" {
+                    ", even over plain HTTP"
+                } else {
+                    ""
+                }
+            ),
+            "use strict-origin-when-cross-origin (the browsers' default) or stricter",
+        ));
+    }
+}
+
+const REFERRER_POLICIES: &[&str] = &[
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "same-origin",
+    "origin",
+    "strict-origin",
+    "origin-when-cross-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url",
+];
+
+/// `headers.set` values that browsers ignore for the security header they name.
+fn set_by_hand(layer: &PolicyLayer, out: &mut Vec<Hit>) {
+    for (name, value) in &layer.headers.set {
+        let v = value.0.trim();
+        let lower = v.to_ascii_lowercase();
+        let valid = match name.name.as_str() {
+            "x-frame-options" => matches!(lower.as_str(), "deny" | "sameorigin"),
+            "x-content-type-options" => lower == "nosniff",
+            "strict-transport-security" => lower.split(';').any(|d| {
+                d.trim().strip_prefix("max-age=").is_some_and(|n| {
+                    !n.is_empty() && n.trim_matches('"').bytes().all(|b| b.is_ascii_digit())
+                })
+            }),
+            "referrer-policy" => lower
+                .split(',')
+                .any(|t| REFERRER_POLICIES.contains(&t.trim())),
+            _ => true,
+        };
+        if !valid {
+            out.push(hit(
+                &INVALID_MANAGED_VALUE,
+                format!("headers.set.{}", name.text),
+                format!(
+                    "{}: `{v}` is not a value browsers act on: the header is as good as absent",
+                    name.text
+                ),
+                "use the security key for this header, or a valid value",
+            ));
+        }
+    }
+}
+
 fn plain_headers(sent: &Sent, out: &mut Vec<Hit>) {
     if sent.missing("X-Content-Type-Options") {
         out.push(hit(
@@ -1153,6 +1280,73 @@ mod tests {
         assert_eq!(
             strict(&[("csp_policy", own), ("csp_use_defaults", "false")]),
             [at("SECGW-W104", "security.csp_policy.object-src")]
+        );
+    }
+
+    #[test]
+    fn leaky_referrers_invalid_hand_values_and_off_host_redirects() {
+        assert_eq!(
+            strict(&[("referrer_policy", "unsafe-url")]),
+            [at("SECGW-W112", "security.referrer_policy")]
+        );
+        assert_eq!(
+            strict(&[("referrer_policy", "no-referrer-when-downgrade")]),
+            [at("SECGW-W112", "security.referrer_policy")]
+        );
+        // The last token a browser knows applies.
+        let by_hand = |value: &str| {
+            found(&format!(
+                "{LISTENERS}{}",
+                app(
+                    &[],
+                    &format!("    headers: {{set: {{Referrer-Policy: \"{value}\"}}}}\n")
+                )
+            ))
+        };
+        assert_eq!(
+            by_hand("no-referrer, unsafe-url"),
+            [at("SECGW-W112", "headers.set.Referrer-Policy")]
+        );
+        assert_eq!(by_hand("unsafe-url, strict-origin, x-new"), []);
+        assert_eq!(
+            by_hand("bogus"),
+            [at("SECGW-W113", "headers.set.Referrer-Policy")]
+        );
+        let set = |name: &str, value: &str| {
+            found(&format!(
+                "{LISTENERS}{}",
+                app(
+                    &[],
+                    &format!("    headers: {{set: {{{name}: \"{value}\"}}}}\n")
+                )
+            ))
+        };
+        for (name, bad, good) in [
+            ("X-Frame-Options", "ALLOWALL", "sameorigin"),
+            ("X-Content-Type-Options", "nosnif", "nosniff"),
+            (
+                "Strict-Transport-Security",
+                "includeSubDomains",
+                "max-age=63072000; includeSubDomains; preload",
+            ),
+        ] {
+            let key = format!("headers.set.{name}");
+            let got = set(name, bad);
+            assert!(got.contains(&at("SECGW-W113", &key)), "{name}: {got:?}");
+            let got = set(name, good);
+            assert!(!got.iter().any(|f| f.0 == "SECGW-W113"), "{name}: {got:?}");
+        }
+        let no_preload = ("hsts_preload", "false");
+        assert_eq!(
+            strict(&[("ssl_host", "www.app.test"), no_preload]),
+            [
+                at("SECGW-W021", "security.hsts_preload"),
+                at("SECGW-W114", "security.ssl_host")
+            ]
+        );
+        assert_eq!(
+            strict(&[("ssl_host", "APP.test"), no_preload]),
+            [at("SECGW-W021", "security.hsts_preload")]
         );
     }
 

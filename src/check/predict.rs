@@ -1,7 +1,8 @@
 //! The MDN HTTP Observatory grade each vhost will get, from its configuration:
-//! the headers its own settings (the `_vhost` route) put on an HTML page over
-//! HTTPS, the plain-HTTP chain its redirect makes, and its CORS answer to the
-//! Observatory's probe, graded by [`crate::observatory`].
+//! the headers the route serving `/` puts on an HTML page over HTTPS, the
+//! plain-HTTP chain its redirect makes (to whichever vhost and route serve the
+//! target), and its CORS answer to the Observatory's probe, graded by
+//! [`crate::observatory`].
 
 use indexmap::IndexMap;
 use pingora_http::ResponseHeader;
@@ -76,6 +77,16 @@ fn observed(resp: &ResponseHeader, status: u16, url: &Url) -> Response {
     }
 }
 
+/// The route that serves `url` (a redirect's target: `ssl_host` may name another
+/// vhost's host), when a vhost takes its host.
+fn served_at<'p>(plan: &'p Plan, url: &Url) -> Option<&'p RoutePlan> {
+    let host = crate::routing::normalize_host(url.host_str()?)?;
+    let (i, _) = plan.router.route(&host)?;
+    let vhost = plan.vhosts.get(i)?;
+    let path = crate::routing::paths::normalize_path(url.path(), false).ok()?;
+    vhost.routes.get(vhost.route_index(&path))
+}
+
 /// The answer to the CORS probe, when the route answers CORS at the edge.
 fn probe_answer(route: &RoutePlan, url: &Url) -> Option<Response> {
     let cors = route.cors.as_ref()?;
@@ -101,7 +112,8 @@ pub fn predict(loaded: &LoadedConfig, plan: &Plan) -> IndexMap<String, Predictio
             let host = sample_host(v);
             let http_url = Url::parse(&format!("http://{host}/")).expect("a valid host");
             let https_url = Url::parse(&format!("https://{host}/")).expect("a valid host");
-            let route = &vp.routes[0];
+            // The Observatory fetches `/`, through whatever route serves it.
+            let route = &vp.routes[vp.route_index("/")];
             let https = tls.then(|| response_of(route, true, &https_url));
             let mut http_redirects = Vec::new();
             let mut http = None;
@@ -122,7 +134,8 @@ pub fn predict(loaded: &LoadedConfig, plan: &Plan) -> IndexMap<String, Predictio
                             url: to.clone(),
                             status: 200,
                         });
-                        http = Some(response_of(route, to.scheme() == "https", &to));
+                        let served = served_at(plan, &to).unwrap_or(route);
+                        http = Some(response_of(served, to.scheme() == "https", &to));
                     }
                     None => {
                         http_redirects.push(Hop {
