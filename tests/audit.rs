@@ -703,3 +703,56 @@ fn hostile_sites_are_bounded() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("root:"));
 }
+
+/// A page read only in part never gets a better grade than the whole page: an
+/// insecure script at the end of a 2.3 MB page counts, and past the 32 MiB read
+/// limit, subresource-integrity (and so the grade) is not given: exit 2. A part
+/// that already has the worst result is graded (the bomb above).
+#[test]
+fn a_page_read_in_part_is_not_graded_better_than_the_whole() {
+    let filler = "<p>filler</p>\n".repeat(2_300_000 / 14);
+    let late = format!(
+        "<!doctype html><script src=/app.js></script>{filler}\
+         <script src=http://cdn.example/late.js></script>"
+    );
+    let ls = PageServer::start(vec![("/", Page::html(late).in_chunks(64 << 10))]);
+    let (code, v) = audit_plain(ls.addr.port(), 10);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["tests"]["subresource-integrity"]["result"],
+        "sri-not-implemented-and-external-scripts-not-loaded-securely"
+    );
+
+    let huge = format!(
+        "<!doctype html><script src=/app.js></script>{}",
+        "<p>filler</p>\n".repeat((33 << 20) / 14)
+    );
+    let hs = PageServer::start(vec![("/", Page::html(huge).in_chunks(256 << 10))]);
+    let (code, v) = audit_plain(hs.addr.port(), 20);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v, Value::Null);
+}
+
+/// The page as the Observatory's jsdom reads it, scripting off: a script in
+/// `<noscript>` counts, one in `<template>` or in MathML does not.
+#[test]
+fn scripts_count_as_the_observatory_reads_the_page() {
+    let sri = |page: &str| {
+        let s = PageServer::start(vec![("/", Page::html(page.to_string()))]);
+        let (code, v) = audit_plain(s.addr.port(), 10);
+        assert_eq!(code, 0, "{v}");
+        v["tests"]["subresource-integrity"]["result"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        sri("<script src=/app.js></script><noscript><script src=http://cdn.example/n.js></script></noscript>"),
+        "sri-not-implemented-and-external-scripts-not-loaded-securely"
+    );
+    assert_eq!(
+        sri("<script src=/app.js></script><template><script src=http://cdn.example/t.js></script></template>\
+             <math><script src=http://cdn.example/m.js></script></math>"),
+        "sri-not-implemented-but-all-scripts-loaded-from-secure-origin"
+    );
+}

@@ -17,7 +17,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use url::Url;
 
 use crate::observatory::cookies::Jar;
-use crate::observatory::{page_facts, Hop, Response, Retrieval};
+use crate::observatory::{page_facts, Hop, PageFacts, Response, Retrieval};
 use crate::rewrite::decode::{Coding, Decoder};
 
 /// What the Observatory's client sends with every request.
@@ -48,6 +48,8 @@ pub struct Target {
 struct Chain {
     response: Option<Response>,
     body: Option<Vec<u8>>,
+    /// The body did not end within the limit or before the deadline.
+    truncated: bool,
     hops: Vec<Hop>,
     jar: Jar,
     /// The URL of the last request, for the CORS probe.
@@ -202,8 +204,13 @@ fn html_type(headers: &[(String, String)]) -> bool {
 
 /// Reads at most `limit` bytes of a body, decoding its content coding, and stops
 /// at `deadline`: the client's timeout bounds each read, not the whole body, so a
-/// site dripping a byte at a time could otherwise hold the scan for ever.
-fn read_body(mut resp: reqwest::blocking::Response, limit: usize, deadline: Instant) -> Vec<u8> {
+/// site dripping a byte at a time could otherwise hold the scan for ever. Also
+/// says whether that was the whole body.
+fn read_body(
+    mut resp: reqwest::blocking::Response,
+    limit: usize,
+    deadline: Instant,
+) -> (Vec<u8>, bool) {
     let coding = resp
         .headers()
         .get("content-encoding")
@@ -216,13 +223,23 @@ fn read_body(mut resp: reqwest::blocking::Response, limit: usize, deadline: Inst
         limit
     };
     let mut buf = [0u8; 16 * 1024];
-    while raw.len() < read_limit && Instant::now() < deadline {
-        let want = buf.len().min(read_limit - raw.len());
+    let mut ended = false;
+    while Instant::now() < deadline {
+        // One byte past the limit tells a body that ends there from a longer one.
+        let want = buf.len().min(read_limit + 1 - raw.len());
         match resp.read(&mut buf[..want]) {
-            Ok(0) | Err(_) => break,
+            // A body cut by the peer counts as ended, as the Observatory reads it.
+            Ok(0) | Err(_) => {
+                ended = true;
+                break;
+            }
             Ok(n) => raw.extend_from_slice(&buf[..n]),
         }
+        if raw.len() > read_limit {
+            break;
+        }
     }
+    let mut whole = ended;
     let mut body = match coding {
         None => raw,
         Some(c) => {
@@ -236,6 +253,7 @@ fn read_body(mut resp: reqwest::blocking::Response, limit: usize, deadline: Inst
                     Err(_) => break,
                 }
                 if out.len() >= limit {
+                    whole = false;
                     break;
                 }
             }
@@ -247,8 +265,9 @@ fn read_body(mut resp: reqwest::blocking::Response, limit: usize, deadline: Inst
             out
         }
     };
+    whole &= body.len() <= limit;
     body.truncate(limit);
-    body
+    (body, whole)
 }
 
 fn headers_of(resp: &reqwest::blocking::Response) -> Vec<(String, String)> {
@@ -277,6 +296,7 @@ fn chain(clients: &mut Clients, start: &Url, verify: bool) -> Chain {
     let mut c = Chain {
         response: None,
         body: None,
+        truncated: false,
         hops: Vec::new(),
         jar: Jar::default(),
         last_url: start.clone(),
@@ -322,7 +342,9 @@ fn chain(clients: &mut Clients, start: &Url, verify: bool) -> Chain {
         }
         if html_type(&headers) {
             let deadline = Instant::now() + clients.target.timeout;
-            c.body = Some(read_body(resp, clients.target.max_body, deadline));
+            let (body, whole) = read_body(resp, clients.target.max_body, deadline);
+            c.body = Some(body);
+            c.truncated = !whole;
         }
         c.response = Some(Response {
             url: url.clone(),
@@ -391,7 +413,10 @@ pub fn retrieve(target: &Target) -> Result<Retrieval, String> {
         .body
         .as_deref()
         .filter(|_| auto.response.is_some())
-        .map(page_facts);
+        .map(|body| PageFacts {
+            truncated: auto.truncated,
+            ..page_facts(body)
+        });
     let cors = match auto.response {
         Some(_) => cors_probe(&mut clients, &auto.last_url, auto.verified),
         None => None,

@@ -76,7 +76,30 @@ fn parse_resolve(s: &str) -> Result<(String, u16, IpAddr), String> {
 
 /// The redirect limit and the HTML read for the page tests.
 const MAX_REDIRECTS: usize = 10;
-const MAX_BODY: usize = 2 << 20;
+const MAX_BODY: usize = 32 << 20;
+
+/// The subresource-integrity result that no script further down a page can
+/// make worse: the only one a truncated read may report.
+const WORST_SRI: &str = "sri-not-implemented-and-external-scripts-not-loaded-securely";
+
+/// Why a scan's grade cannot stand: the page was read only in part, and what
+/// the rest holds could lower the subresource-integrity result.
+fn ungraded(scan: &Scan, r: &Retrieval) -> Option<String> {
+    if !r.page.as_ref().is_some_and(|p| p.truncated) {
+        return None;
+    }
+    let sri = scan
+        .tests
+        .iter()
+        .find(|t| t.name == "subresource-integrity")?;
+    (sri.result.name() != WORST_SRI).then(|| {
+        format!(
+            "the page did not end within {} MiB or the --timeout: its scripts further on are \
+             unknown, so subresource-integrity (and the grade) cannot be given",
+            MAX_BODY >> 20
+        )
+    })
+}
 
 fn target_of(args: &AuditArgs) -> Result<Target, String> {
     let text = if args.url.contains("://") {
@@ -350,6 +373,10 @@ pub fn run(args: &AuditArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(why) = ungraded(&scan, &r) {
+        eprintln!("pingora-secgw audit: {why}");
+        return ExitCode::from(2);
+    }
     let extras = extras(&r);
     match args.format {
         Format::Json => println!("{}", json_report(&scan, &extras, &r)),

@@ -1,9 +1,10 @@
 //! What the Observatory reads from the page itself: `<meta>` policies and the
 //! scripts, for the Subresource Integrity test.
 
-use std::cell::RefCell;
-
-use lol_html::{element, HtmlRewriter, Settings};
+use html5ever::tendril::TendrilSink;
+use html5ever::tree_builder::TreeBuilderOpts;
+use html5ever::{ns, ParseOpts};
+use markup5ever_rcdom::{Handle, NodeData, RcDom};
 use url::Url;
 
 use super::{only_if_worse, Expectation, Retrieval, TestResult};
@@ -11,7 +12,7 @@ use super::{only_if_worse, Expectation, Retrieval, TestResult};
 /// The MIME types the Observatory treats as HTML.
 pub const HTML_TYPES: [&str; 2] = ["text/html", "application/xhtml+xml"];
 
-/// One `<script>` element's attributes, entity-decoded.
+/// One HTML `<script>` element's attributes, entity-decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
     pub src: Option<String>,
@@ -26,67 +27,71 @@ pub struct PageFacts {
     /// The last `<meta name="referrer" content>`.
     pub meta_referrer: Option<String>,
     pub scripts: Vec<Script>,
-    /// The page could not be tokenized.
-    pub unparseable: bool,
+    /// Only the start of the body was read (`audit`'s size limit or timeout):
+    /// scripts further on are unknown.
+    pub truncated: bool,
 }
 
-fn decoded(value: Option<String>) -> Option<String> {
-    value.map(|v| htmlize::unescape_attribute(&v).into_owned())
-}
-
-/// Reads a page (decoded as UTF-8, as the Observatory's client does).
+/// Reads a page (decoded as UTF-8, as the Observatory's client does) the way
+/// the Observatory's jsdom does: a WHATWG tree with scripting off, so a
+/// `<noscript>`'s content is markup and its scripts count, a `<template>`'s are
+/// not in the document, and only HTML `<script>` elements have a `src`.
 pub fn page_facts(body: &[u8]) -> PageFacts {
-    let facts = RefCell::new(PageFacts::default());
-    let result = {
-        let mut rewriter = HtmlRewriter::new(
-            Settings {
-                element_content_handlers: vec![
-                    element!("meta", |el| {
-                        let equiv = decoded(el.get_attribute("http-equiv"));
-                        let content = decoded(el.get_attribute("content"));
-                        let mut f = facts.borrow_mut();
-                        match (equiv, content) {
-                            (Some(equiv), Some(content)) => {
-                                if !content.is_empty()
-                                    && equiv.trim().eq_ignore_ascii_case("content-security-policy")
-                                {
-                                    f.meta_csp.push(content);
-                                }
-                            }
-                            (_, content) => {
-                                let name = decoded(el.get_attribute("name"));
-                                if name.is_some_and(|n| n.trim().eq_ignore_ascii_case("referrer")) {
-                                    if let Some(c) = content.filter(|c| !c.is_empty()) {
-                                        f.meta_referrer = Some(c);
-                                    }
-                                }
+    let opts = ParseOpts {
+        tree_builder: TreeBuilderOpts {
+            scripting_enabled: false,
+            ..TreeBuilderOpts::default()
+        },
+        ..ParseOpts::default()
+    };
+    let text = String::from_utf8_lossy(body);
+    let dom = html5ever::parse_document(RcDom::default(), opts).one(text.as_ref());
+    let mut facts = PageFacts::default();
+    collect(&dom.document, &mut facts);
+    facts
+}
+
+/// The facts of `node` and its children, in document order. A `<template>`'s
+/// content hangs off the element, not among its children, so it is skipped.
+fn collect(node: &Handle, facts: &mut PageFacts) {
+    if let NodeData::Element { name, attrs, .. } = &node.data {
+        if name.ns == ns!(html) {
+            let attrs = attrs.borrow();
+            let attr = |n: &str| {
+                attrs
+                    .iter()
+                    .find(|a| a.name.ns == ns!() && &*a.name.local == n)
+                    .map(|a| a.value.to_string())
+            };
+            match &*name.local {
+                "meta" => match (attr("http-equiv"), attr("content")) {
+                    (Some(equiv), Some(content)) => {
+                        if !content.is_empty()
+                            && equiv.trim().eq_ignore_ascii_case("content-security-policy")
+                        {
+                            facts.meta_csp.push(content);
+                        }
+                    }
+                    (_, content) => {
+                        let name = attr("name");
+                        if name.is_some_and(|n| n.trim().eq_ignore_ascii_case("referrer")) {
+                            if let Some(c) = content.filter(|c| !c.is_empty()) {
+                                facts.meta_referrer = Some(c);
                             }
                         }
-                        Ok(())
-                    }),
-                    element!("script", |el| {
-                        facts.borrow_mut().scripts.push(Script {
-                            src: decoded(el.get_attribute("src")),
-                            integrity: decoded(el.get_attribute("integrity")),
-                        });
-                        Ok(())
-                    }),
-                ],
-                // Strict mode gives up on markup whose tokenizing depends on the
-                // tree (text after `<select>`, say); browsers and jsdom read it.
-                strict: false,
-                ..Settings::new()
-            },
-            |_: &[u8]| {},
-        );
-        let text = String::from_utf8_lossy(body);
-        rewriter
-            .write(text.as_bytes())
-            .and_then(|()| rewriter.end())
-    };
-    let mut facts = facts.into_inner();
-    facts.unparseable = result.is_err();
-    facts
+                    }
+                },
+                "script" => facts.scripts.push(Script {
+                    src: attr("src"),
+                    integrity: attr("integrity"),
+                }),
+                _ => {}
+            }
+        }
+    }
+    for child in node.children.borrow().iter() {
+        collect(child, facts);
+    }
 }
 
 /// The registrable domain as `tldts` gives it (ICANN suffixes only, unknown TLDs
@@ -138,9 +143,6 @@ pub fn sri(r: &Retrieval) -> TestResult {
     } else {
         let empty = PageFacts::default();
         let page = r.page.as_ref().unwrap_or(&empty);
-        if page.unparseable {
-            return TestResult::new(NAME, HtmlNotParseable, false);
-        }
         let site_domain = registrable_domain(&r.hostname);
         let https = r.auto_is_https();
         let mut result: Option<Expectation> = None;
@@ -222,6 +224,35 @@ mod tests {
         assert_eq!(f.scripts.len(), 2);
         assert_eq!(f.scripts[0].src.as_deref(), Some("/a.js"));
         assert_eq!(f.scripts[1].src, None);
+    }
+
+    #[test]
+    fn scripts_are_read_as_jsdom_reads_them_with_scripting_off() {
+        let srcs = |html: &str| -> Vec<Option<String>> {
+            page_facts(html.as_bytes())
+                .scripts
+                .into_iter()
+                .map(|s| s.src)
+                .collect()
+        };
+        let one = |src: &str| vec![Some(src.to_string())];
+        assert_eq!(
+            srcs("<noscript><script src=http://a.example/n.js></script></noscript>"),
+            one("http://a.example/n.js")
+        );
+        assert_eq!(
+            srcs("<template><script src=http://a.example/t.js></script></template>"),
+            Vec::<Option<String>>::new()
+        );
+        assert_eq!(
+            srcs("<math><script src=http://a.example/m.js></script></math><svg><script href=/s.js></script></svg>"),
+            Vec::<Option<String>>::new()
+        );
+        // Character references are decoded once.
+        assert_eq!(
+            srcs("<script src=\"/a.js?x=1&amp;y=2\"></script>"),
+            one("/a.js?x=1&y=2")
+        );
     }
 
     #[test]
