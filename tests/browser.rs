@@ -243,3 +243,69 @@ fn chromium_reports_a_report_only_violation_over_http_and_https() {
         "{upstream:?}"
     );
 }
+
+/// The published nonce-placement attacks (#30), and markup where lol_html's
+/// reading parts from a browser's, as Chromium parses them through the
+/// gateway: a deferred, nonced probe lists every other element whose `nonce`
+/// Chromium holds. Only the control page's own script may have one; the
+/// attacker's elements never do, and nothing from evil.test runs.
+#[test]
+fn chromium_never_sees_the_nonce_on_an_attackers_element() {
+    let evil = PageServer::start(vec![(
+        "/x.js",
+        Page::new("text/javascript", format!("{MARK}('data-evil', 'ran');")),
+    )]);
+    let e = format!("//evil.test:{}/x.js", evil.addr.port());
+    let attacks = [
+        format!("<svg/><![CDATA[><script src={e} z=']]><script q=\"'\"></script>"),
+        format!("<math/><![CDATA[><script src={e} z=']]><script q=\"'\"></script>"),
+        format!(
+            "<svg/><![CDATA[><link rel=modulepreload href={e} q=\"'\">]]><link rel=modulepreload href=/a.js q=\"'\">"
+        ),
+        format!("<div><svg></div><![CDATA[><script src={e} z=']]></svg><script q=\"'\"></script>"),
+        "<svg><script src=/a.js></iframe><foreignObject></script><link rel=modulepreload href=/a.js></svg>"
+            .to_string(),
+        format!("<svg><script><desc></script><style><a title=\"</style><script src={e} q='\"></style>'></svg>"),
+        "<select><xmp><script>1</script></xmp></select><script>2</script>".to_string(),
+    ];
+    let probe = format!(
+        "var me = document.currentScript; {MARK}('data-probe', 'ran');\
+         document.querySelectorAll('*').forEach(function (el) {{\
+           if (el !== me && el.nonce) {MARK}('data-nonced-' + el.localName, '1'); }});"
+    );
+    let head = "<!doctype html><html><head><script src=\"/probe.js\" defer></script></head><body>";
+    let mut pages: Vec<(String, Page)> = attacks
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                format!("/attack{i}"),
+                Page::html(format!("{head}{a}</body></html>")),
+            )
+        })
+        .collect();
+    pages.push((
+        "/control".to_string(),
+        Page::html(format!("{head}<script src=/a.js></script></body></html>")),
+    ));
+    pages.push(("/probe.js".to_string(), Page::new("text/javascript", probe)));
+    pages.push(("/a.js".to_string(), Page::new("text/javascript", "")));
+    let site = PageServer::start(
+        pages
+            .iter()
+            .map(|(p, page)| (p.as_str(), page.clone()))
+            .collect(),
+    );
+    let yaml = format!(
+        "listeners: [{{address: \"{{listen}}\"}}]\nvhosts:\n  - name: nonce\n    hosts: [nonce.test]\n    \
+         upstreams: [\"{}\"]\n    security: {{csp_nonce: true, csp_policy: {{upgrade-insecure-requests: null}}}}\n",
+        site.addr
+    );
+    let gw = Gateway::start(&yaml);
+    let url = |path: &str| format!("http://nonce.test:{}{path}", gw.addr.port());
+    // The probe sees a nonce where the gateway put one.
+    assert_eq!(ran(&url("/control")), ["nonced-script", "probe"]);
+    for (i, attack) in attacks.iter().enumerate() {
+        assert_eq!(ran(&url(&format!("/attack{i}"))), ["probe"], "{attack}");
+    }
+}
