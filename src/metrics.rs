@@ -487,7 +487,8 @@ pub enum NonceSkip {
     Encoding,
     /// `Cache-Control: no-transform`.
     NoTransform,
-    /// A charset that is not ASCII-compatible (UTF-16 ...), which the rewriter cannot parse.
+    /// A charset that is not ASCII-compatible (UTF-16 ..., or a UTF-16 byte order
+    /// mark at the start of the body), which the rewriter cannot parse.
     Charset,
     /// Markup after which the rewriter and a browser may read tags differently
     /// (`<svg/>`, `<math>`, CDATA, an ESC byte, `<select><xmp>` ...): nothing

@@ -399,6 +399,17 @@ impl HtmlNoncer {
     pub fn write(&mut self, chunk: &[u8]) -> Vec<u8> {
         let start = self.sent + self.held.len();
         self.held.extend_from_slice(chunk);
+        // A UTF-16 byte order mark makes a browser read the page as UTF-16,
+        // whatever the headers say: tags an ASCII parser finds mean nothing there.
+        // One byte of it fed to lol_html is text, and nothing was sent yet.
+        if start < 2 {
+            // `tail` still holds every byte before this chunk.
+            let mut opening = self.tail.clone();
+            opening.extend(chunk.iter().take(2 - start));
+            if matches!(opening.as_slice(), [0xFE, 0xFF] | [0xFF, 0xFE]) {
+                self.stop_at(NonceSkip::Charset);
+            }
+        }
         if self.rewriter.is_none() {
             return self.send_held();
         }
@@ -755,6 +766,27 @@ mod tests {
                 let want = if stop.is_some() { 1 } else { 3 };
                 assert_eq!(nonces_and_stop(&page, chunk), (want, stop), "{page} / {chunk}");
             }
+        }
+    }
+
+    #[test]
+    fn a_utf16_byte_order_mark_passes_the_page_unread() {
+        let mut page = vec![0xFF, 0xFE];
+        for b in "<script>1</script>".bytes() {
+            page.extend([b, 0]);
+        }
+        for chunk in [1, 2, 3, 64] {
+            let mut r = HtmlNoncer::new(doc(&["'self'"], None), None);
+            let mut out = Vec::new();
+            for piece in page.chunks(chunk) {
+                out.extend(r.write(piece));
+            }
+            let (last, stop) = r.end();
+            out.extend(last);
+            assert_eq!(
+                (out.as_slice(), stop),
+                (page.as_slice(), Some(NonceSkip::Charset))
+            );
         }
     }
 
