@@ -267,6 +267,14 @@ fn chromium_never_sees_the_nonce_on_an_attackers_element() {
             .to_string(),
         format!("<svg><script><desc></script><style><a title=\"</style><script src={e} q='\"></style>'></svg>"),
         "<select><xmp><script>1</script></xmp></select><script>2</script>".to_string(),
+        // Where html5ever parses <select> the classic way and Chromium does not.
+        format!(
+            "<select><svg><![CDATA[><script src={e} z=']]></svg><script q=\"'\"></script></select>"
+        ),
+        format!(
+            "<select><svg><![CDATA[><link rel=modulepreload href={e} q=']]></svg></select>\
+             <link rel=modulepreload href=/a.js q=\"'\">"
+        ),
     ];
     let probe = format!(
         "var me = document.currentScript; {MARK}('data-probe', 'ran');\
