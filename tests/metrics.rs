@@ -66,7 +66,8 @@ fn value(s: &HashMap<String, f64>, key: &str) -> f64 {
 #[test]
 fn counters_match_the_traffic_and_promtool_accepts_the_exposition() {
     let up = Upstream::start("a");
-    let dead = format!("127.0.0.1:{}", free_port());
+    let (_held, port) = dead_port();
+    let dead = format!("127.0.0.1:{port}");
     let gw = Gateway::start(&format!(
         r#"
 listeners: [{{address: "{{listen}}"}}]

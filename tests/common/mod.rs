@@ -44,6 +44,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port that refuses connections and that no other test can take
+/// while the returned socket lives (bound, never listening): a `free_port()`
+/// given up can be handed out again, to another test's listener.
+pub fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// What the upstream saw of one request.
 #[derive(Debug, Clone)]
 pub struct SeenRequest {
