@@ -14,7 +14,7 @@ use crate::config::schema::{
     ConflictKey, ConflictMode, GatewayConfig, HeaderActions, PolicyLayer, RouteConfig,
     SecurityOptions,
 };
-use crate::config::values::{CorsOrigin, HostPattern, Toggle};
+use crate::config::values::{CorsOrigin, HostPattern, Toggle, REFERRER_POLICIES};
 use crate::config::LoadedConfig;
 use crate::policy::security::{security_headers, Csp, SecurityHeader};
 
@@ -424,9 +424,8 @@ fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
     v.as_ref().and_then(Toggle::as_ref)
 }
 
-/// Every lint of one merged layer, in a stable order.
-/// The findings of one merged layer (before `resolved`: the built-in defaults'
-/// directives are told apart from the user's).
+/// Every lint of one merged layer, in a stable order. The layer comes before
+/// `resolved`, so the built-in defaults' directives are told apart from the user's.
 fn lint(layer: &PolicyLayer, at: &Scope) -> Vec<Hit> {
     let mut out = Vec::new();
     loose_defaults(&layer.security, &mut out);
@@ -629,8 +628,6 @@ fn framing(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
     }
 }
 
-/// Whether anything is enforced, and what the enforced policy lets scripts and
-/// plugins do.
 /// A policy that writes its own `default-src` and inherits, from the built-in
 /// defaults, a fetch directive allowing a source that default-src does not
 /// (`style-src 'unsafe-inline'`, `img-src data:`): the strict default-src does
@@ -650,15 +647,15 @@ fn loose_defaults(s: &SecurityOptions, out: &mut Vec<Hit>) {
         let Some(sources) = sources.as_ref().filter(|s| *s != &["'none'"]) else {
             continue;
         };
+        if !FETCH_DIRECTIVES.contains(&directive.as_str()) || own.0.contains_key(directive) {
+            continue;
+        }
         let wider: Vec<&str> = sources
             .iter()
             .filter(|src| !default_src.contains(src))
             .map(String::as_str)
             .collect();
-        if !FETCH_DIRECTIVES.contains(&directive.as_str())
-            || own.0.contains_key(directive)
-            || wider.is_empty()
-        {
+        if wider.is_empty() {
             continue;
         }
         out.push(hit(
@@ -698,6 +695,8 @@ const FETCH_DIRECTIVES: &[&str] = &[
     "worker-src",
 ];
 
+/// Whether anything is enforced, and what the enforced policy lets scripts and
+/// plugins do.
 fn csp(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
     if sent.by_hand(ENFORCED_CSP) {
         return;
@@ -866,7 +865,6 @@ fn http_sources(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
     }
 }
 
-/// Headers judged by whether (and what) the options send.
 /// The Referrer-Policy a browser applies: the last token it knows.
 fn referrer(sent: &Sent, out: &mut Vec<Hit>) {
     let name = "Referrer-Policy";
@@ -898,17 +896,6 @@ fn referrer(sent: &Sent, out: &mut Vec<Hit>) {
         ));
     }
 }
-
-const REFERRER_POLICIES: &[&str] = &[
-    "no-referrer",
-    "no-referrer-when-downgrade",
-    "same-origin",
-    "origin",
-    "strict-origin",
-    "origin-when-cross-origin",
-    "strict-origin-when-cross-origin",
-    "unsafe-url",
-];
 
 /// `headers.set` values that browsers ignore for the security header they name.
 fn set_by_hand(layer: &PolicyLayer, out: &mut Vec<Hit>) {
@@ -942,6 +929,7 @@ fn set_by_hand(layer: &PolicyLayer, out: &mut Vec<Hit>) {
     }
 }
 
+/// Headers judged by whether (and what) the options send.
 fn plain_headers(sent: &Sent, out: &mut Vec<Hit>) {
     if sent.missing("X-Content-Type-Options") {
         out.push(hit(

@@ -83,8 +83,7 @@ fn served_at<'p>(plan: &'p Plan, url: &Url) -> Option<&'p RoutePlan> {
     let host = crate::routing::normalize_host(url.host_str()?)?;
     let (i, _) = plan.router.route(&host)?;
     let vhost = plan.vhosts.get(i)?;
-    let path = crate::routing::paths::normalize_path(url.path(), false).ok()?;
-    vhost.routes.get(vhost.route_index(&path))
+    vhost.routes.get(vhost.route_of_reported(url.path())?)
 }
 
 /// The answer to the CORS probe, when the route answers CORS at the edge.

@@ -452,6 +452,14 @@ pub struct SecurityOptions {
     pub allow_credentials: Option<bool>,
 }
 
+/// Directive by directive; a layer without a policy leaves the other's.
+fn merge_csp(strong: Option<CspPolicy>, weak: Option<CspPolicy>) -> Option<CspPolicy> {
+    match (strong, weak) {
+        (Some(s), Some(w)) => Some(s.merge_over(w)),
+        (s, w) => s.or(w),
+    }
+}
+
 /// Feature by feature while both layers turn the header on; else the stronger's.
 fn merge_permissions(
     strong: Option<Toggle<PermissionsPolicy>>,
@@ -467,17 +475,11 @@ fn merge_permissions(
 macro_rules! merge_fields {
     ($strong:ident, $weak:ident, [$($field:ident),* $(,)?]) => {
         SecurityOptions {
-            csp_policy: match ($strong.csp_policy, $weak.csp_policy) {
-                (Some(s), Some(w)) => Some(s.merge_over(w)),
-                (s, w) => s.or(w),
-            },
-            csp_report_only_policy: match (
+            csp_policy: merge_csp($strong.csp_policy, $weak.csp_policy),
+            csp_report_only_policy: merge_csp(
                 $strong.csp_report_only_policy,
                 $weak.csp_report_only_policy,
-            ) {
-                (Some(s), Some(w)) => Some(s.merge_over(w)),
-                (s, w) => s.or(w),
-            },
+            ),
             permissions_policy: merge_permissions($strong.permissions_policy, $weak.permissions_policy),
             $($field: $strong.$field.or($weak.$field),)*
         }
@@ -613,10 +615,7 @@ impl SecurityOptions {
     pub fn resolved(mut self) -> SecurityOptions {
         let builtin_csp = self.builtin_csp_policy.take();
         if self.csp_use_defaults != Some(false) {
-            self.csp_policy = match (self.csp_policy, builtin_csp) {
-                (Some(s), Some(w)) => Some(s.merge_over(w)),
-                (s, w) => s.or(w),
-            };
+            self.csp_policy = merge_csp(self.csp_policy, builtin_csp);
         }
         let builtin_pp = self.builtin_permissions_policy.take();
         if self.permissions_policy_use_defaults != Some(false) {

@@ -167,7 +167,8 @@ impl Noncer {
         }
         self.svg_open.fetch_add(1, Ordering::Relaxed);
         let open = self.svg_open.clone();
-        self.closed_by(el, &["svg", "p"], move || {
+        let own = |end: &str| end.eq_ignore_ascii_case("svg") || end.eq_ignore_ascii_case("p");
+        self.closed_by(el, own, move || {
             open.fetch_sub(1, Ordering::Relaxed);
         });
         Ok(())
@@ -189,29 +190,27 @@ impl Noncer {
     /// raw text to lol_html.
     fn integration_point(&mut self, el: &mut Element<'_, '_>) -> HandlerResult {
         let name = el.tag_name();
-        self.closed_by(el, &[name.as_str()], || ());
+        self.closed_by(el, move |end| end.eq_ignore_ascii_case(&name), || ());
         Ok(())
     }
 
-    /// Marks the page ambiguous when `el` ends by an end tag not in `names`
-    /// (lol_html calls the handler of each element an end tag closes), and
-    /// calls `then` when it ends. An element without an end tag (`<svg/>`)
-    /// ends at once.
+    /// Marks the page ambiguous when `el` ends by an end tag that `own` does
+    /// not accept (lol_html calls the handler of each element an end tag
+    /// closes), and calls `then` when it ends. An element without an end tag
+    /// (`<svg/>`) ends at once.
     fn closed_by(
         &self,
         el: &mut Element<'_, '_>,
-        names: &[&str],
+        own: impl Fn(&str) -> bool + Send + 'static,
         then: impl FnOnce() + Send + 'static,
     ) {
         let Some(handlers) = el.end_tag_handlers() else {
             then();
             return;
         };
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let ambiguous = self.ambiguous.clone();
         handlers.push(Box::new(move |end| {
-            let name = end.name();
-            if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            if !own(&end.name()) {
                 ambiguous.store(true, Ordering::Relaxed);
             }
             then();
