@@ -39,6 +39,7 @@ fn collector() -> Collector {
             ("_vhost", Some("/.well-known/csp-reports")),
             ("app", Some("/.well-known/csp-reports")),
         ],
+        pingora_secgw::metrics::metrics(),
     )
     .expect("routes collect")
 }

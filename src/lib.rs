@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod audit;
 pub mod check;
+pub mod codes;
 pub mod config;
 pub mod edge;
 pub mod flood;

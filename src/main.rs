@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let (loaded, plan) = match policy::load(Path::new(&conf)) {
+    let (loaded, plan) = match policy::load(Path::new(&conf), metrics()) {
         Ok(both) => both,
         Err(e) => {
             eprintln!("pingora-secgw: invalid configuration: {e}");

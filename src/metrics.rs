@@ -73,7 +73,9 @@ fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> 
 }
 
 impl Metrics {
-    fn new() -> Metrics {
+    /// A registry of its own. The serving process has one, [`metrics`], which its
+    /// plans count into; `check` compiles against a fresh one.
+    pub fn new() -> Metrics {
         let r = Registry::new();
         let duration = HistogramVec::new(
             HistogramOpts::new(
@@ -388,6 +390,12 @@ where
         labels.push(E::VARIANTS[i].into());
         vec.with_label_values(&labels)
     })
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 /// The process-wide metrics.

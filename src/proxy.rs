@@ -711,7 +711,7 @@ mod tests {
         let path = dir.path().join("gw.yaml");
         let gw = format!("listeners: [{{address: \"127.0.0.1:1\"}}]\n{vhosts}");
         std::fs::write(&path, gw).unwrap();
-        let (_, plan) = crate::policy::load(&path).unwrap();
+        let (_, plan) = crate::policy::load(&path, crate::metrics::metrics()).unwrap();
         Gateway::new(Arc::new(ArcSwap::from_pointee(plan))).new_ctx()
     }
 

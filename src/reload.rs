@@ -102,7 +102,7 @@ impl Reloader {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        match crate::policy::load(&self.path) {
+        match crate::policy::load(&self.path, metrics()) {
             Ok((loaded, plan)) => {
                 let fixed = Fixed::of(&loaded);
                 if fixed != state.fixed {

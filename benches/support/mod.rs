@@ -24,7 +24,9 @@ fn compile(vhosts: &str) -> Plan {
         format!("listeners: [{{address: \"127.0.0.1:1\"}}]\npolicy_files: {policies}\n{vhosts}");
     let path = dir.path().join("gw.yaml");
     std::fs::write(&path, gw).unwrap();
-    pingora_secgw::policy::load(&path).unwrap().1
+    pingora_secgw::policy::load(&path, pingora_secgw::metrics::metrics())
+        .unwrap()
+        .1
 }
 
 /// The vhost's own route, which serves every path of these plans.

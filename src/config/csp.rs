@@ -1,7 +1,15 @@
-//! `csp_policy`: a map of CSP directive to source list, checked against CSP Level 3.
+//! The CSP family's keys (`csp_*`, `trusted_types*`): `csp_policy`, a map of CSP
+//! directive to source list checked against CSP Level 3, and the headers the family
+//! writes. Rendered by `policy/csp.rs` (nonces in `policy/nonce.rs`), linted by
+//! `check/csp.rs`.
 
 use indexmap::IndexMap;
 use serde::Deserialize;
+
+pub const CSP: &str = "Content-Security-Policy";
+pub const CSP_REPORT_ONLY: &str = "Content-Security-Policy-Report-Only";
+/// Where browsers send Reporting API reports, beside a CSP that reports.
+pub const REPORTING_ENDPOINTS: &str = "Reporting-Endpoints";
 
 /// Directives of CSP Level 3 and Trusted Types that a policy may name.
 const DIRECTIVES: &[&str] = &[

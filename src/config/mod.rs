@@ -4,13 +4,21 @@
 //! side at the top level. The keys Pingora knows are split off for `ServerConf`; the
 //! rest must be the gateway's, and an unknown key is an error.
 
+pub mod cross_origin;
 pub mod csp;
 pub mod defaults;
 mod error;
 pub mod files;
+pub mod framing;
+pub mod hsts;
+mod layer;
+pub mod merge;
 mod nesting;
 pub mod permissions;
+pub mod plain;
 pub mod policies;
+pub mod referrer;
+pub mod resolve;
 pub mod schema;
 pub mod values;
 

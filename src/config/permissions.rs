@@ -6,6 +6,8 @@ use serde::Deserialize;
 
 use super::values::{check_origin, OneOrMany};
 
+pub const HEADER: &str = "Permissions-Policy";
+
 /// One member of a feature's allowlist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allow {

@@ -8,12 +8,17 @@ use std::net::SocketAddr;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::cross_origin::{EmbedderPolicy, OpenerPolicy, ResourcePolicy};
 use super::csp::CspPolicy;
+use super::framing::FrameOptions;
+use super::merge::{replaced, Layered};
 use super::permissions::PermissionsPolicy;
+use super::plain::{ClearSiteDataType, XssMode};
+use super::referrer::ReferrerPolicy;
 use super::values::{
     CorsOrigin, DrainSeconds, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany,
-    Origin, Positive, ReferrerPolicy, RemovePattern, ReportPath, ReportUri, RouteName, Toggle,
-    Token, TrustedProxy, VhostName,
+    Origin, Positive, RemovePattern, ReportPath, ReportUri, RouteName, Toggle, Token, TrustedProxy,
+    VhostName,
 };
 
 /// The gateway's part of gw.yaml (Pingora's own keys are split off before this).
@@ -153,7 +158,7 @@ pub struct CheckCode(pub String);
 impl TryFrom<String> for CheckCode {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        let codes = crate::check::lints::CODES;
+        let codes = crate::codes::CODES;
         if codes.iter().any(|c| c.0 == text) {
             return Ok(CheckCode(text));
         }
@@ -286,101 +291,29 @@ pub struct PolicyLayer {
     pub request_headers: HeaderActions,
 }
 
-impl PolicyLayer {
-    /// The layer as served (see `SecurityOptions::resolved`).
-    pub fn resolved(&self) -> PolicyLayer {
-        PolicyLayer {
-            security: self.security.clone().resolved(),
-            headers: self.headers.clone(),
-            request_headers: self.request_headers.clone(),
+/// Defines the security keys once: the struct, and its merge, key by key (see
+/// [`Layered`]).
+macro_rules! security_options {
+    ($(#[$meta:meta])* pub struct $name:ident {
+        $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)*
+    }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
         }
-    }
 
-    pub fn of(
-        security: &SecurityOptions,
-        headers: &HeaderActions,
-        request_headers: &HeaderActions,
-    ) -> PolicyLayer {
-        PolicyLayer {
-            security: security.clone(),
-            headers: headers.clone(),
-            request_headers: request_headers.clone(),
+        impl $name {
+            /// Key by key: the stronger layer's value wins where it has one.
+            pub fn merge_over(self, weaker: $name) -> $name {
+                $name {
+                    $($field: self.$field.over(weaker.$field),)*
+                }
+            }
         }
-    }
-
-    /// The stronger layer decides each header it names, by a header action or by
-    /// a security key: the weaker layer's actions on that header are dropped.
-    pub fn merge_over(self, weaker: PolicyLayer) -> PolicyLayer {
-        let mut weaker_headers = weaker.headers;
-        weaker_headers.drop_actions(self.security.header_names());
-        PolicyLayer {
-            security: self.security.merge_over(weaker.security),
-            headers: self.headers.merge_over(weaker_headers),
-            request_headers: self.request_headers.merge_over(weaker.request_headers),
-        }
-    }
+    };
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum FrameOptions {
-    #[serde(rename = "DENY", alias = "deny")]
-    Deny,
-    #[serde(rename = "SAMEORIGIN", alias = "sameorigin")]
-    SameOrigin,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XssMode {
-    Block,
-    Filter,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OpenerPolicy {
-    SameOrigin,
-    SameOriginAllowPopups,
-    NoopenerAllowPopups,
-    UnsafeNone,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EmbedderPolicy {
-    RequireCorp,
-    Credentialless,
-    UnsafeNone,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResourcePolicy {
-    SameOrigin,
-    SameSite,
-    CrossOrigin,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ClearSiteDataType {
-    #[serde(rename = "cache")]
-    Cache,
-    #[serde(rename = "cookies")]
-    Cookies,
-    #[serde(rename = "storage")]
-    Storage,
-    #[serde(rename = "executionContexts")]
-    ExecutionContexts,
-    #[serde(rename = "clientHints")]
-    ClientHints,
-    #[serde(rename = "prefetchCache")]
-    PrefetchCache,
-    #[serde(rename = "prerenderCache")]
-    PrerenderCache,
-    #[serde(rename = "*")]
-    All,
-}
-
+security_options! {
 /// The SecurityMiddleware keyword arguments (seed 000), every one optional so that
 /// layers can leave a key to the weaker layer.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -450,180 +383,22 @@ pub struct SecurityOptions {
     pub expose_headers: Option<Vec<Token>>,
     pub max_age: Option<u64>,
     pub allow_credentials: Option<bool>,
-}
+}}
 
-/// Directive by directive; a layer without a policy leaves the other's.
-fn merge_csp(strong: Option<CspPolicy>, weak: Option<CspPolicy>) -> Option<CspPolicy> {
-    match (strong, weak) {
-        (Some(s), Some(w)) => Some(s.merge_over(w)),
-        (s, w) => s.or(w),
-    }
-}
-
-/// Feature by feature while both layers turn the header on; else the stronger's.
-fn merge_permissions(
-    strong: Option<Toggle<PermissionsPolicy>>,
-    weak: Option<Toggle<PermissionsPolicy>>,
-) -> Option<Toggle<PermissionsPolicy>> {
-    match (strong, weak) {
-        (Some(Toggle::On(s)), Some(Toggle::On(w))) => Some(Toggle::On(s.merge_over(w))),
-        (s, w) => s.or(w),
-    }
-}
-
-/// Field-wise merge: the stronger layer's value wins where it has one.
-macro_rules! merge_fields {
-    ($strong:ident, $weak:ident, [$($field:ident),* $(,)?]) => {
-        SecurityOptions {
-            csp_policy: merge_csp($strong.csp_policy, $weak.csp_policy),
-            csp_report_only_policy: merge_csp(
-                $strong.csp_report_only_policy,
-                $weak.csp_report_only_policy,
-            ),
-            permissions_policy: merge_permissions($strong.permissions_policy, $weak.permissions_policy),
-            $($field: $strong.$field.or($weak.$field),)*
-        }
-    };
-}
-
-impl SecurityOptions {
-    /// The response headers this layer's keys write, so that a weaker layer's
-    /// `headers` actions on them give way.
-    pub fn header_names(&self) -> Vec<&'static str> {
-        let csp = self.csp_enabled.is_some()
-            || self.csp_policy.is_some()
-            || self.csp_report_only.is_some()
-            || self.csp_nonce.is_some()
-            || self.csp_nonce_styles.is_some()
-            || self.csp_strict_dynamic.is_some()
-            || self.csp_report_collect.is_some()
-            || self.csp_report_uri.is_some()
-            || self.csp_report_only_policy.is_some()
-            || self.frame_options_allow_from.is_some()
-            || self.trusted_types.is_some()
-            || self.trusted_types_policies.is_some();
-        let hsts = self.hsts_enabled.is_some()
-            || self.hsts_max_age.is_some()
-            || self.hsts_include_subdomains.is_some()
-            || self.hsts_preload.is_some();
-        let expect_ct = self.expect_ct.is_some()
-            || self.expect_ct_max_age.is_some()
-            || self.expect_ct_enforce.is_some()
-            || self.expect_ct_report_uri.is_some();
-        [
-            (csp, "Content-Security-Policy"),
-            (csp, "Content-Security-Policy-Report-Only"),
-            (
-                self.csp_report_collect.is_some() || self.csp_report_uri.is_some(),
-                "Reporting-Endpoints",
-            ),
-            (hsts, "Strict-Transport-Security"),
-            (
-                self.xss_protection.is_some() || self.xss_mode.is_some(),
-                "X-XSS-Protection",
-            ),
-            (
-                self.frame_options.is_some() || self.frame_options_allow_from.is_some(),
-                "X-Frame-Options",
-            ),
-            (
-                self.content_type_options.is_some(),
-                "X-Content-Type-Options",
-            ),
-            (self.referrer_policy.is_some(), "Referrer-Policy"),
-            (self.cache_control.is_some(), "Cache-Control"),
-            (self.clear_site_data.is_some(), "Clear-Site-Data"),
-            (
-                self.cross_origin_opener_policy.is_some(),
-                "Cross-Origin-Opener-Policy",
-            ),
-            (
-                self.cross_origin_embedder_policy.is_some(),
-                "Cross-Origin-Embedder-Policy",
-            ),
-            (
-                self.cross_origin_resource_policy.is_some(),
-                "Cross-Origin-Resource-Policy",
-            ),
-            (self.permissions_policy.is_some(), "Permissions-Policy"),
-            (expect_ct, "Expect-CT"),
-        ]
-        .into_iter()
-        .filter_map(|(set, name)| set.then_some(name))
-        .collect()
-    }
-
-    pub fn merge_over(self, weaker: SecurityOptions) -> SecurityOptions {
-        let strong = self;
-        merge_fields!(
-            strong,
-            weaker,
-            [
-                csp_enabled,
-                csp_use_defaults,
-                builtin_csp_policy,
-                builtin_permissions_policy,
-                permissions_policy_use_defaults,
-                csp_report_only,
-                csp_nonce,
-                csp_nonce_styles,
-                csp_strict_dynamic,
-                csp_report_collect,
-                csp_report_path,
-                csp_report_uri,
-                hsts_enabled,
-                hsts_max_age,
-                hsts_include_subdomains,
-                hsts_preload,
-                xss_protection,
-                xss_mode,
-                frame_options,
-                frame_options_allow_from,
-                content_type_options,
-                referrer_policy,
-                ssl_redirect,
-                ssl_host,
-                ssl_port,
-                ssl_permanent,
-                ssl_redirect_exempt,
-                cache_control,
-                clear_site_data,
-                cross_origin_opener_policy,
-                cross_origin_embedder_policy,
-                cross_origin_resource_policy,
-                expect_ct,
-                expect_ct_max_age,
-                expect_ct_enforce,
-                expect_ct_report_uri,
-                trusted_types,
-                trusted_types_policies,
-                hide_server,
-                cors_enabled,
-                allowed_origins,
-                allowed_methods,
-                allowed_headers,
-                expose_headers,
-                max_age,
-                allow_credentials,
-            ]
-        )
-    }
-
-    /// The options as served: `csp_policy` and `permissions_policy` over the
-    /// built-in defaults', unless a layer turned those off with
-    /// `csp_use_defaults` or `permissions_policy_use_defaults`.
-    pub fn resolved(mut self) -> SecurityOptions {
-        let builtin_csp = self.builtin_csp_policy.take();
-        if self.csp_use_defaults != Some(false) {
-            self.csp_policy = merge_csp(self.csp_policy, builtin_csp);
-        }
-        let builtin_pp = self.builtin_permissions_policy.take();
-        if self.permissions_policy_use_defaults != Some(false) {
-            self.permissions_policy = merge_permissions(self.permissions_policy, builtin_pp);
-        }
-        self
-    }
-}
+// The values with no parts to merge: the stronger layer's replaces the weaker's.
+replaced!(
+    XssMode,
+    FrameOptions,
+    Origin,
+    ReferrerPolicy,
+    HostPattern,
+    HeaderValueText,
+    OpenerPolicy,
+    EmbedderPolicy,
+    ResourcePolicy,
+    ReportUri,
+    ReportPath,
+);
 
 /// What the gateway does when the upstream already sent a header the policy manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, strum::IntoStaticStr)]
@@ -687,114 +462,5 @@ impl HeaderActions {
             .or_else(|| self.conflict.get(&ConflictKey::All))
             .copied()
             .unwrap_or_default()
-    }
-
-    /// Header by header: a header this layer sets, adds or defaults is no longer
-    /// touched by the weaker layer's `set`, `add` or `default`.
-    pub fn merge_over(self, mut weaker: HeaderActions) -> HeaderActions {
-        let named = self
-            .set
-            .keys()
-            .chain(self.add.keys())
-            .chain(self.default.keys());
-        let named: Vec<String> = named.map(|n| n.name.as_str().to_string()).collect();
-        weaker.drop_actions(named.iter().map(String::as_str));
-        HeaderActions {
-            set: merge_maps(self.set, weaker.set),
-            add: merge_maps(self.add, weaker.add),
-            default: merge_maps(self.default, weaker.default),
-            remove: union(self.remove, weaker.remove),
-            conflict: merge_maps(self.conflict, weaker.conflict),
-        }
-    }
-}
-
-impl HeaderActions {
-    /// Forgets the `set`, `add` and `default` actions on these headers (any case).
-    fn drop_actions<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
-        for name in names {
-            let kept = |n: &HeaderNameText| !n.name.as_str().eq_ignore_ascii_case(name);
-            self.set.retain(|n, _| kept(n));
-            self.add.retain(|n, _| kept(n));
-            self.default.retain(|n, _| kept(n));
-        }
-    }
-}
-
-fn merge_maps<K: std::hash::Hash + Eq, V>(
-    strong: IndexMap<K, V>,
-    weak: IndexMap<K, V>,
-) -> IndexMap<K, V> {
-    let mut merged = weak;
-    merged.extend(strong);
-    merged
-}
-
-fn union<T: PartialEq>(strong: Vec<T>, weak: Vec<T>) -> Vec<T> {
-    let mut merged = weak;
-    for item in strong {
-        if !merged.contains(&item) {
-            merged.push(item);
-        }
-    }
-    merged
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn layer(yaml: &str) -> PolicyLayer {
-        serde_yaml::from_str(yaml).unwrap()
-    }
-
-    fn names<V>(map: &IndexMap<HeaderNameText, V>) -> Vec<&str> {
-        map.keys().map(|k| k.text.as_str()).collect()
-    }
-
-    #[test]
-    fn the_stronger_layer_decides_each_header_it_names() {
-        let weak = layer(
-            "headers: {set: {Cache-Control: public, X-A: a}, add: {X-B: b, X-Frame-Options: x}, default: {X-C: c}}",
-        );
-        let strong =
-            layer("security: {cache_control: no-store, frame_options: DENY}\nheaders: {set: {x-b: B}, default: {X-A: A}}");
-        let merged = strong.merge_over(weak);
-        assert_eq!(names(&merged.headers.set), ["x-b"]);
-        assert_eq!(names(&merged.headers.add), Vec::<&str>::new());
-        assert_eq!(names(&merged.headers.default), ["X-C", "X-A"]);
-        assert!(merged.security.cache_control.is_some());
-    }
-
-    #[test]
-    fn report_settings_merge_like_the_csp_they_belong_to() {
-        let weak = layer(
-            "security: {csp_report_uri: \"https://c.example/csp\", \
-             csp_report_only_policy: {default-src: [\"'self'\"], img-src: [\"*\"]}}",
-        );
-        let strong = layer(
-            "security: {csp_report_uri: false, csp_report_collect: true, \
-             csp_report_only_policy: {img-src: [\"'self'\"], script-src: null}}",
-        );
-        let merged = strong.merge_over(weak).security;
-        assert_eq!(merged.csp_report_uri, Some(Toggle::Off));
-        assert_eq!(merged.csp_report_collect, Some(true));
-        let policy = merged.csp_report_only_policy.unwrap().0;
-        assert_eq!(
-            policy.keys().collect::<Vec<_>>(),
-            ["default-src", "img-src", "script-src"]
-        );
-        assert_eq!(policy["img-src"], Some(vec!["'self'".to_string()]));
-        assert_eq!(policy["script-src"], None);
-        assert_eq!(
-            layer("security: {csp_report_collect: true}")
-                .security
-                .header_names(),
-            [
-                "Content-Security-Policy",
-                "Content-Security-Policy-Report-Only",
-                "Reporting-Endpoints"
-            ]
-        );
     }
 }

@@ -437,38 +437,6 @@ impl TryFrom<String> for ExemptRule {
     }
 }
 
-/// `Referrer-Policy`: one token or a comma-separated fallback list of known tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ReferrerPolicy(pub String);
-
-pub const REFERRER_POLICIES: &[&str] = &[
-    "no-referrer",
-    "no-referrer-when-downgrade",
-    "origin",
-    "origin-when-cross-origin",
-    "same-origin",
-    "strict-origin",
-    "strict-origin-when-cross-origin",
-    "unsafe-url",
-];
-
-impl TryFrom<String> for ReferrerPolicy {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        let tokens: Vec<&str> = text.split(',').map(str::trim).collect();
-        for t in &tokens {
-            if !REFERRER_POLICIES.contains(t) {
-                return Err(format!(
-                    "`{t}` is not a referrer policy; expected one of {}",
-                    REFERRER_POLICIES.join(", ")
-                ));
-            }
-        }
-        Ok(ReferrerPolicy(tokens.join(", ")))
-    }
-}
-
 /// A virtual host name, used in logs and as a metrics label: short and plain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(try_from = "String")]
@@ -699,17 +667,6 @@ mod tests {
         assert!(o("https://example.com/path").is_err());
         assert!(o("example.com").is_err());
         assert!(o("https://ex*ample.com").is_err());
-    }
-
-    #[test]
-    fn referrer_policy_lists() {
-        assert_eq!(
-            ReferrerPolicy::try_from("no-referrer,strict-origin-when-cross-origin".to_string())
-                .unwrap()
-                .0,
-            "no-referrer, strict-origin-when-cross-origin"
-        );
-        assert!(ReferrerPolicy::try_from("never".to_string()).is_err());
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn render(plan: &ResponsePlan, status: StatusCode, https: bool) -> Bytes {
 mod tests {
     use super::*;
     use crate::config::defaults::builtin_layer;
-    use crate::metrics::RouteLabels;
+    use crate::metrics::{Metrics, RouteLabels};
 
     #[test]
     fn canned_answers_are_whole_http1_responses_with_the_policy() {
@@ -94,7 +94,7 @@ mod tests {
             vhost: "unit-canned",
             route: "_vhost",
         };
-        let plan = ResponsePlan::compile(&builtin_layer().resolved(), at).unwrap();
+        let plan = ResponsePlan::compile(&builtin_layer().resolved(), at, &Metrics::new()).unwrap();
         let answers = CannedAnswers::new(&plan);
         let text = String::from_utf8(answers.pick(false).bad_request.to_vec()).unwrap();
         assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n"), "{text}");

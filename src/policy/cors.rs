@@ -21,7 +21,7 @@ use prometheus::IntCounter;
 use crate::config::schema::SecurityOptions;
 use crate::config::values::{split_host_port, CorsOrigin};
 use crate::config::KeyError;
-use crate::metrics::metrics;
+use crate::metrics::Metrics;
 
 /// The CORS response headers, stripped from upstream responses when the gateway
 /// handles CORS so that two policies never mix.
@@ -89,11 +89,15 @@ pub enum Preflight {
 
 impl CorsPlan {
     /// The CORS plan of merged options, when `cors_enabled`; counted for `vhost`.
-    pub fn from_options(o: &SecurityOptions, vhost: &str) -> Result<Option<CorsPlan>, KeyError> {
+    pub fn from_options(
+        o: &SecurityOptions,
+        vhost: &str,
+        metrics: &Metrics,
+    ) -> Result<Option<CorsPlan>, KeyError> {
         if o.cors_enabled != Some(true) {
             return Ok(None);
         }
-        let (allowed, denied) = metrics().cors_preflights(vhost);
+        let (allowed, denied) = metrics.cors_preflights(vhost);
         CorsPlan::new(o, allowed, denied).map(Some)
     }
 

@@ -15,7 +15,7 @@ use super::security::{security_headers, OverHttp};
 use crate::config::schema::{ConflictMode, PolicyLayer};
 use crate::config::values::RemovePattern;
 use crate::config::KeyError;
-use crate::metrics::{metrics, HeaderCounters, RouteLabels};
+use crate::metrics::{HeaderCounters, Metrics, RouteLabels};
 
 /// A header ready to write: lookup name, wire-case name and value.
 #[derive(Debug, Clone)]
@@ -303,13 +303,17 @@ impl ResponsePlan {
     }
 
     /// Compiles a merged policy layer's response side; counters carry `at`.
-    pub fn compile(layer: &PolicyLayer, at: RouteLabels) -> Result<ResponsePlan, KeyError> {
+    pub fn compile(
+        layer: &PolicyLayer,
+        at: RouteLabels,
+        metrics: &Metrics,
+    ) -> Result<ResponsePlan, KeyError> {
         let h = &layer.headers;
         let managed_header = |entry: HeaderEntry, over_http: Option<HeaderValue>| {
             let mode = h.conflict_mode(&entry.name);
             ManagedHeader {
                 over_http,
-                counters: metrics().header(at, entry.name.as_str(), mode),
+                counters: metrics.header(at, entry.name.as_str(), mode),
                 mode,
                 entry,
             }
@@ -363,12 +367,12 @@ impl ResponsePlan {
         }
 
         let mut remove = RemoveRules::new(&h.remove, |rule| {
-            Some(metrics().stripped(at, &rule.to_string()))
+            Some(metrics.stripped(at, &rule.to_string()))
         });
         if layer.security.hide_server == Some(true) {
             remove.push(
                 RemovePattern::Exact(http::header::SERVER),
-                Some(metrics().stripped(at, "server")),
+                Some(metrics.stripped(at, "server")),
             );
         }
         Ok(ResponsePlan::new(remove, managed, add, default))
@@ -537,7 +541,7 @@ mod tests {
             over_http: Some(entry.value.clone()),
             entry,
             mode,
-            counters: metrics().header(
+            counters: Metrics::new().header(
                 RouteLabels {
                     vhost: "unit-headers",
                     route: "_vhost",
@@ -750,7 +754,7 @@ mod tests {
             vhost: "unit-one-pass",
             route: "_vhost",
         };
-        let counters = metrics().header(at, "x-frame-options", ConflictMode::Override);
+        let counters = Metrics::new().header(at, "x-frame-options", ConflictMode::Override);
         let entry = HeaderEntry::with_static_name("X-Frame-Options", "DENY").unwrap();
         let xfo = ManagedHeader {
             over_http: Some(entry.value.clone()),

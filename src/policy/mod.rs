@@ -6,10 +6,18 @@
 
 pub mod canned;
 pub mod cors;
+pub mod cross_origin;
+pub mod csp;
 pub mod csp_sources;
+pub mod framing;
 pub mod headers;
+pub mod hsts;
 pub mod nonce;
+pub mod permissions;
+pub mod plain;
 pub mod redirect;
+pub mod referrer;
+pub mod rendered;
 pub mod route;
 pub mod security;
 pub mod target;
@@ -25,12 +33,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rustls::sign::CertifiedKey;
 
-use crate::config::defaults::builtin_layer;
-use crate::config::policies::ResolvedPolicies;
+use crate::config::resolve::resolve;
 use crate::config::schema::LimitsConfig;
 use crate::config::values::HostPattern;
 use crate::config::{ConfigError, KeyError, LoadedConfig};
-use crate::metrics::{metrics, RouteLabels, RouteMetrics, UNMATCHED, VHOST_ROUTE};
+use crate::metrics::{Metrics, RouteLabels, RouteMetrics, UNMATCHED, VHOST_ROUTE};
 use crate::routing::Router;
 pub use canned::{Canned, CannedAnswers};
 use headers::ResponsePlan;
@@ -86,17 +93,19 @@ impl From<&LimitsConfig> for ConnectionLimits {
     }
 }
 
-/// Reads and compiles a configuration: what starting and reloading both do.
-pub fn load(path: &Path) -> Result<(LoadedConfig, Plan), ConfigError> {
+/// Reads and compiles a configuration: what starting, reloading and `check` do.
+/// The plan's counters are registered in `metrics`.
+pub fn load(path: &Path, metrics: &Metrics) -> Result<(LoadedConfig, Plan), ConfigError> {
     let loaded = crate::config::load(path)?;
-    let plan = Plan::compile(&loaded)?;
+    let plan = Plan::compile(&loaded, metrics)?;
     Ok((loaded, plan))
 }
 
 impl Plan {
-    pub fn compile(loaded: &LoadedConfig) -> Result<Plan, ConfigError> {
-        let builtin = builtin_layer();
-        let policies = ResolvedPolicies::resolve(&loaded.policies)?;
+    /// Turns the effective settings of every vhost and route (`config::resolve`)
+    /// into ready values; counters are registered in `metrics`.
+    pub fn compile(loaded: &LoadedConfig, metrics: &Metrics) -> Result<Plan, ConfigError> {
+        let effective = resolve(loaded)?;
         let file = loaded.path.as_path();
         let base_dir = file.parent().unwrap_or(Path::new("."));
 
@@ -113,7 +122,8 @@ impl Plan {
         let mut vhosts = Vec::with_capacity(loaded.gateway.vhosts.len());
         let mut names: HashMap<&str, usize> = HashMap::new();
         let configs = &loaded.gateway.vhosts;
-        for (i, v) in configs.iter().enumerate() {
+        for (i, ev) in effective.vhosts.iter().enumerate() {
+            let v = ev.config;
             let compiled = (|| {
                 if let Some(prev) = names.insert(v.name.0.as_str(), i) {
                     return Err(KeyError::new(
@@ -142,11 +152,9 @@ impl Plan {
                         )
                     })?;
                 }
-                let layer =
-                    policies.layer(builtin.clone(), v.policy.as_deref(), v.inline_layer())?;
-                VhostPlan::compile(v, &layer, &policies, base_dir)
+                VhostPlan::compile(ev, base_dir, metrics)
             })()
-            .map_err(|e| e.under(&format!("vhosts[{i}]")).in_file(file))?;
+            .map_err(|e| e.under(&ev.key).in_file(file))?;
             vhosts.push(compiled);
         }
 
@@ -154,7 +162,7 @@ impl Plan {
             vhost: UNMATCHED,
             route: VHOST_ROUTE,
         };
-        let baseline = ResponsePlan::compile(&builtin.resolved(), unmatched)
+        let baseline = ResponsePlan::compile(&effective.builtin.resolved(), unmatched, metrics)
             .map_err(|e| e.in_file(Path::new("<built-in defaults>")))?;
         let canned = CannedAnswers::new(&baseline);
         Ok(Plan {
@@ -162,7 +170,7 @@ impl Plan {
             router,
             vhosts,
             baseline,
-            unmatched: metrics().route(unmatched),
+            unmatched: metrics.route(unmatched),
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
             underscores_in_headers: loaded.gateway.underscores_in_headers,
             shutdown_drain: Duration::from_secs(loaded.gateway.shutdown_drain_seconds.0),
@@ -183,6 +191,7 @@ fn pattern_text(p: &HostPattern) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::defaults::builtin_layer;
     use crate::config::schema::PolicyLayer;
 
     #[test]
@@ -191,7 +200,7 @@ mod tests {
             vhost: "unit-defaults",
             route: VHOST_ROUTE,
         };
-        let plan = ResponsePlan::compile(&builtin_layer().resolved(), at).unwrap();
+        let plan = ResponsePlan::compile(&builtin_layer().resolved(), at, &Metrics::new()).unwrap();
         let names: Vec<&str> = plan
             .managed()
             .iter()

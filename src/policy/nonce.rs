@@ -8,11 +8,11 @@ use http::{HeaderName, HeaderValue};
 use prometheus::IntCounter;
 use strum::EnumCount;
 
+use super::csp::{report_url, Csp};
 use super::csp_sources::SourceList;
-use super::security::{report_url, Csp};
 use crate::config::schema::{ConflictMode, PolicyLayer, SecurityOptions};
 use crate::config::KeyError;
-use crate::metrics::{metrics, NonceSkip, RouteLabels};
+use crate::metrics::{Metrics, NonceSkip, RouteLabels};
 
 /// Everything a route does to give its HTML responses a nonce.
 #[derive(Debug)]
@@ -75,7 +75,11 @@ fn governing<'c>(csp: &'c Csp, chain: [&str; 3]) -> Option<&'c [String]> {
 
 impl NoncePlan {
     /// `None` unless the merged layer turns `csp_nonce` on.
-    pub fn compile(layer: &PolicyLayer, at: RouteLabels) -> Result<Option<NoncePlan>, KeyError> {
+    pub fn compile(
+        layer: &PolicyLayer,
+        at: RouteLabels,
+        metrics: &Metrics,
+    ) -> Result<Option<NoncePlan>, KeyError> {
         let sec = &layer.security;
         check_flags(sec)?;
         if sec.csp_nonce != Some(true) {
@@ -160,7 +164,7 @@ impl NoncePlan {
                 http,
             });
         }
-        let m = metrics();
+        let m = metrics;
         Ok(Some(NoncePlan {
             csps,
             filter: Arc::new(NonceFilter {
@@ -292,7 +296,9 @@ mod tests {
     }
 
     fn plan(yaml: &str) -> NoncePlan {
-        NoncePlan::compile(&layer(yaml), at()).unwrap().unwrap()
+        NoncePlan::compile(&layer(yaml), at(), &Metrics::new())
+            .unwrap()
+            .unwrap()
     }
 
     /// The CSP headers of a response over HTTPS, with nonce `x`.
@@ -309,7 +315,7 @@ mod tests {
     }
 
     fn error(yaml: &str) -> String {
-        let e = NoncePlan::compile(&layer(yaml), at()).unwrap_err();
+        let e = NoncePlan::compile(&layer(yaml), at(), &Metrics::new()).unwrap_err();
         format!("{}: {}", e.key, e.reason)
     }
 
@@ -444,15 +450,17 @@ mod tests {
         ] {
             let headers: HeaderActions = serde_yaml::from_str(headers).unwrap();
             let layer = PolicyLayer::of(&security, &headers, &HeaderActions::default());
-            let e = NoncePlan::compile(&layer, at()).unwrap_err();
+            let e = NoncePlan::compile(&layer, at(), &Metrics::new()).unwrap_err();
             assert_eq!(e.key, key, "{}", e.reason);
         }
     }
 
     #[test]
     fn off_compiles_to_nothing() {
-        assert!(NoncePlan::compile(&layer("csp_enabled: true\n"), at())
-            .unwrap()
-            .is_none());
+        assert!(
+            NoncePlan::compile(&layer("csp_enabled: true\n"), at(), &Metrics::new())
+                .unwrap()
+                .is_none()
+        );
     }
 }

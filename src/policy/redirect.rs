@@ -7,7 +7,7 @@ use regex::RegexSet;
 use crate::config::schema::SecurityOptions;
 use crate::config::values::{ExemptRule, HostPattern, Toggle};
 use crate::config::KeyError;
-use crate::metrics::{metrics, RedirectCounters};
+use crate::metrics::{Metrics, RedirectCounters};
 
 #[derive(Debug, Clone)]
 pub struct RedirectPlan {
@@ -28,6 +28,7 @@ impl RedirectPlan {
     pub fn from_options(
         sec: &SecurityOptions,
         vhost: &str,
+        metrics: &Metrics,
     ) -> Result<Option<RedirectPlan>, KeyError> {
         if sec.ssl_redirect != Some(true) {
             return Ok(None);
@@ -49,7 +50,7 @@ impl RedirectPlan {
         };
         let mut plan = RedirectPlan::new(ssl_host, port, sec.ssl_permanent != Some(false), exempt)
             .map_err(|e| KeyError::new("security.ssl_redirect_exempt", e))?;
-        plan.counters = Some(metrics().redirects(vhost));
+        plan.counters = Some(metrics.redirects(vhost));
         Ok(Some(plan))
     }
 

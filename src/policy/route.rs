@@ -12,7 +12,7 @@ use super::target::Target;
 use crate::config::schema::{PolicyLayer, SecurityOptions};
 use crate::config::values::{CorsOrigin, Toggle};
 use crate::config::KeyError;
-use crate::metrics::{metrics, RouteLabels, RouteMetrics};
+use crate::metrics::{Metrics, RouteLabels, RouteMetrics};
 
 #[derive(Debug)]
 pub struct RoutePlan {
@@ -41,7 +41,11 @@ pub struct RouteParts<'a> {
 }
 
 impl RoutePlan {
-    pub fn compile(layer: &PolicyLayer, parts: RouteParts) -> Result<RoutePlan, KeyError> {
+    pub fn compile(
+        layer: &PolicyLayer,
+        parts: RouteParts,
+        metrics: &Metrics,
+    ) -> Result<RoutePlan, KeyError> {
         let layer = &layer.resolved();
         let sec = &layer.security;
         check_security(sec, parts.catch_all)?;
@@ -50,12 +54,12 @@ impl RoutePlan {
             name: at.route.to_string(),
             target: parts.target,
             strip: parts.strip,
-            response: ResponsePlan::compile(layer, at)?,
+            response: ResponsePlan::compile(layer, at, metrics)?,
             request: RequestPlan::compile(layer)?,
-            redirect: RedirectPlan::from_options(sec, at.vhost)?,
-            cors: CorsPlan::from_options(sec, at.vhost)?,
-            nonce: NoncePlan::compile(layer, at)?,
-            metrics: metrics().route(at),
+            redirect: RedirectPlan::from_options(sec, at.vhost, metrics)?,
+            cors: CorsPlan::from_options(sec, at.vhost, metrics)?,
+            nonce: NoncePlan::compile(layer, at, metrics)?,
+            metrics: metrics.route(at),
         })
     }
 

@@ -9,12 +9,11 @@ use rustls::sign::CertifiedKey;
 
 use super::route::{RouteParts, RoutePlan};
 use super::target::{route_target, vhost_target, TargetKeys};
-use crate::config::policies::ResolvedPolicies;
-use crate::config::schema::SecurityOptions;
-use crate::config::schema::{EscapedSlashes, PolicyLayer, RouteConfig, VhostConfig};
+use crate::config::resolve::EffectiveVhost;
+use crate::config::schema::{EscapedSlashes, RouteConfig, SecurityOptions};
 use crate::config::values::HostPattern;
 use crate::config::KeyError;
-use crate::metrics::{RouteLabels, VHOST_ROUTE};
+use crate::metrics::{Metrics, RouteLabels, VHOST_ROUTE};
 use crate::reports::Collector;
 use crate::routing::paths::{normalize_path, prefix_key, PathTable};
 
@@ -41,13 +40,14 @@ fn collect_path(sec: &SecurityOptions) -> Option<String> {
 }
 
 impl VhostPlan {
-    /// `layer` is the vhost's merged policy: defaults < its policy chain < its keys.
+    /// Compiles one vhost's effective settings and its routes'.
     pub fn compile(
-        v: &VhostConfig,
-        layer: &PolicyLayer,
-        policies: &ResolvedPolicies,
+        ev: &EffectiveVhost,
         base_dir: &Path,
+        metrics: &Metrics,
     ) -> Result<VhostPlan, KeyError> {
+        let v = ev.config;
+        let layer = ev.layer.as_ref().map_err(Clone::clone)?;
         let name = v.name.0.as_str();
         let catch_all = v.hosts.contains(&HostPattern::Any);
         let keep_escaped_slashes = v.escaped_slashes == EscapedSlashes::Keep;
@@ -67,16 +67,17 @@ impl VhostPlan {
             strip: None,
             catch_all,
         };
-        let mut routes = vec![RoutePlan::compile(layer, own)?];
+        let mut routes = vec![RoutePlan::compile(layer, own, metrics)?];
         let mut collect_paths = vec![collect_path(&layer.security)];
 
         let mut paths = PathTable::default();
         let mut names: HashMap<String, usize> = HashMap::new();
-        for (j, r) in v.routes.iter().enumerate() {
+        for (j, er) in ev.routes.iter().enumerate() {
+            let r = er.config;
             let compiled = (|| {
                 let matched = RouteMatch::of(r, keep_escaped_slashes)?;
                 matched.insert(&mut paths, j)?;
-                let route_name = r.name.as_ref().map_or(matched.text, |n| n.0.as_str());
+                let route_name = er.label.as_str();
                 let (key, hint) = match r.name {
                     Some(_) => ("name", ""),
                     None => (matched.key(), "; give the route a `name`"),
@@ -118,8 +119,7 @@ impl VhostPlan {
                         "strip_prefix changes the path sent upstream; this route answers itself",
                     ));
                 }
-                let route_layer =
-                    policies.layer(layer.clone(), r.policy.as_deref(), r.inline_layer())?;
+                let route_layer = er.layer.as_ref().map_err(Clone::clone)?;
                 collect_paths.push(collect_path(&route_layer.security));
                 let parts = RouteParts {
                     labels: RouteLabels {
@@ -130,9 +130,9 @@ impl VhostPlan {
                     strip,
                     catch_all,
                 };
-                RoutePlan::compile(&route_layer, parts)
+                RoutePlan::compile(route_layer, parts, metrics)
             })()
-            .map_err(|e| e.under(&format!("routes[{j}]")))?;
+            .map_err(|e| e.under(&er.key))?;
             routes.push(compiled);
         }
         let collecting: Vec<(&str, Option<&str>)> = routes
@@ -140,7 +140,7 @@ impl VhostPlan {
             .zip(&collect_paths)
             .map(|(r, p)| (r.name.as_str(), p.as_deref()))
             .collect();
-        let reports = Collector::new(name, &collecting);
+        let reports = Collector::new(name, &collecting, metrics);
         let paths = paths
             .build()
             .map_err(|e| KeyError::new("routes", format!("the route regexes together: {e}")))?;

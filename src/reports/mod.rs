@@ -21,7 +21,7 @@ use strum::EnumCount;
 use self::body::{violations, BodyError};
 use self::lines::LogBudget;
 use crate::metrics::{
-    metrics, Disposition, ReportDirective, ReportRejection, RouteLabels, UNMATCHED,
+    metrics, Disposition, Metrics, ReportDirective, ReportRejection, RouteLabels, UNMATCHED,
 };
 
 /// The largest report body taken; browsers send a few KB at most.
@@ -86,7 +86,11 @@ impl ReportCounters {
 impl Collector {
     /// `routes`: each route's name and the path it collects at; `None` when no
     /// route of the vhost collects.
-    pub fn new(vhost: &str, routes: &[(&str, Option<&str>)]) -> Option<Collector> {
+    pub fn new(
+        vhost: &str,
+        routes: &[(&str, Option<&str>)],
+        metrics: &Metrics,
+    ) -> Option<Collector> {
         let mut paths: Vec<String> = routes
             .iter()
             .filter_map(|(_, p)| p.map(str::to_string))
@@ -109,7 +113,7 @@ impl Collector {
                 })
                 .collect(),
             unmatched: ReportCounters::new(UNMATCHED),
-            rejected: metrics().csp_reports_rejected(vhost),
+            rejected: metrics.csp_reports_rejected(vhost),
             log: LogBudget::default(),
         })
     }
@@ -234,6 +238,7 @@ mod tests {
                 ("admin", None),
                 ("other", Some("/elsewhere")),
             ],
+            metrics(),
         )
         .unwrap()
     }
@@ -318,6 +323,6 @@ mod tests {
 
     #[test]
     fn no_collecting_route_means_no_collector() {
-        assert!(Collector::new("unit-none", &[("_vhost", None)]).is_none());
+        assert!(Collector::new("unit-none", &[("_vhost", None)], metrics()).is_none());
     }
 }

@@ -1,0 +1,77 @@
+//! The lints of the generic header actions: security headers written by hand with
+//! values browsers ignore, and `conflict: append` on managed headers.
+
+use http::HeaderName;
+
+use super::finding::{hit, Hit, Sent};
+use crate::codes::{CONFLICT_APPEND, INVALID_MANAGED_VALUE};
+use crate::config::referrer::REFERRER_POLICIES;
+use crate::config::schema::{ConflictKey, ConflictMode, PolicyLayer};
+
+/// `headers.set` values that browsers ignore for the security header they name.
+pub(super) fn set_by_hand(layer: &PolicyLayer, out: &mut Vec<Hit>) {
+    for (name, value) in &layer.headers.set {
+        let v = value.0.trim();
+        let lower = v.to_ascii_lowercase();
+        let valid = match name.name.as_str() {
+            "x-frame-options" => matches!(lower.as_str(), "deny" | "sameorigin"),
+            "x-content-type-options" => lower == "nosniff",
+            "strict-transport-security" => lower.split(';').any(|d| {
+                d.trim().strip_prefix("max-age=").is_some_and(|n| {
+                    !n.is_empty() && n.trim_matches('"').bytes().all(|b| b.is_ascii_digit())
+                })
+            }),
+            "referrer-policy" => lower
+                .split(',')
+                .any(|t| REFERRER_POLICIES.contains(&t.trim())),
+            _ => true,
+        };
+        if !valid {
+            out.push(hit(
+                &INVALID_MANAGED_VALUE,
+                format!("headers.set.{}", name.text),
+                format!(
+                    "{}: `{v}` is not a value browsers act on: the header is as good as absent",
+                    name.text
+                ),
+                "use the security key for this header, or a valid value",
+            ));
+        }
+    }
+}
+
+/// `conflict: append` on the headers the security options write: the browser
+/// then sees the upstream's copy too, and most honour only the first.
+pub(super) fn conflicts(sent: &Sent, out: &mut Vec<Hit>) {
+    let h = sent.headers;
+    let mut by_key: Vec<(String, Vec<&str>)> = Vec::new();
+    for s in &sent.security {
+        let Ok(name) = HeaderName::from_bytes(s.name.as_bytes()) else {
+            continue;
+        };
+        if h.conflict_mode(&name) != ConflictMode::Append {
+            continue;
+        }
+        let key = if h.conflict.contains_key(&ConflictKey::Header(name)) {
+            format!("headers.conflict.{}", s.name)
+        } else {
+            "headers.conflict.*".to_string()
+        };
+        match by_key.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(s.name),
+            None => by_key.push((key, vec![s.name])),
+        }
+    }
+    for (key, names) in by_key {
+        out.push(hit(
+            &CONFLICT_APPEND,
+            key,
+            format!(
+                "conflict append sends the upstream's {} beside the gateway's: browsers \
+                 use only the first copy or reject both, so the policy may not apply",
+                names.join(", ")
+            ),
+            "use override (the default), or keep where the upstream's value must win",
+        ));
+    }
+}

@@ -1,0 +1,103 @@
+//! The HSTS lints: Strict-Transport-Security off, short, without subdomains or
+//! preload, and preload without what hstspreload.org requires.
+
+use super::finding::{hit, Hit, Scope, Sent};
+use crate::codes::{HSTS_NO_PRELOAD, HSTS_NO_SUBDOMAINS, HSTS_OFF, HSTS_SHORT, PRELOAD_UNMET};
+use crate::config::hsts::{
+    HEADER, OBSERVATORY_MIN_MAX_AGE as SIX_MONTHS, PRELOAD_MIN_MAX_AGE as ONE_YEAR,
+};
+use crate::config::schema::SecurityOptions;
+use crate::config::values::{HostPattern, Toggle};
+
+pub(super) fn lint(s: &SecurityOptions, sent: &Sent, at: &Scope, out: &mut Vec<Hit>) {
+    let name = HEADER;
+    if sent.by_hand(name) {
+        return;
+    }
+    if sent.security(name).is_none() {
+        out.push(hit(
+            &HSTS_OFF,
+            "security.hsts_enabled",
+            "no Strict-Transport-Security: browsers keep trying plain HTTP first, where a \
+             network attacker can intercept them",
+            "set hsts_enabled: true once every host of the vhost works over HTTPS",
+        ));
+        return;
+    }
+    let max_age = s.hsts_max_age.unwrap_or_default();
+    if max_age < SIX_MONTHS {
+        out.push(hit(
+            &HSTS_SHORT,
+            "security.hsts_max_age",
+            format!(
+                "hsts_max_age is {max_age} s, under 6 months ({SIX_MONTHS} s): browsers \
+                 soon forget that the site is HTTPS-only"
+            ),
+            "raise hsts_max_age to 31536000 (1 year) or 63072000 (2 years)",
+        ));
+    }
+    if s.hsts_include_subdomains != Some(true) {
+        out.push(hit(
+            &HSTS_NO_SUBDOMAINS,
+            "security.hsts_include_subdomains",
+            "HSTS leaves subdomains out (no includeSubDomains): a plain-HTTP subdomain can \
+             be spoofed to set cookies for the site",
+            "set hsts_include_subdomains: true once every subdomain serves HTTPS",
+        ));
+    }
+    if s.hsts_preload != Some(true) {
+        out.push(hit(
+            &HSTS_NO_PRELOAD,
+            "security.hsts_preload",
+            "HSTS is not marked preload: a browser's first visit may still go over plain HTTP",
+            "if every subdomain will stay on HTTPS for good, set hsts_preload: true and \
+             submit the domain at hstspreload.org",
+        ));
+        return;
+    }
+    let unmet = preload_unmet(s, max_age, at);
+    if !unmet.is_empty() {
+        out.push(hit(
+            &PRELOAD_UNMET,
+            "security.hsts_preload",
+            format!(
+                "hsts_preload is on, but hstspreload.org also requires {}",
+                unmet.join(", ")
+            ),
+            "meet those requirements before submitting the domain, or set hsts_preload: false",
+        ));
+    }
+}
+
+/// hstspreload.org's requirements that the options miss; the redirect only
+/// counts when plain HTTP is served at all.
+fn preload_unmet(s: &SecurityOptions, max_age: u64, at: &Scope) -> Vec<String> {
+    let mut unmet = Vec::new();
+    if max_age < ONE_YEAR {
+        unmet.push(format!(
+            "hsts_max_age of at least {ONE_YEAR} (it is {max_age})"
+        ));
+    }
+    if s.hsts_include_subdomains != Some(true) {
+        unmet.push("hsts_include_subdomains: true".to_string());
+    }
+    if at.reach.plain {
+        match &s.ssl_host {
+            _ if s.ssl_redirect != Some(true) => {
+                unmet.push("ssl_redirect: true, since plain HTTP is served".to_string());
+            }
+            Some(Toggle::On(HostPattern::Exact(to)))
+                if at
+                    .hosts
+                    .iter()
+                    .any(|h| !matches!(h, HostPattern::Exact(x) if x == to)) =>
+            {
+                unmet.push(format!(
+                    "the redirect to stay on the same host (ssl_host sends every host to {to})"
+                ));
+            }
+            _ => {}
+        }
+    }
+    unmet
+}

@@ -1,0 +1,44 @@
+//! The lints of the one-value headers: nosniff missing, the XSS auditor turned on,
+//! and the obsolete Expect-CT.
+
+use super::finding::{hit, Hit, Sent};
+use crate::codes::{EXPECT_CT, NO_NOSNIFF, XSS_AUDITOR};
+
+/// X-Content-Type-Options, judged by whether it is sent.
+pub(super) fn nosniff(sent: &Sent, out: &mut Vec<Hit>) {
+    if sent.missing("X-Content-Type-Options") {
+        out.push(hit(
+            &NO_NOSNIFF,
+            "security.content_type_options",
+            "no X-Content-Type-Options: nosniff: browsers may run a response as a script or \
+             stylesheet whatever its Content-Type",
+            "set content_type_options: true",
+        ));
+    }
+}
+
+/// The obsolete headers, judged by what the options send.
+pub(super) fn obsolete(sent: &Sent, out: &mut Vec<Hit>) {
+    if let Some(value) = sent.security("X-XSS-Protection").filter(|v| *v != "0") {
+        out.push(hit(
+            &XSS_AUDITOR,
+            "security.xss_protection",
+            format!(
+                "X-XSS-Protection is `{value}`: the XSS auditor it turns on is gone from \
+                 browsers, and in those that had it, it let attackers disable page scripts"
+            ),
+            "set xss_protection: false (sends 0), or xss_mode: false to send none",
+        ));
+    }
+    if let Some(value) = sent.security("Expect-CT") {
+        out.push(hit(
+            &EXPECT_CT,
+            "security.expect_ct",
+            format!(
+                "Expect-CT `{value}` is sent: browsers dropped it, and enforce Certificate \
+                 Transparency without it"
+            ),
+            "set expect_ct: false",
+        ));
+    }
+}

@@ -1,0 +1,225 @@
+//! Layering: how a stronger layer of settings merges over a weaker one, from the
+//! built-in defaults up to a route's inline keys (see `resolve.rs` for the walk).
+//! Each value merges by [`Layered`]; a header that the stronger layer decides (by a
+//! header action or by a security key) drops the weaker layer's actions on it.
+
+use super::csp::{CSP, CSP_REPORT_ONLY, REPORTING_ENDPOINTS};
+use super::merge::Layered;
+use super::schema::{HeaderActions, PolicyLayer, SecurityOptions};
+use super::values::HeaderNameText;
+use super::{cross_origin, framing, hsts, permissions, plain, referrer};
+
+impl PolicyLayer {
+    /// The layer as served (see `SecurityOptions::resolved`).
+    pub fn resolved(&self) -> PolicyLayer {
+        PolicyLayer {
+            security: self.security.clone().resolved(),
+            headers: self.headers.clone(),
+            request_headers: self.request_headers.clone(),
+        }
+    }
+
+    pub fn of(
+        security: &SecurityOptions,
+        headers: &HeaderActions,
+        request_headers: &HeaderActions,
+    ) -> PolicyLayer {
+        PolicyLayer {
+            security: security.clone(),
+            headers: headers.clone(),
+            request_headers: request_headers.clone(),
+        }
+    }
+
+    /// The stronger layer decides each header it names, by a header action or by
+    /// a security key: the weaker layer's actions on that header are dropped.
+    pub fn merge_over(self, weaker: PolicyLayer) -> PolicyLayer {
+        let mut weaker_headers = weaker.headers;
+        weaker_headers.drop_actions(self.security.header_names());
+        PolicyLayer {
+            security: self.security.merge_over(weaker.security),
+            headers: self.headers.merge_over(weaker_headers),
+            request_headers: self.request_headers.merge_over(weaker.request_headers),
+        }
+    }
+}
+
+impl SecurityOptions {
+    /// The response headers this layer's keys write, so that a weaker layer's
+    /// `headers` actions on them give way: each family's header once any of its
+    /// keys is set.
+    pub fn header_names(&self) -> Vec<&'static str> {
+        let csp = self.csp_enabled.is_some()
+            || self.csp_policy.is_some()
+            || self.csp_report_only.is_some()
+            || self.csp_nonce.is_some()
+            || self.csp_nonce_styles.is_some()
+            || self.csp_strict_dynamic.is_some()
+            || self.csp_report_collect.is_some()
+            || self.csp_report_uri.is_some()
+            || self.csp_report_only_policy.is_some()
+            || self.frame_options_allow_from.is_some()
+            || self.trusted_types.is_some()
+            || self.trusted_types_policies.is_some();
+        let hsts = self.hsts_enabled.is_some()
+            || self.hsts_max_age.is_some()
+            || self.hsts_include_subdomains.is_some()
+            || self.hsts_preload.is_some();
+        let expect_ct = self.expect_ct.is_some()
+            || self.expect_ct_max_age.is_some()
+            || self.expect_ct_enforce.is_some()
+            || self.expect_ct_report_uri.is_some();
+        let reports = self.csp_report_collect.is_some() || self.csp_report_uri.is_some();
+        [
+            (csp, CSP),
+            (csp, CSP_REPORT_ONLY),
+            (reports, REPORTING_ENDPOINTS),
+            (hsts, hsts::HEADER),
+            (
+                self.xss_protection.is_some() || self.xss_mode.is_some(),
+                plain::XSS,
+            ),
+            (
+                self.frame_options.is_some() || self.frame_options_allow_from.is_some(),
+                framing::HEADER,
+            ),
+            (self.content_type_options.is_some(), plain::NOSNIFF),
+            (self.referrer_policy.is_some(), referrer::HEADER),
+            (self.cache_control.is_some(), plain::CACHE_CONTROL),
+            (self.clear_site_data.is_some(), plain::CLEAR_SITE_DATA),
+            (
+                self.cross_origin_opener_policy.is_some(),
+                cross_origin::COOP,
+            ),
+            (
+                self.cross_origin_embedder_policy.is_some(),
+                cross_origin::COEP,
+            ),
+            (
+                self.cross_origin_resource_policy.is_some(),
+                cross_origin::CORP,
+            ),
+            (self.permissions_policy.is_some(), permissions::HEADER),
+            (expect_ct, plain::EXPECT_CT),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
+    }
+
+    /// The options as served: `csp_policy` and `permissions_policy` over the
+    /// built-in defaults', unless a layer turned those off with
+    /// `csp_use_defaults` or `permissions_policy_use_defaults`.
+    pub fn resolved(mut self) -> SecurityOptions {
+        let builtin_csp = self.builtin_csp_policy.take();
+        if self.csp_use_defaults != Some(false) {
+            self.csp_policy = self.csp_policy.over(builtin_csp);
+        }
+        let builtin_pp = self.builtin_permissions_policy.take();
+        if self.permissions_policy_use_defaults != Some(false) {
+            self.permissions_policy = self.permissions_policy.over(builtin_pp);
+        }
+        self
+    }
+}
+
+impl HeaderActions {
+    /// Header by header: a header this layer sets, adds or defaults is no longer
+    /// touched by the weaker layer's `set`, `add` or `default`.
+    pub fn merge_over(self, mut weaker: HeaderActions) -> HeaderActions {
+        let named = self
+            .set
+            .keys()
+            .chain(self.add.keys())
+            .chain(self.default.keys());
+        let named: Vec<String> = named.map(|n| n.name.as_str().to_string()).collect();
+        weaker.drop_actions(named.iter().map(String::as_str));
+        HeaderActions {
+            set: self.set.over(weaker.set),
+            add: self.add.over(weaker.add),
+            default: self.default.over(weaker.default),
+            remove: union(self.remove, weaker.remove),
+            conflict: self.conflict.over(weaker.conflict),
+        }
+    }
+    /// Forgets the `set`, `add` and `default` actions on these headers (any case).
+    fn drop_actions<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            let kept = |n: &HeaderNameText| !n.name.as_str().eq_ignore_ascii_case(name);
+            self.set.retain(|n, _| kept(n));
+            self.add.retain(|n, _| kept(n));
+            self.default.retain(|n, _| kept(n));
+        }
+    }
+}
+
+fn union<T: PartialEq>(strong: Vec<T>, weak: Vec<T>) -> Vec<T> {
+    let mut merged = weak;
+    for item in strong {
+        if !merged.contains(&item) {
+            merged.push(item);
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::values::Toggle;
+    use indexmap::IndexMap;
+
+    fn layer(yaml: &str) -> PolicyLayer {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn names<V>(map: &IndexMap<HeaderNameText, V>) -> Vec<&str> {
+        map.keys().map(|k| k.text.as_str()).collect()
+    }
+
+    #[test]
+    fn the_stronger_layer_decides_each_header_it_names() {
+        let weak = layer(
+            "headers: {set: {Cache-Control: public, X-A: a}, add: {X-B: b, X-Frame-Options: x}, default: {X-C: c}}",
+        );
+        let strong =
+            layer("security: {cache_control: no-store, frame_options: DENY}\nheaders: {set: {x-b: B}, default: {X-A: A}}");
+        let merged = strong.merge_over(weak);
+        assert_eq!(names(&merged.headers.set), ["x-b"]);
+        assert_eq!(names(&merged.headers.add), Vec::<&str>::new());
+        assert_eq!(names(&merged.headers.default), ["X-C", "X-A"]);
+        assert!(merged.security.cache_control.is_some());
+    }
+
+    #[test]
+    fn report_settings_merge_like_the_csp_they_belong_to() {
+        let weak = layer(
+            "security: {csp_report_uri: \"https://c.example/csp\", \
+             csp_report_only_policy: {default-src: [\"'self'\"], img-src: [\"*\"]}}",
+        );
+        let strong = layer(
+            "security: {csp_report_uri: false, csp_report_collect: true, \
+             csp_report_only_policy: {img-src: [\"'self'\"], script-src: null}}",
+        );
+        let merged = strong.merge_over(weak).security;
+        assert_eq!(merged.csp_report_uri, Some(Toggle::Off));
+        assert_eq!(merged.csp_report_collect, Some(true));
+        let policy = merged.csp_report_only_policy.unwrap().0;
+        assert_eq!(
+            policy.keys().collect::<Vec<_>>(),
+            ["default-src", "img-src", "script-src"]
+        );
+        assert_eq!(policy["img-src"], Some(vec!["'self'".to_string()]));
+        assert_eq!(policy["script-src"], None);
+        assert_eq!(
+            layer("security: {csp_report_collect: true}")
+                .security
+                .header_names(),
+            [
+                "Content-Security-Policy",
+                "Content-Security-Policy-Report-Only",
+                "Reporting-Endpoints"
+            ]
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! The one resolution of layers: every vhost's and every route's effective
+//! settings, merged from weakest to strongest (built-in defaults < the vhost's
+//! policy chain < the vhost's inline keys < the route's policy chain < the route's
+//! inline keys), with their labels and key paths. `Plan::compile`, the lints of
+//! `check` and, through the plan, the predicted grade all read this one result.
+
+use super::defaults::builtin_layer;
+use super::policies::ResolvedPolicies;
+use super::schema::{PolicyLayer, RouteConfig, VhostConfig};
+use super::{ConfigError, KeyError, LoadedConfig};
+
+/// The effective settings of a whole configuration.
+#[derive(Debug)]
+pub struct Effective<'a> {
+    /// The built-in defaults alone: what a request no vhost takes gets.
+    pub builtin: PolicyLayer,
+    /// In configuration order.
+    pub vhosts: Vec<EffectiveVhost<'a>>,
+}
+
+/// One vhost's merged settings, and its routes'.
+#[derive(Debug)]
+pub struct EffectiveVhost<'a> {
+    pub config: &'a VhostConfig,
+    /// `vhosts[i]`, the key path its errors and findings are under.
+    pub key: String,
+    /// The merged layer, not yet `resolved` (the lints tell the built-in defaults'
+    /// directives apart); an unknown `policy` is an error at that key.
+    pub layer: Result<PolicyLayer, KeyError>,
+    /// One per configured route, in order; empty when `layer` is an error.
+    pub routes: Vec<EffectiveRoute<'a>>,
+}
+
+/// One route's merged settings: its vhost's, then its own policy and keys.
+#[derive(Debug)]
+pub struct EffectiveRoute<'a> {
+    pub config: &'a RouteConfig,
+    /// `routes[j]`, under its vhost's key.
+    pub key: String,
+    /// As the gateway names it in logs and metrics: its `name`, else its match text.
+    pub label: String,
+    pub layer: Result<PolicyLayer, KeyError>,
+}
+
+/// Merges every layer of a loaded configuration. An `extends` chain that names an
+/// unknown policy or loops fails the whole configuration.
+pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
+    let builtin = builtin_layer();
+    let policies = ResolvedPolicies::resolve(&loaded.policies)?;
+    let vhosts = loaded
+        .gateway
+        .vhosts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let layer = policies.layer(builtin.clone(), v.policy.as_deref(), v.inline_layer());
+            let routes = match &layer {
+                Ok(vhost_layer) => v
+                    .routes
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| EffectiveRoute {
+                        config: r,
+                        key: format!("routes[{j}]"),
+                        label: r.label().to_string(),
+                        layer: policies.layer(
+                            vhost_layer.clone(),
+                            r.policy.as_deref(),
+                            r.inline_layer(),
+                        ),
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            EffectiveVhost {
+                config: v,
+                key: format!("vhosts[{i}]"),
+                layer,
+                routes,
+            }
+        })
+        .collect();
+    Ok(Effective { builtin, vhosts })
+}
+
+impl RouteConfig {
+    /// The route's label: its `name`, else its match text.
+    pub fn label(&self) -> &str {
+        let text = self
+            .prefix
+            .as_ref()
+            .or(self.exact.as_ref())
+            .or(self.regex.as_ref());
+        self.name
+            .as_ref()
+            .map(|n| &n.0)
+            .or(text)
+            .map_or("", String::as_str)
+    }
+}

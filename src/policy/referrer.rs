@@ -1,0 +1,11 @@
+//! The Referrer-Policy header.
+
+use super::rendered::{on, SecurityHeader};
+use crate::config::referrer::HEADER;
+use crate::config::schema::SecurityOptions;
+
+pub fn header(o: &SecurityOptions, out: &mut Vec<SecurityHeader>) {
+    if let Some(rp) = on(&o.referrer_policy) {
+        out.push(SecurityHeader::same(HEADER, rp.0.clone()));
+    }
+}
