@@ -47,8 +47,16 @@ export CONTAINERS_CONF="$work/containers.conf"
 base=localhost/debian:bookworm-slim
 if ! podman image exists "$base"; then
   echo "== building $base with debootstrap (cached for later runs)"
-  mirror=$(sed -n 's/^URIs: *\(http[^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-  mirror=${mirror:-http://deb.debian.org/debian}
+  # The Debian archive this machine's apt uses (deb822 `URIs:` or one-line `deb`
+  # entries): the only package mirror the script may assume it can reach.
+  mirror=$({ sed -n 's/^URIs: *\(http[^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources
+             sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\(http[^ ]*\/debian\)\/\{0,1\} .*/\2/p' \
+               /etc/apt/sources.list /etc/apt/sources.list.d/*.list; } 2>/dev/null | head -n1 || true)
+  if [ -z "$mirror" ]; then
+    echo "container-smoke: no Debian archive in this machine's apt sources" \
+      "(/etc/apt/sources.list, /etc/apt/sources.list.d/); add one to build the base image" >&2
+    exit 1
+  fi
   rootfs="$work/rootfs"
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*

@@ -7,10 +7,9 @@ use crate::codes::{
     CSP_REPORT_ONLY, HTTP_SOURCES, LOOSE_DEFAULTS, NO_CSP, OBJECTS_ALLOWED, SCRIPTS_FROM_ANYWHERE,
     UNSAFE_SCRIPTS,
 };
+use crate::config::csp::{CSP, CSP_REPORT_ONLY as REPORT_ONLY_HEADER};
 use crate::config::schema::SecurityOptions;
 use crate::policy::csp::Csp;
-
-const ENFORCED_CSP: &str = "Content-Security-Policy";
 
 /// A policy that writes its own `default-src` and inherits, from the built-in
 /// defaults, a fetch directive allowing a source that default-src does not
@@ -82,11 +81,10 @@ const FETCH_DIRECTIVES: &[&str] = &[
 /// Whether anything is enforced, and what the enforced policy lets scripts and
 /// plugins do.
 pub(super) fn lint(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
-    if sent.by_hand(ENFORCED_CSP) {
+    if sent.by_hand(CSP) {
         return;
     }
-    let enforced =
-        Csp::from_options(s).filter(|c| c.name == ENFORCED_CSP && s.csp_enabled == Some(true));
+    let enforced = Csp::from_options(s).filter(|c| c.name == CSP && s.csp_enabled == Some(true));
     let Some(csp) = enforced else {
         out.push(nothing_enforced(s));
         return;
@@ -116,7 +114,7 @@ pub(super) fn lint(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
 
 /// No CSP is enforced: either one is only reported on, or there is none.
 fn nothing_enforced(s: &SecurityOptions) -> Hit {
-    let reported = Csp::all(s).iter().any(|c| c.name != ENFORCED_CSP);
+    let reported = Csp::all(s).iter().any(|c| c.name != CSP);
     match (reported, s.csp_report_only == Some(true)) {
         (true, true) => hit(
             &CSP_REPORT_ONLY,
@@ -218,7 +216,7 @@ pub(super) fn http_sources(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>)
     let second = s
         .csp_report_only_policy
         .iter()
-        .filter(|_| !sent.by_hand("Content-Security-Policy-Report-Only"))
+        .filter(|_| !sent.by_hand(REPORT_ONLY_HEADER))
         .flat_map(|p| &p.0)
         .filter_map(|(d, src)| {
             let key = format!("security.csp_report_only_policy.{d}");

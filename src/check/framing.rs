@@ -46,3 +46,8 @@ pub(super) fn lint(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
         ));
     }
 }
+
+/// Whether browsers act on a hand-written value (lowercase).
+pub(super) fn acted_on(value: &str) -> bool {
+    matches!(value, "deny" | "sameorigin")
+}

@@ -5,26 +5,25 @@ use http::HeaderName;
 
 use super::finding::{hit, Hit, Sent};
 use crate::codes::{CONFLICT_APPEND, INVALID_MANAGED_VALUE};
-use crate::config::referrer::REFERRER_POLICIES;
 use crate::config::schema::{ConflictKey, ConflictMode, PolicyLayer};
+use crate::config::{framing, hsts, plain, referrer};
 
 /// `headers.set` values that browsers ignore for the security header they name.
 pub(super) fn set_by_hand(layer: &PolicyLayer, out: &mut Vec<Hit>) {
     for (name, value) in &layer.headers.set {
         let v = value.0.trim();
         let lower = v.to_ascii_lowercase();
-        let valid = match name.name.as_str() {
-            "x-frame-options" => matches!(lower.as_str(), "deny" | "sameorigin"),
-            "x-content-type-options" => lower == "nosniff",
-            "strict-transport-security" => lower.split(';').any(|d| {
-                d.trim().strip_prefix("max-age=").is_some_and(|n| {
-                    !n.is_empty() && n.trim_matches('"').bytes().all(|b| b.is_ascii_digit())
-                })
-            }),
-            "referrer-policy" => lower
-                .split(',')
-                .any(|t| REFERRER_POLICIES.contains(&t.trim())),
-            _ => true,
+        let is = |family: &str| name.name.as_str().eq_ignore_ascii_case(family);
+        let valid = if is(framing::HEADER) {
+            super::framing::acted_on(&lower)
+        } else if is(plain::NOSNIFF) {
+            super::plain::nosniff_acted_on(&lower)
+        } else if is(hsts::HEADER) {
+            super::hsts::acted_on(&lower)
+        } else if is(referrer::HEADER) {
+            super::referrer::acted_on(&lower)
+        } else {
+            true
         };
         if !valid {
             out.push(hit(

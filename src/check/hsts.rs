@@ -69,6 +69,15 @@ pub(super) fn lint(s: &SecurityOptions, sent: &Sent, at: &Scope, out: &mut Vec<H
     }
 }
 
+/// Whether browsers act on a hand-written value (lowercase): it has a `max-age`.
+pub(super) fn acted_on(value: &str) -> bool {
+    value.split(';').any(|d| {
+        d.trim().strip_prefix("max-age=").is_some_and(|n| {
+            !n.is_empty() && n.trim_matches('"').bytes().all(|b| b.is_ascii_digit())
+        })
+    })
+}
+
 /// hstspreload.org's requirements that the options miss; the redirect only
 /// counts when plain HTTP is served at all.
 fn preload_unmet(s: &SecurityOptions, max_age: u64, at: &Scope) -> Vec<String> {

@@ -3,10 +3,11 @@
 
 use super::finding::{hit, Hit, Sent};
 use crate::codes::{EXPECT_CT, NO_NOSNIFF, XSS_AUDITOR};
+use crate::config::plain::{EXPECT_CT as EXPECT_CT_HEADER, NOSNIFF, XSS};
 
 /// X-Content-Type-Options, judged by whether it is sent.
 pub(super) fn nosniff(sent: &Sent, out: &mut Vec<Hit>) {
-    if sent.missing("X-Content-Type-Options") {
+    if sent.missing(NOSNIFF) {
         out.push(hit(
             &NO_NOSNIFF,
             "security.content_type_options",
@@ -19,7 +20,7 @@ pub(super) fn nosniff(sent: &Sent, out: &mut Vec<Hit>) {
 
 /// The obsolete headers, judged by what the options send.
 pub(super) fn obsolete(sent: &Sent, out: &mut Vec<Hit>) {
-    if let Some(value) = sent.security("X-XSS-Protection").filter(|v| *v != "0") {
+    if let Some(value) = sent.security(XSS).filter(|v| *v != "0") {
         out.push(hit(
             &XSS_AUDITOR,
             "security.xss_protection",
@@ -30,7 +31,7 @@ pub(super) fn obsolete(sent: &Sent, out: &mut Vec<Hit>) {
             "set xss_protection: false (sends 0), or xss_mode: false to send none",
         ));
     }
-    if let Some(value) = sent.security("Expect-CT") {
+    if let Some(value) = sent.security(EXPECT_CT_HEADER) {
         out.push(hit(
             &EXPECT_CT,
             "security.expect_ct",
@@ -41,4 +42,9 @@ pub(super) fn obsolete(sent: &Sent, out: &mut Vec<Hit>) {
             "set expect_ct: false",
         ));
     }
+}
+
+/// Whether browsers act on a hand-written X-Content-Type-Options (lowercase).
+pub(super) fn nosniff_acted_on(value: &str) -> bool {
+    value == "nosniff"
 }

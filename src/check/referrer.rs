@@ -2,11 +2,11 @@
 
 use super::finding::{hit, Hit, Sent};
 use crate::codes::{LEAKY_REFERRER, NO_REFERRER_POLICY};
-use crate::config::referrer::REFERRER_POLICIES;
+use crate::config::referrer::{HEADER, REFERRER_POLICIES};
 
 /// No Referrer-Policy sent, by the options or by hand.
 pub(super) fn missing(sent: &Sent, out: &mut Vec<Hit>) {
-    if sent.missing("Referrer-Policy") {
+    if sent.missing(HEADER) {
         out.push(hit(
             &NO_REFERRER_POLICY,
             "security.referrer_policy",
@@ -18,7 +18,7 @@ pub(super) fn missing(sent: &Sent, out: &mut Vec<Hit>) {
 
 /// The Referrer-Policy a browser applies: the last token it knows.
 pub(super) fn leaky(sent: &Sent, out: &mut Vec<Hit>) {
-    let name = "Referrer-Policy";
+    let name = HEADER;
     let (value, key) = match sent.by_hand_value(name) {
         Some(v) => (v, format!("headers.set.{name}")),
         None => match sent.security(name) {
@@ -46,4 +46,11 @@ pub(super) fn leaky(sent: &Sent, out: &mut Vec<Hit>) {
             "use strict-origin-when-cross-origin (the browsers' default) or stricter",
         ));
     }
+}
+
+/// Whether browsers act on a hand-written value (lowercase): a token they know.
+pub(super) fn acted_on(value: &str) -> bool {
+    value
+        .split(',')
+        .any(|t| REFERRER_POLICIES.contains(&t.trim()))
 }
