@@ -4,7 +4,7 @@
 //! neither WINDOW_UPDATE nor PRIORITY frames (nor PINGs and SETTINGS past its
 //! pending-ACK bounds, empty DATA frames, frames of unknown types): a client can
 //! make the gateway parse millions of them a second. Pingora owns the HTTP/2 connection, so the connection layer
-//! (`edge.rs`) feeds every byte the client sends after the preface to a
+//! (`edge/guarded.rs`) feeds every byte the client sends after the preface to a
 //! [`FrameCounter`], which reads only frame headers and skips payloads.
 //!
 //! Budget: [`BASE_PER_SECOND`] frames that make no request progress per second,

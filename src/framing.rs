@@ -4,7 +4,7 @@
 //! Pingora reads chunk-size lines with `httparse`, which takes a bare LF inside a
 //! chunk extension and whitespace after the size; nginx and HAProxy refuse both.
 //! [`ChunkCheck`] only judges: it is fed the same bytes Pingora decodes (by the
-//! connection layer, `edge.rs`) and says when they leave the grammar. It accepts a
+//! connection layer, `edge/guarded.rs`) and says when they leave the grammar. It accepts a
 //! subset of what `httparse` accepts, so where it accepts, both read the same chunks.
 
 use http::header::CONTENT_LENGTH;
