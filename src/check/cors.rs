@@ -2,8 +2,8 @@
 
 use super::finding::{hit, Hit, Sent};
 use crate::codes::CORS_ANY_WITH_COOKIES;
+use crate::config::cors::CorsOrigin;
 use crate::config::schema::SecurityOptions;
-use crate::config::values::CorsOrigin;
 
 pub(super) fn lint(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
     let any = s

@@ -185,6 +185,60 @@ fn check_source(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `csp_report_uri`: an external collector's absolute http(s) URL, written into
+/// the CSP and `Reporting-Endpoints` as the URL parser serializes it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ReportUri(pub String);
+
+impl TryFrom<String> for ReportUri {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let url =
+            url::Url::parse(&text).map_err(|e| format!("`{text}` is not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "`{text}`: a report URL is http:// or https:// with a host"
+            ));
+        }
+        // The URL goes into a CSP directive and a structured-field string as is.
+        if url.as_str().contains([';', ',', '"', '\'']) {
+            return Err(format!(
+                "`{text}`: a report URL cannot contain `;`, `,`, `\"` or `'` (they end a CSP \
+                 directive or a header field); percent-encode them"
+            ));
+        }
+        Ok(ReportUri(url.as_str().to_string()))
+    }
+}
+
+/// `csp_report_path`: where the gateway answers reports on the vhost itself. A
+/// normalized absolute path (the form requests are routed by), in plain characters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ReportPath(pub String);
+
+impl TryFrom<String> for ReportPath {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let plain = text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'));
+        let normalized = text.len() > 1
+            && text
+                .strip_prefix('/')
+                .is_some_and(|rest| rest.split('/').all(|seg| !matches!(seg, "" | "." | "..")));
+        if plain && normalized {
+            Ok(ReportPath(text))
+        } else {
+            Err(format!(
+                "`{text}`: a report path is an absolute path like /.well-known/csp-reports, \
+                 of letters, digits and `-._~`, without empty, `.` or `..` segments"
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +305,44 @@ mod tests {
         let merged = strong.merge_over(weak);
         assert_eq!(merged.0.get("img-src"), Some(&Some(vec!["https:".into()])));
         assert_eq!(merged.0.get("default-src"), Some(&None));
+    }
+
+    #[test]
+    fn report_urls_are_absolute_http_and_safe_in_a_csp() {
+        let ok = |t: &str| ReportUri::try_from(t.to_string()).map(|u| u.0);
+        assert_eq!(
+            ok("https://c.example/csp"),
+            Ok("https://c.example/csp".into())
+        );
+        assert_eq!(ok("HTTPS://C.example"), Ok("https://c.example/".into()));
+        assert_eq!(
+            ok("https://c.example/a b"),
+            Ok("https://c.example/a%20b".into())
+        );
+        for bad in [
+            "/csp",
+            "ftp://c.example/",
+            "data:,x",
+            "https://c.example/a;b",
+            "https://c.example/?a,b",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+        assert!(ok("https://c.example/a;b")
+            .unwrap_err()
+            .contains("percent-encode"));
+    }
+
+    #[test]
+    fn report_paths_are_normalized_absolute_paths() {
+        let ok = |t: &str| ReportPath::try_from(t.to_string()).is_ok();
+        assert!(ok("/.well-known/csp-reports"));
+        assert!(ok("/csp"));
+        for bad in [
+            "", "/", "csp", "//csp", "/a//b", "/a/./b", "/a/../b", "/csp/", "/csp?x", "/a;b",
+            "/a%2F",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
     }
 }

@@ -3,11 +3,9 @@
 //! Each value merges by [`Layered`]; a header that the stronger layer decides (by a
 //! header action or by a security key) drops the weaker layer's actions on it.
 
-use super::csp::{CSP, CSP_REPORT_ONLY, REPORTING_ENDPOINTS};
 use super::merge::Layered;
 use super::schema::{HeaderActions, PolicyLayer, SecurityOptions};
 use super::values::HeaderNameText;
-use super::{cross_origin, framing, hsts, permissions, plain, referrer};
 
 impl PolicyLayer {
     /// The layer as served (see `SecurityOptions::resolved`).
@@ -45,68 +43,6 @@ impl PolicyLayer {
 }
 
 impl SecurityOptions {
-    /// The response headers this layer's keys write, so that a weaker layer's
-    /// `headers` actions on them give way: each family's header once any of its
-    /// keys is set.
-    pub fn header_names(&self) -> Vec<&'static str> {
-        let csp = self.csp_enabled.is_some()
-            || self.csp_policy.is_some()
-            || self.csp_report_only.is_some()
-            || self.csp_nonce.is_some()
-            || self.csp_nonce_styles.is_some()
-            || self.csp_strict_dynamic.is_some()
-            || self.csp_report_collect.is_some()
-            || self.csp_report_uri.is_some()
-            || self.csp_report_only_policy.is_some()
-            || self.frame_options_allow_from.is_some()
-            || self.trusted_types.is_some()
-            || self.trusted_types_policies.is_some();
-        let hsts = self.hsts_enabled.is_some()
-            || self.hsts_max_age.is_some()
-            || self.hsts_include_subdomains.is_some()
-            || self.hsts_preload.is_some();
-        let expect_ct = self.expect_ct.is_some()
-            || self.expect_ct_max_age.is_some()
-            || self.expect_ct_enforce.is_some()
-            || self.expect_ct_report_uri.is_some();
-        let reports = self.csp_report_collect.is_some() || self.csp_report_uri.is_some();
-        [
-            (csp, CSP),
-            (csp, CSP_REPORT_ONLY),
-            (reports, REPORTING_ENDPOINTS),
-            (hsts, hsts::HEADER),
-            (
-                self.xss_protection.is_some() || self.xss_mode.is_some(),
-                plain::XSS,
-            ),
-            (
-                self.frame_options.is_some() || self.frame_options_allow_from.is_some(),
-                framing::HEADER,
-            ),
-            (self.content_type_options.is_some(), plain::NOSNIFF),
-            (self.referrer_policy.is_some(), referrer::HEADER),
-            (self.cache_control.is_some(), plain::CACHE_CONTROL),
-            (self.clear_site_data.is_some(), plain::CLEAR_SITE_DATA),
-            (
-                self.cross_origin_opener_policy.is_some(),
-                cross_origin::COOP,
-            ),
-            (
-                self.cross_origin_embedder_policy.is_some(),
-                cross_origin::COEP,
-            ),
-            (
-                self.cross_origin_resource_policy.is_some(),
-                cross_origin::CORP,
-            ),
-            (self.permissions_policy.is_some(), permissions::HEADER),
-            (expect_ct, plain::EXPECT_CT),
-        ]
-        .into_iter()
-        .filter_map(|(set, name)| set.then_some(name))
-        .collect()
-    }
-
     /// The options as served: `csp_policy` and `permissions_policy` over the
     /// built-in defaults', unless a layer turned those off with
     /// `csp_use_defaults` or `permissions_policy_use_defaults`.

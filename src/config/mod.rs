@@ -4,6 +4,7 @@
 //! side at the top level. The keys Pingora knows are split off for `ServerConf`; the
 //! rest must be the gateway's, and an unknown key is an error.
 
+pub mod cors;
 pub mod cross_origin;
 pub mod csp;
 pub mod defaults;
@@ -17,6 +18,7 @@ mod nesting;
 pub mod permissions;
 pub mod plain;
 pub mod policies;
+pub mod redirect;
 pub mod referrer;
 pub mod resolve;
 pub mod schema;

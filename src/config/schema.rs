@@ -8,17 +8,19 @@ use std::net::SocketAddr;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::cross_origin::{EmbedderPolicy, OpenerPolicy, ResourcePolicy};
-use super::csp::CspPolicy;
-use super::framing::FrameOptions;
+use super::cors::CorsOrigin;
+use super::cross_origin::{self, EmbedderPolicy, OpenerPolicy, ResourcePolicy};
+use super::csp::{self, CspPolicy, ReportPath, ReportUri};
+use super::framing::{self, FrameOptions};
+use super::hsts;
 use super::merge::{replaced, Layered};
-use super::permissions::PermissionsPolicy;
-use super::plain::{ClearSiteDataType, XssMode};
-use super::referrer::ReferrerPolicy;
+use super::permissions::{self, PermissionsPolicy};
+use super::plain::{self, ClearSiteDataType, XssMode};
+use super::redirect::ExemptRule;
+use super::referrer::{self, ReferrerPolicy};
 use super::values::{
-    CorsOrigin, DrainSeconds, ExemptRule, HeaderNameText, HeaderValueText, HostPattern, OneOrMany,
-    Origin, Positive, RemovePattern, ReportPath, ReportUri, RouteName, Toggle, Token, TrustedProxy,
-    VhostName,
+    DrainSeconds, HeaderNameText, HeaderValueText, HostPattern, OneOrMany, Origin, Positive,
+    RemovePattern, RouteName, Toggle, Token, TrustedProxy, VhostName,
 };
 
 /// The gateway's part of gw.yaml (Pingora's own keys are split off before this).
@@ -291,11 +293,12 @@ pub struct PolicyLayer {
     pub request_headers: HeaderActions,
 }
 
-/// Defines the security keys once: the struct, and its merge, key by key (see
-/// [`Layered`]).
+/// Defines the security keys once, each with the response headers it decides: the
+/// struct, its merge key by key (see [`Layered`]), and which headers a layer takes
+/// over from weaker layers' `headers` actions.
 macro_rules! security_options {
     ($(#[$meta:meta])* pub struct $name:ident {
-        $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)*
+        $($(#[$field_meta:meta])* pub $field:ident: $ty:ty => [$($header:expr),* $(,)?],)*
     }) => {
         $(#[$meta])*
         pub struct $name {
@@ -309,6 +312,20 @@ macro_rules! security_options {
                     $($field: self.$field.over(weaker.$field),)*
                 }
             }
+
+            /// The response headers this layer's keys decide, in key order, so that
+            /// a weaker layer's `headers` actions on them give way.
+            pub fn header_names(&self) -> Vec<&'static str> {
+                let mut names: Vec<&'static str> = Vec::new();
+                $(if self.$field.is_some() {
+                    for name in [$($header),*] {
+                        if !names.contains(&name) {
+                            names.push(name);
+                        }
+                    }
+                })*
+                names
+            }
         }
     };
 }
@@ -319,70 +336,70 @@ security_options! {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityOptions {
-    pub csp_enabled: Option<bool>,
-    pub csp_policy: Option<CspPolicy>,
+    pub csp_enabled: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
+    pub csp_policy: Option<CspPolicy> => [csp::CSP, csp::CSP_REPORT_ONLY],
     /// `false`: `csp_policy` is the user's layers only, without the built-in
     /// defaults' directives (helmet's `useDefaults: false`).
-    pub csp_use_defaults: Option<bool>,
+    pub csp_use_defaults: Option<bool> => [],
     /// The built-in defaults' `csp_policy` and `permissions_policy`, kept apart
     /// from the user's layers until `resolved` (set by `builtin_layer` only).
     #[serde(skip)]
-    pub builtin_csp_policy: Option<CspPolicy>,
+    pub builtin_csp_policy: Option<CspPolicy> => [],
     #[serde(skip)]
-    pub builtin_permissions_policy: Option<Toggle<PermissionsPolicy>>,
-    pub csp_report_only: Option<bool>,
+    pub builtin_permissions_policy: Option<Toggle<PermissionsPolicy>> => [],
+    pub csp_report_only: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
     /// A fresh nonce per response, written into HTML and the CSP.
-    pub csp_nonce: Option<bool>,
+    pub csp_nonce: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
     /// Nonces on `<style>` and stylesheets too, and in `style-src`.
-    pub csp_nonce_styles: Option<bool>,
+    pub csp_nonce_styles: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
     /// `'strict-dynamic'` beside the nonce in `script-src`.
-    pub csp_strict_dynamic: Option<bool>,
+    pub csp_strict_dynamic: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
     /// The gateway answers CSP violation reports at `csp_report_path`.
-    pub csp_report_collect: Option<bool>,
-    pub csp_report_path: Option<ReportPath>,
+    pub csp_report_collect: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY, csp::REPORTING_ENDPOINTS],
+    pub csp_report_path: Option<ReportPath> => [],
     /// An external collector instead; `false` turns off an inherited one.
-    pub csp_report_uri: Option<Toggle<ReportUri>>,
+    pub csp_report_uri: Option<Toggle<ReportUri>> => [csp::CSP, csp::CSP_REPORT_ONLY, csp::REPORTING_ENDPOINTS],
     /// A second policy, sent as Content-Security-Policy-Report-Only.
-    pub csp_report_only_policy: Option<CspPolicy>,
-    pub hsts_enabled: Option<bool>,
-    pub hsts_max_age: Option<u64>,
-    pub hsts_include_subdomains: Option<bool>,
-    pub hsts_preload: Option<bool>,
-    pub xss_protection: Option<bool>,
+    pub csp_report_only_policy: Option<CspPolicy> => [csp::CSP, csp::CSP_REPORT_ONLY],
+    pub hsts_enabled: Option<bool> => [hsts::HEADER],
+    pub hsts_max_age: Option<u64> => [hsts::HEADER],
+    pub hsts_include_subdomains: Option<bool> => [hsts::HEADER],
+    pub hsts_preload: Option<bool> => [hsts::HEADER],
+    pub xss_protection: Option<bool> => [plain::XSS],
     /// `false` sends no X-XSS-Protection at all.
-    pub xss_mode: Option<Toggle<XssMode>>,
-    pub frame_options: Option<Toggle<FrameOptions>>,
-    pub frame_options_allow_from: Option<Toggle<Origin>>,
-    pub content_type_options: Option<bool>,
-    pub referrer_policy: Option<Toggle<ReferrerPolicy>>,
-    pub ssl_redirect: Option<bool>,
-    pub ssl_host: Option<Toggle<HostPattern>>,
+    pub xss_mode: Option<Toggle<XssMode>> => [plain::XSS],
+    pub frame_options: Option<Toggle<FrameOptions>> => [framing::HEADER],
+    pub frame_options_allow_from: Option<Toggle<Origin>> => [framing::HEADER, csp::CSP, csp::CSP_REPORT_ONLY],
+    pub content_type_options: Option<bool> => [plain::NOSNIFF],
+    pub referrer_policy: Option<Toggle<ReferrerPolicy>> => [referrer::HEADER],
+    pub ssl_redirect: Option<bool> => [],
+    pub ssl_host: Option<Toggle<HostPattern>> => [],
     /// The port in redirect Locations; none by default (the public port is 443).
-    pub ssl_port: Option<Toggle<u16>>,
-    pub ssl_permanent: Option<bool>,
-    pub ssl_redirect_exempt: Option<Vec<ExemptRule>>,
-    pub cache_control: Option<Toggle<HeaderValueText>>,
-    pub clear_site_data: Option<Toggle<Vec<ClearSiteDataType>>>,
-    pub cross_origin_opener_policy: Option<Toggle<OpenerPolicy>>,
-    pub cross_origin_embedder_policy: Option<Toggle<EmbedderPolicy>>,
-    pub cross_origin_resource_policy: Option<Toggle<ResourcePolicy>>,
-    pub permissions_policy: Option<Toggle<PermissionsPolicy>>,
+    pub ssl_port: Option<Toggle<u16>> => [],
+    pub ssl_permanent: Option<bool> => [],
+    pub ssl_redirect_exempt: Option<Vec<ExemptRule>> => [],
+    pub cache_control: Option<Toggle<HeaderValueText>> => [plain::CACHE_CONTROL],
+    pub clear_site_data: Option<Toggle<Vec<ClearSiteDataType>>> => [plain::CLEAR_SITE_DATA],
+    pub cross_origin_opener_policy: Option<Toggle<OpenerPolicy>> => [cross_origin::COOP],
+    pub cross_origin_embedder_policy: Option<Toggle<EmbedderPolicy>> => [cross_origin::COEP],
+    pub cross_origin_resource_policy: Option<Toggle<ResourcePolicy>> => [cross_origin::CORP],
+    pub permissions_policy: Option<Toggle<PermissionsPolicy>> => [permissions::HEADER],
     /// `false`: `permissions_policy` without the built-in defaults' features.
-    pub permissions_policy_use_defaults: Option<bool>,
-    pub expect_ct: Option<bool>,
-    pub expect_ct_max_age: Option<u64>,
-    pub expect_ct_enforce: Option<bool>,
-    pub expect_ct_report_uri: Option<Toggle<Origin>>,
-    pub trusted_types: Option<bool>,
-    pub trusted_types_policies: Option<Vec<Token>>,
-    pub hide_server: Option<bool>,
-    pub cors_enabled: Option<bool>,
-    pub allowed_origins: Option<Vec<CorsOrigin>>,
-    pub allowed_methods: Option<Vec<Token>>,
-    pub allowed_headers: Option<Vec<Token>>,
-    pub expose_headers: Option<Vec<Token>>,
-    pub max_age: Option<u64>,
-    pub allow_credentials: Option<bool>,
+    pub permissions_policy_use_defaults: Option<bool> => [],
+    pub expect_ct: Option<bool> => [plain::EXPECT_CT],
+    pub expect_ct_max_age: Option<u64> => [plain::EXPECT_CT],
+    pub expect_ct_enforce: Option<bool> => [plain::EXPECT_CT],
+    pub expect_ct_report_uri: Option<Toggle<Origin>> => [plain::EXPECT_CT],
+    pub trusted_types: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
+    pub trusted_types_policies: Option<Vec<Token>> => [csp::CSP, csp::CSP_REPORT_ONLY],
+    pub hide_server: Option<bool> => [],
+    pub cors_enabled: Option<bool> => [],
+    pub allowed_origins: Option<Vec<CorsOrigin>> => [],
+    pub allowed_methods: Option<Vec<Token>> => [],
+    pub allowed_headers: Option<Vec<Token>> => [],
+    pub expose_headers: Option<Vec<Token>> => [],
+    pub max_age: Option<u64> => [],
+    pub allow_credentials: Option<bool> => [],
 }}
 
 // The values with no parts to merge: the stronger layer's replaces the weaker's.

@@ -355,47 +355,6 @@ impl TryFrom<String> for Origin {
     }
 }
 
-/// A CORS allowed origin: `*`, an exact origin, or `scheme://*.suffix` for subdomains.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum CorsOrigin {
-    Any,
-    Exact(String),
-    /// scheme, suffix (without `*.`) and optional port of `scheme://*.suffix[:port]`.
-    Subdomains {
-        scheme: String,
-        suffix: String,
-        port: Option<u16>,
-    },
-}
-
-impl TryFrom<String> for CorsOrigin {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        if text == "*" {
-            return Ok(CorsOrigin::Any);
-        }
-        check_origin(&text)?;
-        let (scheme, rest) = text.split_once("://").unwrap_or_default();
-        match rest.strip_prefix("*.") {
-            Some(after) => {
-                // check_origin has checked both parts.
-                let (suffix, port) = split_host_port(after).unwrap_or((after, None));
-                let port = port.and_then(|p| p.parse().ok());
-                Ok(CorsOrigin::Subdomains {
-                    scheme: scheme.to_ascii_lowercase(),
-                    suffix: suffix.to_ascii_lowercase(),
-                    port,
-                })
-            }
-            None if rest.contains('*') => Err(format!(
-                "`{text}`: a wildcard origin is written scheme://*.example.com"
-            )),
-            None => Ok(CorsOrigin::Exact(text.to_ascii_lowercase())),
-        }
-    }
-}
-
 /// An HTTP token (RFC 9110 `tchar`s): methods and header names in CORS lists.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -409,31 +368,6 @@ impl TryFrom<String> for Token {
             return Err(format!("`{text}` is not an HTTP token"));
         }
         Ok(Token(text))
-    }
-}
-
-/// A path the HTTPS redirect leaves alone: a prefix starting with `/`, or a regex
-/// starting with `^`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "String")]
-pub enum ExemptRule {
-    Prefix(String),
-    Regex(String),
-}
-
-impl TryFrom<String> for ExemptRule {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        if text.starts_with('^') {
-            regex::Regex::new(&text).map_err(|e| format!("`{text}` is not a valid regex: {e}"))?;
-            Ok(ExemptRule::Regex(text))
-        } else if text.starts_with('/') {
-            Ok(ExemptRule::Prefix(text))
-        } else {
-            Err(format!(
-                "`{text}`: an exempt rule is a path prefix starting with `/` or a regex starting with `^`"
-            ))
-        }
     }
 }
 
@@ -482,63 +416,10 @@ impl TryFrom<String> for RouteName {
     }
 }
 
-/// `csp_report_uri`: an external collector's absolute http(s) URL, written into
-/// the CSP and `Reporting-Endpoints` as the URL parser serializes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ReportUri(pub String);
-
-impl TryFrom<String> for ReportUri {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        let url =
-            url::Url::parse(&text).map_err(|e| format!("`{text}` is not an absolute URL ({e})"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!(
-                "`{text}`: a report URL is http:// or https:// with a host"
-            ));
-        }
-        // The URL goes into a CSP directive and a structured-field string as is.
-        if url.as_str().contains([';', ',', '"', '\'']) {
-            return Err(format!(
-                "`{text}`: a report URL cannot contain `;`, `,`, `\"` or `'` (they end a CSP \
-                 directive or a header field); percent-encode them"
-            ));
-        }
-        Ok(ReportUri(url.as_str().to_string()))
-    }
-}
-
-/// `csp_report_path`: where the gateway answers reports on the vhost itself. A
-/// normalized absolute path (the form requests are routed by), in plain characters.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ReportPath(pub String);
-
-impl TryFrom<String> for ReportPath {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
-        let plain = text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'));
-        let normalized = text.len() > 1
-            && text
-                .strip_prefix('/')
-                .is_some_and(|rest| rest.split('/').all(|seg| !matches!(seg, "" | "." | "..")));
-        if plain && normalized {
-            Ok(ReportPath(text))
-        } else {
-            Err(format!(
-                "`{text}`: a report path is an absolute path like /.well-known/csp-reports, \
-                 of letters, digits and `-._~`, without empty, `.` or `..` segments"
-            ))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::cors::CorsOrigin;
 
     #[test]
     fn host_and_port_split_once_for_every_caller() {
@@ -552,45 +433,6 @@ mod tests {
         assert!(CorsOrigin::try_from("https://[::1]".to_string()).is_ok());
         assert!(CorsOrigin::try_from("https://[::1]:8443".to_string()).is_ok());
         assert!(CorsOrigin::try_from("https://[::1]x".to_string()).is_err());
-    }
-
-    #[test]
-    fn report_urls_are_absolute_http_and_safe_in_a_csp() {
-        let ok = |t: &str| ReportUri::try_from(t.to_string()).map(|u| u.0);
-        assert_eq!(
-            ok("https://c.example/csp"),
-            Ok("https://c.example/csp".into())
-        );
-        assert_eq!(ok("HTTPS://C.example"), Ok("https://c.example/".into()));
-        assert_eq!(
-            ok("https://c.example/a b"),
-            Ok("https://c.example/a%20b".into())
-        );
-        for bad in [
-            "/csp",
-            "ftp://c.example/",
-            "data:,x",
-            "https://c.example/a;b",
-            "https://c.example/?a,b",
-        ] {
-            assert!(ok(bad).is_err(), "{bad}");
-        }
-        assert!(ok("https://c.example/a;b")
-            .unwrap_err()
-            .contains("percent-encode"));
-    }
-
-    #[test]
-    fn report_paths_are_normalized_absolute_paths() {
-        let ok = |t: &str| ReportPath::try_from(t.to_string()).is_ok();
-        assert!(ok("/.well-known/csp-reports"));
-        assert!(ok("/csp"));
-        for bad in [
-            "", "/", "csp", "//csp", "/a//b", "/a/./b", "/a/../b", "/csp/", "/csp?x", "/a;b",
-            "/a%2F",
-        ] {
-            assert!(!ok(bad), "{bad}");
-        }
     }
 
     #[test]
@@ -646,27 +488,6 @@ mod tests {
         );
         assert!(r("*").is_err());
         assert!(r("X-*-Y*").is_err());
-    }
-
-    #[test]
-    fn cors_origins() {
-        let o = |s: &str| CorsOrigin::try_from(s.to_string());
-        assert_eq!(o("*").unwrap(), CorsOrigin::Any);
-        assert_eq!(
-            o("https://*.example.com").unwrap(),
-            CorsOrigin::Subdomains {
-                scheme: "https".into(),
-                suffix: "example.com".into(),
-                port: None
-            }
-        );
-        assert_eq!(
-            o("https://App.example.com:8443").unwrap(),
-            CorsOrigin::Exact("https://app.example.com:8443".into())
-        );
-        assert!(o("https://example.com/path").is_err());
-        assert!(o("example.com").is_err());
-        assert!(o("https://ex*ample.com").is_err());
     }
 
     #[test]

@@ -18,8 +18,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use pingora_http::ResponseHeader;
 use prometheus::IntCounter;
 
+use crate::config::cors::CorsOrigin;
 use crate::config::schema::SecurityOptions;
-use crate::config::values::{split_host_port, CorsOrigin};
+use crate::config::values::split_host_port;
 use crate::config::KeyError;
 use crate::metrics::Metrics;
 

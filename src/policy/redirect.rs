@@ -4,8 +4,9 @@
 use http::Method;
 use regex::RegexSet;
 
+use crate::config::redirect::ExemptRule;
 use crate::config::schema::SecurityOptions;
-use crate::config::values::{ExemptRule, HostPattern, Toggle};
+use crate::config::values::{HostPattern, Toggle};
 use crate::config::KeyError;
 use crate::metrics::{Metrics, RedirectCounters};
 

@@ -9,8 +9,9 @@ use super::headers::{RequestPlan, ResponsePlan};
 use super::nonce::NoncePlan;
 use super::redirect::RedirectPlan;
 use super::target::Target;
+use crate::config::cors::CorsOrigin;
 use crate::config::schema::{PolicyLayer, SecurityOptions};
-use crate::config::values::{CorsOrigin, Toggle};
+use crate::config::values::Toggle;
 use crate::config::KeyError;
 use crate::metrics::{Metrics, RouteLabels, RouteMetrics};
 
