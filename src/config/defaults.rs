@@ -1,9 +1,10 @@
 //! Every default of the gateway, in one place: the built-in policy layer
 //! (`defaults.yaml`, the weakest layer of every policy) and the defaults of the
-//! keys outside policies.
+//! keys outside policies. The schema's structs take their defaults from here
+//! (`Default` impls), so `schema.rs` does not name this module.
 
-use super::schema::{LimitsConfig, PolicyLayer};
-use super::values::{DrainSeconds, Positive};
+use super::schema::{LimitsConfig, PolicyLayer, RespondConfig};
+use super::values::{DrainSeconds, HeaderValueText, Positive};
 
 const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
 
@@ -38,15 +39,33 @@ pub const LIMITS: LimitsConfig = LimitsConfig {
     send_timeout_ms: Positive(60_000),
 };
 
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LIMITS
+    }
+}
+
 /// `shutdown_drain_seconds`: long enough for Kubernetes to take a terminating
 /// pod out of its Services' endpoints everywhere.
-pub fn shutdown_drain_seconds() -> DrainSeconds {
-    DrainSeconds(5)
+impl Default for DrainSeconds {
+    fn default() -> Self {
+        DrainSeconds(5)
+    }
 }
 
 /// `respond:` without a status or content type.
 pub const RESPOND_STATUS: u16 = 200;
 pub const RESPOND_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+impl Default for RespondConfig {
+    fn default() -> Self {
+        RespondConfig {
+            status: RESPOND_STATUS,
+            body: String::new(),
+            content_type: HeaderValueText(RESPOND_CONTENT_TYPE.into()),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -45,7 +45,7 @@ pub struct GatewayConfig {
     /// After SIGTERM, how long the listeners keep serving (with `/readyz` at 503
     /// and connections drained) before they close: time for the endpoint removal
     /// to reach every load balancer.
-    #[serde(default = "super::defaults::shutdown_drain_seconds")]
+    #[serde(default)]
     pub shutdown_drain_seconds: DrainSeconds,
 }
 
@@ -74,12 +74,6 @@ pub struct LimitsConfig {
     /// A write to a client that stopped reading fails after this, and the
     /// connection is closed. nginx: `send_timeout`.
     pub send_timeout_ms: Positive,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        super::defaults::LIMITS
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,23 +230,13 @@ impl RouteConfig {
     }
 }
 
+/// A direct answer; what it leaves out comes from [`super::defaults`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RespondConfig {
-    #[serde(default = "default_respond_status")]
     pub status: u16,
-    #[serde(default)]
     pub body: String,
-    #[serde(default = "default_content_type")]
     pub content_type: HeaderValueText,
-}
-
-fn default_respond_status() -> u16 {
-    super::defaults::RESPOND_STATUS
-}
-
-fn default_content_type() -> HeaderValueText {
-    HeaderValueText(super::defaults::RESPOND_CONTENT_TYPE.into())
 }
 
 /// A policy file: `policies: {NAME: {extends, security, headers, request_headers}}`.
