@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Fails when a top-level module of src/ reaches, directly or through others, a module
-that reaches it back. An edge is any `crate::<module>` path in code (use lines and
-qualified paths); comments, doc comments and string literals do not count."""
+that reaches it back, or when two files of one folder do (a folder's mod.rs aside: its
+files may use the types it declares). An edge is any path to a module in code (`use`
+lines and qualified paths, through `crate::`, `super::`, `self::` or a declared child);
+comments, doc comments, string literals and `#[cfg(test)]` modules do not count."""
 import os
 import re
 import sys
@@ -88,6 +90,56 @@ def cycles(edges):
     return out
 
 
+def file_graph():
+    """Edges between the modules of files (`config::schema`), from their non-test code."""
+    raw = {}
+    for dirpath, _, files in os.walk(ROOT):
+        for name in files:
+            if not name.endswith(".rs"):
+                continue
+            rel = os.path.relpath(os.path.join(dirpath, name), ROOT)[:-3].split(os.sep)
+            if rel[-1] == "mod":
+                rel = rel[:-1]
+            if rel in (["lib"], ["main"]):
+                continue
+            with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                code = strip(f.read())
+            code = code.split("#[cfg(test)]")[0]
+            here, parent = "::".join(rel), "::".join(rel[:-1])
+            found = set(re.findall(r"\bcrate::((?:[a-z_]+::)*[a-z_]+)", code))
+            for base, kw in ((parent, "super"), (here, "self")):
+                for path in re.findall(rf"\b{kw}::((?:[a-z_]+::)*[a-z_]+)", code):
+                    found.add(f"{base}::{path}" if base else path)
+                for group in re.findall(rf"\buse {kw}::\{{([^;]*)\}};", code, flags=re.S):
+                    for item in re.findall(r"(?:^|,)\s*([a-z_]+)", group):
+                        found.add(f"{base}::{item}" if base else item)
+            for child in re.findall(r"^\s*(?:pub(?:\([a-z]+\))? )?mod ([a-z_]+);", code, flags=re.M):
+                if re.search(rf"(?<![:\w]){child}::", code):
+                    found.add(f"{here}::{child}")
+            raw[here] = found
+    known = set(raw)
+
+    def module(path):
+        while path and path not in known:
+            path = "::".join(path.split("::")[:-1])
+        return path
+
+    return {m: {module(p) for p in ps if module(p) not in ("", m)} for m, ps in raw.items()}
+
+
+def sibling_cycles():
+    """Cycles among the files of one folder, the folder's own mod.rs left out."""
+    edges = file_graph()
+    siblings = {}
+    for m, targets in edges.items():
+        parent = m.rpartition("::")[0]
+        if not parent:
+            continue
+        same = {t for t in targets if t.rpartition("::")[0] == parent}
+        siblings[m] = same
+    return cycles(siblings), siblings
+
+
 def main():
     edges = graph()
     if "-v" in sys.argv:
@@ -97,9 +149,15 @@ def main():
     for comp in found:
         inner = [f"{a} -> {b}" for a in comp for b in sorted(edges.get(a, ())) if b in comp]
         print(f"module cycle among {', '.join(comp)}: {'; '.join(inner)}", file=sys.stderr)
-    if found:
+    within, siblings = sibling_cycles()
+    for comp in within:
+        inner = [f"{a} -> {b}" for a in comp for b in sorted(siblings[a]) if b in comp]
+        print(f"file cycle among {', '.join(comp)}: {'; '.join(inner)}", file=sys.stderr)
+    if found or within:
         sys.exit(1)
-    print(f"no module cycles among {len(set(edges) | {w for ws in edges.values() for w in ws})} top-level modules of src/")
+    tops = len(set(edges) | {w for ws in edges.values() for w in ws})
+    print(f"no module cycles among {tops} top-level modules of src/, nor among the "
+          f"{len(siblings)} files of their folders")
 
 
 main()
