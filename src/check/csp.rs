@@ -2,13 +2,14 @@
 //! objects allowed, plain-HTTP sources, and built-in directives looser than the
 //! policy's own default-src.
 
-use super::finding::{hit, on, Hit, Sent};
+use super::finding::{hit, Hit, Sent};
 use crate::codes::{
     CSP_REPORT_ONLY, HTTP_SOURCES, LOOSE_DEFAULTS, NO_CSP, OBJECTS_ALLOWED, SCRIPTS_FROM_ANYWHERE,
     UNSAFE_SCRIPTS,
 };
 use crate::config::csp::{CSP, CSP_REPORT_ONLY as REPORT_ONLY_HEADER};
 use crate::config::schema::SecurityOptions;
+use crate::config::values::on;
 use crate::policy::csp::Csp;
 
 /// A policy that writes its own `default-src` and inherits, from the built-in

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::codes::{Code, Severity};
 use crate::config::schema::{GatewayConfig, HeaderActions};
-use crate::config::values::{HostPattern, Toggle};
+use crate::config::values::HostPattern;
 use crate::policy::security::SecurityHeader;
 
 /// One problem, at the key the operator would change.
@@ -141,9 +141,4 @@ impl Sent<'_> {
     pub(super) fn missing(&self, name: &str) -> bool {
         !self.by_hand(name) && self.security(name).is_none()
     }
-}
-
-/// The value of a key that is on.
-pub(super) fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
-    v.as_ref().and_then(Toggle::as_ref)
 }

@@ -1,11 +1,12 @@
 //! The framing lints: X-Frame-Options not DENY, and pages nobody keeps from being
 //! framed.
 
-use super::finding::{hit, on, Hit, Sent};
+use super::finding::{hit, Hit, Sent};
 use crate::codes::{FRAMING_ALLOWED, NO_FRAMING_RULE};
 use crate::config::csp::CSP;
 use crate::config::framing::HEADER;
 use crate::config::schema::SecurityOptions;
+use crate::config::values::on;
 use crate::policy::csp::Csp;
 
 pub(super) fn lint(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {

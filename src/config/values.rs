@@ -30,6 +30,11 @@ impl<T> Toggle<T> {
     }
 }
 
+/// The value of a key that is set and not `false`.
+pub fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
+    v.as_ref().and_then(Toggle::as_ref)
+}
+
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Toggle<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_yaml::Value::deserialize(d)?;

@@ -1,9 +1,10 @@
 //! The cross-origin trio: Cross-Origin-Opener-Policy, -Embedder-Policy and
 //! -Resource-Policy.
 
-use super::rendered::{on, SecurityHeader};
+use super::rendered::SecurityHeader;
 use crate::config::cross_origin::{EmbedderPolicy, OpenerPolicy, ResourcePolicy, COEP, COOP, CORP};
 use crate::config::schema::SecurityOptions;
+use crate::config::values::on;
 
 pub fn headers(o: &SecurityOptions, out: &mut Vec<SecurityHeader>) {
     if let Some(p) = on(&o.cross_origin_opener_policy) {

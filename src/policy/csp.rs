@@ -3,9 +3,10 @@
 //! directives other keys imply. Nonces are in [`super::nonce`], source lists in
 //! [`super::csp_sources`].
 
-use super::rendered::{on, OverHttp, SecurityHeader};
+use super::rendered::{OverHttp, SecurityHeader};
 use crate::config::csp::{CSP, CSP_REPORT_ONLY, REPORTING_ENDPOINTS};
 use crate::config::schema::SecurityOptions;
+use crate::config::values::on;
 
 /// The Reporting API endpoint name the gateway's CSPs report to.
 pub const REPORT_ENDPOINT: &str = "secgw-csp";

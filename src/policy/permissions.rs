@@ -1,8 +1,9 @@
 //! The Permissions-Policy header, serialized as an RFC 8941 dictionary.
 
-use super::rendered::{on, SecurityHeader};
+use super::rendered::SecurityHeader;
 use crate::config::permissions::{Allow, PermissionsPolicy, HEADER};
 use crate::config::schema::SecurityOptions;
+use crate::config::values::on;
 
 pub fn header(o: &SecurityOptions, out: &mut Vec<SecurityHeader>) {
     if let Some(v) = on(&o.permissions_policy).and_then(permissions_policy) {

@@ -1,11 +1,12 @@
 //! The one-value headers: X-XSS-Protection, X-Content-Type-Options,
 //! Cache-Control, Clear-Site-Data and Expect-CT.
 
-use super::rendered::{on, SecurityHeader};
+use super::rendered::SecurityHeader;
 use crate::config::plain::{
     ClearSiteDataType, XssMode, CACHE_CONTROL, CLEAR_SITE_DATA, EXPECT_CT, NOSNIFF, XSS,
 };
 use crate::config::schema::SecurityOptions;
+use crate::config::values::on;
 use crate::config::values::Toggle;
 
 pub fn xss(o: &SecurityOptions, out: &mut Vec<SecurityHeader>) {

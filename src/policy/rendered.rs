@@ -1,8 +1,6 @@
 //! One header the security options produce, with what it is over plain HTTP: what
 //! each family file renders and the response plan compiles.
 
-use crate::config::values::Toggle;
-
 /// One header the security options produce, in the canonical case it is sent in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityHeader {
@@ -33,9 +31,4 @@ pub enum OverHttp {
     /// Another value: a CSP without `report-to`, since a browser that supports
     /// `report-to` then ignores `report-uri` and, on an insecure page, reports nothing.
     Other(String),
-}
-
-/// The value of a key that is on.
-pub fn on<T>(v: &Option<Toggle<T>>) -> Option<&T> {
-    v.as_ref().and_then(Toggle::as_ref)
 }
