@@ -21,3 +21,19 @@ pub(super) fn lint(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lints::testing::*;
+
+    #[test]
+    fn any_origin_where_cookies_are_set() {
+        let cors = [("cors_enabled", "true"), ("allowed_origins", "[\"*\"]")];
+        let cookies = "    headers: {default: {Set-Cookie: \"seen=1\"}}\n";
+        assert_eq!(
+            found(&format!("{LISTENERS}{}", app(&cors, cookies))),
+            [at("SECGW-E104", "security.allowed_origins")]
+        );
+        assert_eq!(strict(&cors), []);
+    }
+}

@@ -247,3 +247,129 @@ pub(super) fn http_sources(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lints::testing::*;
+
+    #[test]
+    fn csp_missing_or_report_only() {
+        assert_eq!(
+            strict(&[("csp_enabled", "false")]),
+            [at("SECGW-W101", "security.csp_enabled")]
+        );
+        assert_eq!(
+            strict(&[("csp_report_only", "true")]),
+            [at("SECGW-W102", "security.csp_report_only")]
+        );
+        assert_eq!(
+            strict(&[
+                ("csp_enabled", "false"),
+                ("csp_report_only_policy", "{default-src: [\"'self'\"]}")
+            ]),
+            [at("SECGW-W102", "security.csp_report_only_policy")]
+        );
+    }
+
+    #[test]
+    fn builtin_directives_looser_than_the_policys_default_src() {
+        let own = "{default-src: [\"'self'\"], script-src: [\"'self'\"], style-src: [\"'self'\"]}";
+        let hits = findings(&load(&format!(
+            "{LISTENERS}{}",
+            app(&[("csp_policy", own)], "")
+        )));
+        let got: Vec<(&str, &str)> = hits
+            .iter()
+            .map(|f| (f.code, f.message.split(' ').next().unwrap()))
+            .collect();
+        // style-src is the policy's own; img-src has data:, font-src https: data:.
+        assert_eq!(got, [("SECGW-W111", "font-src"), ("SECGW-W111", "img-src")]);
+        assert_eq!(hits[1].key, "vhosts[0].security.csp_use_defaults");
+        assert_eq!(
+            hits[1].message,
+            "img-src `'self' data:` comes from the built-in defaults and allows data:, which \
+             the policy's default-src `'self'` does not"
+        );
+        // Without the defaults, object-src 'none' goes too, and the lint for
+        // it speaks.
+        assert_eq!(
+            strict(&[("csp_policy", own), ("csp_use_defaults", "false")]),
+            [at("SECGW-W104", "security.csp_policy.object-src")]
+        );
+    }
+
+    #[test]
+    fn unsafe_script_sources() {
+        let inline = (
+            "csp_policy",
+            "{script-src: [\"'self'\", \"'unsafe-inline'\"]}",
+        );
+        assert_eq!(
+            strict(&[inline]),
+            [at("SECGW-W103", "security.csp_policy.script-src")]
+        );
+        assert_eq!(strict(&[inline, ("csp_nonce", "true")]), []);
+        let hashed = (
+            "csp_policy",
+            "{script-src: [\"'unsafe-inline'\", \"'sha256-abc='\"]}",
+        );
+        assert_eq!(strict(&[hashed]), []);
+        let eval = (
+            "csp_policy",
+            "{script-src: [\"'self'\", \"'unsafe-eval'\"]}",
+        );
+        assert_eq!(
+            strict(&[eval, ("csp_nonce", "true")]),
+            [at("SECGW-W103", "security.csp_policy.script-src")]
+        );
+        let by_default = (
+            "csp_policy",
+            "{script-src: null, default-src: [\"'self'\", \"'unsafe-inline'\"]}",
+        );
+        // The built-in defaults' font-src, img-src and style-src allow more than
+        // this default-src (SECGW-W111, tested on its own).
+        let found: Vec<_> = strict(&[by_default])
+            .into_iter()
+            .filter(|f| f.0 != "SECGW-W111")
+            .collect();
+        assert_eq!(found, [at("SECGW-W103", "security.csp_policy.default-src")]);
+        assert_eq!(
+            strict(&[("csp_policy", "{script-src: [\"*\"]}")]),
+            [at("SECGW-E101", "security.csp_policy.script-src")]
+        );
+        assert_eq!(
+            strict(&[("csp_policy", "{script-src: null, default-src: null}")]),
+            [at("SECGW-E101", "security.csp_policy.script-src")]
+        );
+    }
+
+    #[test]
+    fn objects_and_plain_http_sources() {
+        assert_eq!(
+            strict(&[("csp_policy", "{object-src: null}")]),
+            [at("SECGW-W104", "security.csp_policy.object-src")]
+        );
+        assert_eq!(
+            strict(&[("csp_policy", "{object-src: [\"'self'\"]}")]),
+            [at("SECGW-W104", "security.csp_policy.object-src")]
+        );
+        assert_eq!(
+            strict(&[("csp_policy", "{img-src: [\"'self'\", \"http://cdn.test\"]}")]),
+            [at("SECGW-W106", "security.csp_policy.img-src")]
+        );
+        assert_eq!(
+            strict(&[("csp_report_only_policy", "{connect-src: [\"HTTP:\"]}")]),
+            [at(
+                "SECGW-W106",
+                "security.csp_report_only_policy.connect-src"
+            )]
+        );
+        assert_eq!(
+            strict(&[("frame_options_allow_from", "http://portal.test")]),
+            [
+                at("SECGW-W019", "security.frame_options_allow_from"),
+                at("SECGW-W106", "security.frame_options_allow_from")
+            ]
+        );
+    }
+}

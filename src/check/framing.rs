@@ -52,3 +52,29 @@ pub(super) fn lint(s: &SecurityOptions, sent: &Sent, out: &mut Vec<Hit>) {
 pub(super) fn acted_on(value: &str) -> bool {
     matches!(value, "deny" | "sameorigin")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lints::testing::*;
+
+    #[test]
+    fn framing_that_is_allowed_or_unguarded() {
+        assert_eq!(
+            strict(&[("frame_options", "SAMEORIGIN")]),
+            [at("SECGW-W019", "security.frame_options")]
+        );
+        assert_eq!(
+            strict(&[("frame_options_allow_from", "https://portal.test")]),
+            [at("SECGW-W019", "security.frame_options_allow_from")]
+        );
+        assert_eq!(
+            strict(&[
+                ("frame_options", "false"),
+                ("csp_policy", "{frame-ancestors: null}")
+            ]),
+            [at("SECGW-W105", "security.csp_policy.frame-ancestors")]
+        );
+        assert_eq!(strict(&[("frame_options", "false")]), []);
+        assert_eq!(strict(&[("csp_policy", "{frame-ancestors: null}")]), []);
+    }
+}

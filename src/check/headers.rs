@@ -74,3 +74,36 @@ pub(super) fn conflicts(sent: &Sent, out: &mut Vec<Hit>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lints::testing::*;
+
+    #[test]
+    fn appended_security_headers() {
+        let one = format!(
+            "{LISTENERS}{}",
+            app(
+                &[],
+                "    headers: {conflict: {strict-transport-security: append, X-Other: append}}\n"
+            )
+        );
+        assert_eq!(
+            found(&one),
+            [at(
+                "SECGW-W108",
+                "headers.conflict.Strict-Transport-Security"
+            )]
+        );
+        let all = format!(
+            "{LISTENERS}{}",
+            app(&[], "    headers: {conflict: {\"*\": append}}\n")
+        );
+        let all = findings(&load(&all));
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].key, "vhosts[0].headers.conflict.*");
+        assert!(all[0]
+            .message
+            .contains("Content-Security-Policy, Strict-Transport-Security"));
+    }
+}

@@ -110,3 +110,87 @@ fn preload_unmet(s: &SecurityOptions, max_age: u64, at: &Scope) -> Vec<String> {
     }
     unmet
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lints::testing::*;
+
+    #[test]
+    fn hsts_off_short_without_subdomains_or_preload() {
+        assert_eq!(
+            strict(&[("hsts_enabled", "false")]),
+            [at("SECGW-W004", "security.hsts_enabled")]
+        );
+        assert_eq!(
+            strict(&[("hsts_max_age", "86400"), ("hsts_preload", "false")]),
+            [
+                at("SECGW-W107", "security.hsts_max_age"),
+                at("SECGW-W021", "security.hsts_preload")
+            ]
+        );
+        assert_eq!(
+            strict(&[
+                ("hsts_include_subdomains", "false"),
+                ("hsts_preload", "false")
+            ]),
+            [
+                at("SECGW-W005", "security.hsts_include_subdomains"),
+                at("SECGW-W021", "security.hsts_preload")
+            ]
+        );
+        assert_eq!(
+            strict(&[("hsts_preload", "false")]),
+            [at("SECGW-W021", "security.hsts_preload")]
+        );
+        // A hand-written header is sent, and not judged.
+        let by_hand = format!(
+            "{LISTENERS}{}",
+            app(
+                &[("hsts_enabled", "false")],
+                "    headers: {set: {Strict-Transport-Security: max-age=60}}\n"
+            )
+        );
+        assert_eq!(found(&by_hand), []);
+    }
+
+    #[test]
+    fn preload_needs_a_year_subdomains_and_a_same_host_redirect() {
+        let all = findings(&load(&format!(
+            "{LISTENERS}{}",
+            app(
+                &[("hsts_max_age", "31535999"), ("ssl_redirect", "false")],
+                ""
+            )
+        )));
+        let preload = all.iter().find(|f| f.code == "SECGW-E102").unwrap();
+        assert_eq!(preload.severity, Severity::Error);
+        assert_eq!(preload.key, "vhosts[0].security.hsts_preload");
+        assert!(
+            preload
+                .message
+                .contains("at least 31536000 (it is 31535999)"),
+            "{preload:?}"
+        );
+        assert!(
+            preload.message.contains("ssl_redirect: true"),
+            "{preload:?}"
+        );
+        assert_eq!(
+            strict(&[("ssl_host", "www.app.test")]),
+            [at("SECGW-E102", "security.hsts_preload")]
+        );
+        assert_eq!(strict(&[("ssl_host", "app.test")]), []);
+        assert_eq!(
+            strict(&[("hsts_include_subdomains", "false")]),
+            [
+                at("SECGW-W005", "security.hsts_include_subdomains"),
+                at("SECGW-E102", "security.hsts_preload")
+            ]
+        );
+        // Without plain HTTP there is nothing to redirect.
+        let tls_only =
+            "listeners: [{address: \"127.0.0.1:443\", tls: {cert: c.pem, key: k.pem}}]\n";
+        let yaml = format!("{tls_only}{}", app(&[("ssl_redirect", "false")], ""));
+        assert_eq!(found(&yaml), []);
+    }
+}

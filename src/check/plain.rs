@@ -48,3 +48,36 @@ pub(super) fn obsolete(sent: &Sent, out: &mut Vec<Hit>) {
 pub(super) fn nosniff_acted_on(value: &str) -> bool {
     value == "nosniff"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lints::testing::*;
+
+    #[test]
+    fn plain_headers_missing_or_obsolete() {
+        assert_eq!(
+            strict(&[("content_type_options", "false")]),
+            [at("SECGW-W006", "security.content_type_options")]
+        );
+        assert_eq!(
+            strict(&[("referrer_policy", "false")]),
+            [at("SECGW-W022", "security.referrer_policy")]
+        );
+        assert_eq!(
+            strict(&[("xss_protection", "true")]),
+            [at("SECGW-W109", "security.xss_protection")]
+        );
+        assert_eq!(
+            strict(&[("xss_protection", "true"), ("xss_mode", "false")]),
+            []
+        );
+        let all = findings(&load(&format!(
+            "{LISTENERS}{}",
+            app(&[("expect_ct", "true")], "")
+        )));
+        assert_eq!(
+            all.iter().map(|f| (f.code, f.severity)).collect::<Vec<_>>(),
+            [("SECGW-W110", Severity::Info)]
+        );
+    }
+}

@@ -53,3 +53,37 @@ pub(super) fn lint(s: &SecurityOptions, at: &Scope, out: &mut Vec<Hit>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::lints::testing::*;
+
+    #[test]
+    fn redirects_that_loop_or_are_missing() {
+        assert_eq!(
+            strict(&[("ssl_redirect", "false"), ("hsts_preload", "false")]),
+            [
+                at("SECGW-W021", "security.hsts_preload"),
+                at("SECGW-W008", "security.ssl_redirect")
+            ]
+        );
+        let plain = "listeners: [{address: \"127.0.0.1:80\"}]\n";
+        let all = findings(&load(&format!("{plain}{}", app(&[], ""))));
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(
+            (all[0].code, all[0].severity, all[0].key.as_str()),
+            (
+                "SECGW-E105",
+                Severity::Error,
+                "vhosts[0].security.ssl_redirect"
+            )
+        );
+        let proxied = format!("{plain}trusted_proxies: [10.0.0.1]\n{}", app(&[], ""));
+        assert_eq!(found(&proxied), []);
+        let elsewhere = format!("{plain}{}", app(&[("ssl_host", "secure.other.test")], ""));
+        assert_eq!(
+            found(&elsewhere),
+            [at("SECGW-E102", "security.hsts_preload")]
+        );
+    }
+}
