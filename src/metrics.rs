@@ -350,18 +350,10 @@ impl Metrics {
 
     /// The counter of one kind of report; created on first use, so the
     /// exposition lists only the directives that were reported.
-    pub fn csp_report(
-        &self,
-        at: RouteLabels,
-        directive: ReportDirective,
-        disposition: Disposition,
-    ) -> IntCounter {
-        self.csp_reports.with_label_values(&[
-            at.vhost,
-            at.route,
-            directive.into(),
-            disposition.into(),
-        ])
+    /// `secgw_csp_reports_total`, whose cells the report collector resolves on
+    /// first use (most routes never receive a report).
+    pub fn csp_reports(&self) -> CspReportCounters {
+        CspReportCounters(self.csp_reports.clone())
     }
 
     pub fn csp_reports_rejected(&self, vhost: &str) -> [IntCounter; ReportRejection::COUNT] {
@@ -395,6 +387,22 @@ where
 impl Default for Metrics {
     fn default() -> Metrics {
         Metrics::new()
+    }
+}
+
+/// `secgw_csp_reports_total` of one registry.
+#[derive(Debug, Clone)]
+pub struct CspReportCounters(IntCounterVec);
+
+impl CspReportCounters {
+    pub fn get(
+        &self,
+        at: RouteLabels,
+        directive: ReportDirective,
+        disposition: Disposition,
+    ) -> IntCounter {
+        self.0
+            .with_label_values(&[at.vhost, at.route, directive.into(), disposition.into()])
     }
 }
 

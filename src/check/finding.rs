@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::codes::{Code, Severity};
 use crate::config::schema::{GatewayConfig, HeaderActions};
 use crate::config::values::HostPattern;
-use crate::policy::security::SecurityHeader;
+use crate::policy::rendered::SecurityHeader;
 
 /// One problem, at the key the operator would change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -3,11 +3,14 @@
 
 use super::finding::{hit, Hit, Scope, Sent};
 use crate::codes::{HSTS_NO_PRELOAD, HSTS_NO_SUBDOMAINS, HSTS_OFF, HSTS_SHORT, PRELOAD_UNMET};
-use crate::config::hsts::{
-    HEADER, OBSERVATORY_MIN_MAX_AGE as SIX_MONTHS, PRELOAD_MIN_MAX_AGE as ONE_YEAR,
-};
+use crate::config::hsts::HEADER;
 use crate::config::schema::SecurityOptions;
 use crate::config::values::{HostPattern, Toggle};
+
+/// The MDN HTTP Observatory's minimum `max-age`.
+const SIX_MONTHS: u64 = 15_552_000;
+/// hstspreload.org's minimum `max-age`.
+const ONE_YEAR: u64 = 31_536_000;
 
 pub(super) fn lint(s: &SecurityOptions, sent: &Sent, at: &Scope, out: &mut Vec<Hit>) {
     let name = HEADER;

@@ -8,9 +8,9 @@
 pub use super::finding::Finding;
 use super::finding::{Hit, Reach, Scope, Sent};
 use super::{cors, csp, framing, headers, hsts, plain, redirect, referrer};
+pub use crate::codes::Severity;
 use crate::codes::TRUST_EVERYONE;
-pub use crate::codes::{Code, Severity, CODES};
-use crate::config::resolve::resolve;
+use crate::config::resolve::Effective;
 use crate::config::schema::{GatewayConfig, PolicyLayer};
 use crate::config::LoadedConfig;
 use crate::policy::security::security_headers;
@@ -18,11 +18,8 @@ use crate::policy::security::security_headers;
 /// Every finding of a configuration: gateway-wide ones first (vhost `""`,
 /// which no `check_ignore` silences: they concern every vhost alike), then each
 /// vhost's, then its routes'. A route repeats no finding its vhost has. The layers
-/// are the ones `Plan::compile` serves ([`crate::config::resolve`]).
-pub fn findings(loaded: &LoadedConfig) -> Vec<Finding> {
-    let Ok(effective) = resolve(loaded) else {
-        return Vec::new();
-    };
+/// are the ones the plan was compiled from ([`crate::config::resolve`]).
+pub fn findings(loaded: &LoadedConfig, effective: &Effective) -> Vec<Finding> {
     let g = &loaded.gateway;
     let reach = Reach::of(g);
     let mut out = trusted_proxies(g);
@@ -111,9 +108,15 @@ fn lint(layer: &PolicyLayer, at: &Scope) -> Vec<Hit> {
 /// loaded, and its findings as (code, key, route).
 #[cfg(test)]
 pub(super) mod testing {
-    pub(crate) use super::findings;
+    use crate::check::finding::Finding;
     pub(crate) use crate::codes::Severity;
+    use crate::config::resolve::resolve;
     use crate::config::LoadedConfig;
+
+    /// The findings of a configuration that loads and resolves.
+    pub(crate) fn findings(loaded: &LoadedConfig) -> Vec<Finding> {
+        super::findings(loaded, &resolve(loaded).unwrap())
+    }
 
     pub(crate) const LISTENERS: &str = "listeners:\n  - {address: \"127.0.0.1:80\"}\n  - {address: \"127.0.0.1:443\", tls: {cert: c.pem, key: k.pem}}\n";
 
@@ -163,7 +166,6 @@ pub(super) mod testing {
 #[cfg(test)]
 mod tests {
     use super::testing::*;
-    use super::*;
 
     #[test]
     fn a_strict_vhost_is_clean() {

@@ -21,6 +21,8 @@ use std::process::ExitCode;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::config::resolve::resolve;
+use crate::policy::Plan;
 pub use lints::{Finding, Severity};
 use predict::Prediction;
 
@@ -54,15 +56,22 @@ struct Report<'a> {
 pub fn run(args: &CheckArgs) -> ExitCode {
     // Counters of its own: checking registers nothing in the process's metrics.
     let metrics = crate::metrics::Metrics::new();
-    let (loaded, plan) = match crate::policy::load(Path::new(&args.conf), &metrics) {
-        Ok(both) => both,
+    let loaded = crate::config::load(Path::new(&args.conf));
+    // One resolution of layers, which the plan is compiled from and the lints read.
+    let checked = loaded.as_ref().map_err(Clone::clone).and_then(|loaded| {
+        let effective = resolve(loaded)?;
+        let plan = Plan::compile_effective(loaded, &effective, &metrics)?;
+        Ok((loaded, effective, plan))
+    });
+    let (loaded, effective, plan) = match checked {
+        Ok(all) => all,
         Err(e) => {
             eprintln!("pingora-secgw: invalid configuration: {e}");
             return ExitCode::from(2);
         }
     };
-    let findings = lints::findings(&loaded);
-    let predicted = predict::predict(&loaded, &plan);
+    let findings = lints::findings(loaded, &effective);
+    let predicted = predict::predict(loaded, &plan);
     let out = match args.format {
         Format::Json => {
             let report = Report {

@@ -95,15 +95,6 @@ impl TryFrom<IndexMap<String, Option<Vec<String>>>> for CspPolicy {
     }
 }
 
-impl CspPolicy {
-    /// Stronger entries replace weaker ones directive by directive.
-    pub fn merge_over(self, weaker: CspPolicy) -> CspPolicy {
-        let mut merged = weaker.0;
-        merged.extend(self.0);
-        CspPolicy(merged)
-    }
-}
-
 fn check_sources(directive: &str, sources: &[String]) -> Result<(), String> {
     if VALUELESS.contains(&directive) {
         if !sources.is_empty() {
@@ -292,19 +283,6 @@ mod tests {
         assert!(policy(&[("upgrade-insecure-requests", Some(&["x"]))]).is_err());
         assert!(policy(&[("script-src", Some(&["'unsafe-everything'"]))]).is_err());
         assert!(policy(&[("script-src", Some(&[]))]).is_err());
-    }
-
-    #[test]
-    fn merge_replaces_by_directive_and_null_removes() {
-        let weak = policy(&[
-            ("default-src", Some(&["'self'"])),
-            ("img-src", Some(&["'self'"])),
-        ])
-        .unwrap();
-        let strong = policy(&[("img-src", Some(&["https:"])), ("default-src", None)]).unwrap();
-        let merged = strong.merge_over(weak);
-        assert_eq!(merged.0.get("img-src"), Some(&Some(vec!["https:".into()])));
-        assert_eq!(merged.0.get("default-src"), Some(&None));
     }
 
     #[test]

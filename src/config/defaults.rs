@@ -1,7 +1,8 @@
 //! Every default of the gateway, in one place: the built-in policy layer
 //! (`defaults.yaml`, the weakest layer of every policy) and the defaults of the
 //! keys outside policies. The schema's structs take their defaults from here
-//! (`Default` impls), so `schema.rs` does not name this module.
+//! through `Default` impls, so this module uses `schema.rs` and not the other way
+//! round (its doc comments only link here).
 
 use super::schema::{LimitsConfig, PolicyLayer, RespondConfig};
 use super::values::{DrainSeconds, HeaderValueText, Positive};

@@ -4,8 +4,3 @@
 //! `policy/hsts.rs`, linted by `check/hsts.rs`.
 
 pub const HEADER: &str = "Strict-Transport-Security";
-
-/// The MDN HTTP Observatory's minimum `max-age` (6 months).
-pub const OBSERVATORY_MIN_MAX_AGE: u64 = 15_552_000;
-/// hstspreload.org's minimum `max-age` (1 year).
-pub const PRELOAD_MIN_MAX_AGE: u64 = 31_536_000;

@@ -1,5 +1,6 @@
 //! Layering: how a stronger layer of settings merges over a weaker one, from the
-//! built-in defaults up to a route's inline keys (see `resolve.rs` for the walk).
+//! built-in defaults up to a route's inline keys (`resolve.rs` stacks a vhost's and
+//! a route's layers, `policies.rs` an `extends` chain).
 //! Each value merges by [`Layered`]; a header that the stronger layer decides (by a
 //! header action or by a security key) drops the weaker layer's actions on it.
 

@@ -1,6 +1,7 @@
 //! The one merge of two layers' values of a key: the stronger layer's value wins,
 //! except that maps (CSP directives, Permissions-Policy features, header actions)
-//! merge entry by entry.
+//! merge entry by entry. (`headers.remove` lists are a union instead: see
+//! `layer.rs`.)
 
 use std::hash::Hash;
 
@@ -77,3 +78,31 @@ impl<T> Layered for Vec<T> {
 }
 
 pub(crate) use replaced;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_replaces_by_directive_and_null_removes() {
+        let policy = |entries: &[(&str, Option<&[&str]>)]| {
+            CspPolicy(
+                entries
+                    .iter()
+                    .map(|(d, s)| {
+                        let sources = s.map(|s| s.iter().map(|x| x.to_string()).collect());
+                        (d.to_string(), sources)
+                    })
+                    .collect(),
+            )
+        };
+        let weak = policy(&[
+            ("default-src", Some(&["'self'"])),
+            ("img-src", Some(&["'self'"])),
+        ]);
+        let strong = policy(&[("img-src", Some(&["https:"])), ("default-src", None)]);
+        let merged = strong.over(weak);
+        assert_eq!(merged.0.get("img-src"), Some(&Some(vec!["https:".into()])));
+        assert_eq!(merged.0.get("default-src"), Some(&None));
+    }
+}

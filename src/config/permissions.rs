@@ -71,15 +71,6 @@ impl TryFrom<IndexMap<String, Option<Allowlist>>> for PermissionsPolicy {
     }
 }
 
-impl PermissionsPolicy {
-    /// Stronger entries replace weaker ones feature by feature.
-    pub fn merge_over(self, weaker: PermissionsPolicy) -> PermissionsPolicy {
-        let mut merged = weaker.0;
-        merged.extend(self.0);
-        PermissionsPolicy(merged)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -326,7 +326,8 @@ pub struct SecurityOptions {
     /// defaults' directives (helmet's `useDefaults: false`).
     pub csp_use_defaults: Option<bool> => [],
     /// The built-in defaults' `csp_policy` and `permissions_policy`, kept apart
-    /// from the user's layers until `resolved` (set by `builtin_layer` only).
+    /// from the user's layers until `resolved`. Only `builtin_layer` sets them, so
+    /// no two layers' values of these ever meet in a merge.
     #[serde(skip)]
     pub builtin_csp_policy: Option<CspPolicy> => [],
     #[serde(skip)]

@@ -11,7 +11,8 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use prometheus::IntCounter;
 use smallvec::SmallVec;
 
-use super::security::{security_headers, OverHttp};
+use super::rendered::OverHttp;
+use super::security::security_headers;
 use crate::config::schema::{ConflictMode, PolicyLayer};
 use crate::config::values::RemovePattern;
 use crate::config::KeyError;

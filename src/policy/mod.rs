@@ -1,8 +1,9 @@
 //! The compiled plan: everything the request path needs, built once per configuration.
 //!
-//! Layers merge from weakest to strongest: built-in defaults, the vhost's policy
-//! chain, the vhost's inline keys, then, for a route, its policy chain and its
-//! inline keys. The plan reads `vhost -> route -> policy`.
+//! Compiling turns the effective settings of every vhost and route, merged once by
+//! [`crate::config::resolve`], into ready values; it merges nothing itself, and
+//! registers its counters in the [`Metrics`] it is given. The plan reads
+//! `vhost -> route -> policy`.
 
 pub mod canned;
 pub mod cors;
@@ -33,7 +34,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rustls::sign::CertifiedKey;
 
-use crate::config::resolve::resolve;
+use crate::config::resolve::{resolve, Effective};
 use crate::config::schema::LimitsConfig;
 use crate::config::values::HostPattern;
 use crate::config::{ConfigError, KeyError, LoadedConfig};
@@ -105,7 +106,15 @@ impl Plan {
     /// Turns the effective settings of every vhost and route (`config::resolve`)
     /// into ready values; counters are registered in `metrics`.
     pub fn compile(loaded: &LoadedConfig, metrics: &Metrics) -> Result<Plan, ConfigError> {
-        let effective = resolve(loaded)?;
+        Plan::compile_effective(loaded, &resolve(loaded)?, metrics)
+    }
+
+    /// [`Plan::compile`] from settings already resolved (`check` lints the same ones).
+    pub fn compile_effective(
+        loaded: &LoadedConfig,
+        effective: &Effective,
+        metrics: &Metrics,
+    ) -> Result<Plan, ConfigError> {
         let file = loaded.path.as_path();
         let base_dir = file.parent().unwrap_or(Path::new("."));
 

@@ -164,7 +164,6 @@ impl NoncePlan {
                 http,
             });
         }
-        let m = metrics;
         Ok(Some(NoncePlan {
             csps,
             filter: Arc::new(NonceFilter {
@@ -172,9 +171,9 @@ impl NoncePlan {
                 styles,
             }),
             counters: NonceCounters {
-                nonced: m.csp_nonced(at),
-                failed: m.csp_nonce_failed(at),
-                skipped: m.csp_nonce_skipped(at),
+                nonced: metrics.csp_nonced(at),
+                failed: metrics.csp_nonce_failed(at),
+                skipped: metrics.csp_nonce_skipped(at),
             },
         }))
     }

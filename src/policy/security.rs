@@ -2,7 +2,7 @@
 //! (`hsts.rs`, `csp.rs`, `framing.rs`, `referrer.rs`, `cross_origin.rs`,
 //! `permissions.rs`, `plain.rs`), in a stable order.
 
-pub use super::rendered::{OverHttp, SecurityHeader};
+use super::rendered::SecurityHeader;
 use super::{cross_origin, csp, framing, hsts, permissions, plain, referrer};
 use crate::config::schema::SecurityOptions;
 
@@ -25,6 +25,7 @@ pub fn security_headers(o: &SecurityOptions) -> Vec<SecurityHeader> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::rendered::OverHttp;
 
     fn opts(yaml: &str) -> SecurityOptions {
         serde_yaml::from_str(yaml).unwrap()

@@ -21,7 +21,8 @@ use strum::EnumCount;
 use self::body::{violations, BodyError};
 use self::lines::LogBudget;
 use crate::metrics::{
-    metrics, Disposition, Metrics, ReportDirective, ReportRejection, RouteLabels, UNMATCHED,
+    CspReportCounters, Disposition, Metrics, ReportDirective, ReportRejection, RouteLabels,
+    UNMATCHED,
 };
 
 /// The largest report body taken; browsers send a few KB at most.
@@ -59,13 +60,15 @@ struct RouteReports {
 #[derive(Debug)]
 struct ReportCounters {
     route: String,
+    all: CspReportCounters,
     cells: [[OnceLock<IntCounter>; Disposition::COUNT]; ReportDirective::COUNT],
 }
 
 impl ReportCounters {
-    fn new(route: &str) -> ReportCounters {
+    fn new(route: &str, all: &CspReportCounters) -> ReportCounters {
         ReportCounters {
             route: route.to_string(),
+            all: all.clone(),
             cells: Default::default(),
         }
     }
@@ -77,7 +80,7 @@ impl ReportCounters {
                     vhost,
                     route: &self.route,
                 };
-                metrics().csp_report(at, directive, disposition)
+                self.all.get(at, directive, disposition)
             })
             .inc();
     }
@@ -100,6 +103,7 @@ impl Collector {
         }
         paths.sort_unstable();
         paths.dedup();
+        let all = metrics.csp_reports();
         Some(Collector {
             vhost: vhost.to_string(),
             paths,
@@ -108,11 +112,11 @@ impl Collector {
                 .map(|(route, path)| {
                     path.map(|p| RouteReports {
                         path: p.to_string(),
-                        counters: ReportCounters::new(route),
+                        counters: ReportCounters::new(route, &all),
                     })
                 })
                 .collect(),
-            unmatched: ReportCounters::new(UNMATCHED),
+            unmatched: ReportCounters::new(UNMATCHED, &all),
             rejected: metrics.csp_reports_rejected(vhost),
             log: LogBudget::default(),
         })
@@ -228,6 +232,7 @@ async fn read_bounded(session: &mut Session) -> Result<Result<Bytes, ReportRejec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::metrics;
 
     fn collector() -> Collector {
         Collector::new(
