@@ -8,6 +8,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 cargo fmt --all -- --check
 # No top-level module of src/ may reach, directly or through others, one that reaches it back.
+python3 scripts/module-cycles.py --self-test
 python3 scripts/module-cycles.py
 cargo clippy --all-targets -- -D warnings
 cargo test --lib --bins --tests

@@ -9,7 +9,11 @@ use pingora_proxy::Session;
 
 use crate::policy::canned::{status_body, TEXT_PLAIN};
 
-use super::RequestCtx;
+/// What every answer gets from the request it answers: the policy's headers.
+/// `RequestCtx` implements it, so this file does not depend on the request state.
+pub(super) trait Finish {
+    fn finish_response(&self, resp: &mut ResponseHeader);
+}
 
 /// A response the gateway makes itself instead of proxying.
 pub struct Answer {
@@ -47,7 +51,7 @@ impl Answer {
         let _ = self.head.insert_header(name, value);
     }
 
-    pub(super) async fn send(self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+    pub(super) async fn send(self, session: &mut Session, ctx: &impl Finish) -> Result<()> {
         if self.close {
             session.set_keepalive(None);
         }
@@ -58,7 +62,7 @@ impl Answer {
 /// Writes a response the gateway makes itself, with the same plan as proxied ones.
 async fn send(
     session: &mut Session,
-    ctx: &RequestCtx,
+    ctx: &impl Finish,
     mut resp: ResponseHeader,
     body: Bytes,
 ) -> Result<()> {

@@ -12,6 +12,7 @@ mod errors;
 mod request;
 
 pub use answer::Answer;
+use answer::Finish;
 pub use request::RequestCtx;
 
 use std::sync::Arc;

@@ -25,7 +25,20 @@ use crate::rewrite::NonceStream;
 use crate::routing::paths::normalize_path;
 use crate::routing::{request_host, HostMatch};
 
-use super::answer::Answer;
+use super::answer::{Answer, Finish};
+
+impl Finish for RequestCtx {
+    /// Everything the policy does to a response header: the route's plan (or the
+    /// built-in baseline before routing succeeds), then its CORS headers.
+    fn finish_response(&self, resp: &mut ResponseHeader) {
+        match self.route() {
+            None => self.plan.baseline.apply(resp, self.https),
+            // A preflight answer already carries its CORS headers.
+            Some(r) if self.preflight_answered => r.response.apply(resp, self.https),
+            Some(r) => r.apply_response(resp, self.https, self.cors_origin.as_ref()),
+        }
+    }
+}
 
 pub struct RequestCtx {
     pub(super) plan: Arc<Plan>,
@@ -54,17 +67,6 @@ impl RequestCtx {
 
     pub(super) fn route(&self) -> Option<&RoutePlan> {
         self.routed.map(|(v, r)| &self.plan.vhosts[v].routes[r])
-    }
-
-    /// Everything the policy does to a response header: the route's plan (or the
-    /// built-in baseline before routing succeeds), then its CORS headers.
-    pub(super) fn finish_response(&self, resp: &mut ResponseHeader) {
-        match self.route() {
-            None => self.plan.baseline.apply(resp, self.https),
-            // A preflight answer already carries its CORS headers.
-            Some(r) if self.preflight_answered => r.response.apply(resp, self.https),
-            Some(r) => r.apply_response(resp, self.https, self.cors_origin.as_ref()),
-        }
     }
 
     pub(super) fn metrics(&self) -> &RouteMetrics {
