@@ -47,15 +47,18 @@ export CONTAINERS_CONF="$work/containers.conf"
 base=localhost/debian:bookworm-slim
 if ! podman image exists "$base"; then
   echo "== building $base with debootstrap (cached for later runs)"
-  # The Debian archive this machine's apt uses (deb822 `URIs:` or one-line `deb`
-  # entries): the only package mirror the script may assume it can reach.
-  mirror=$({ sed -n 's/^URIs: *\(http[^ ]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources
-             sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\(http[^ ]*\/debian\)\/\{0,1\} .*/\2/p' \
-               /etc/apt/sources.list /etc/apt/sources.list.d/*.list; } 2>/dev/null | head -n1 || true)
+  # The Debian archive among the sources this machine's apt is configured with, and
+  # apt's HTTP proxy if it has one: all that the script may assume it can reach.
+  sources=$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null | sort -u || true)
+  mirror=$(printf '%s\n' "$sources" | sed -n 's|^\(http[^ ]*/debian\)/$|\1|p' | head -n1)
   if [ -z "$mirror" ]; then
-    echo "container-smoke: no Debian archive in this machine's apt sources" \
-      "(/etc/apt/sources.list, /etc/apt/sources.list.d/); add one to build the base image" >&2
+    echo "container-smoke: no Debian archive among apt's sources" \
+      "(apt-get indextargets: ${sources:-none}); configure one to build the base image" >&2
     exit 1
+  fi
+  proxy=$(apt-config dump 2>/dev/null | sed -n 's/^Acquire::http::Proxy "\(.*\)";$/\1/p' | head -n1 || true)
+  if [ -n "$proxy" ]; then
+    export http_proxy="$proxy"
   fi
   rootfs="$work/rootfs"
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
