@@ -42,7 +42,11 @@ pub fn findings(loaded: &LoadedConfig, effective: &Effective) -> Vec<Finding> {
             let route_under = format!("{}.{}", ev.key, er.key);
             for h in lint(route_layer, &scope) {
                 if !own.contains(&h) && !ignored(&h) {
-                    placed.push(h.place(&v.name.0, Some(er.label.clone()), &route_under));
+                    placed.push(h.place(
+                        &v.name.0,
+                        Some(er.config.label().to_string()),
+                        &route_under,
+                    ));
                 }
             }
         }

@@ -9,6 +9,7 @@ use pingora_http::ResponseHeader;
 use serde::Serialize;
 use url::Url;
 
+use super::finding::Reach;
 use crate::audit::fetch::PROBE_ORIGIN;
 use crate::config::schema::VhostConfig;
 use crate::config::values::HostPattern;
@@ -102,8 +103,8 @@ fn probe_answer(route: &RoutePlan, url: &Url) -> Option<Response> {
 /// exists or a trusted proxy may terminate it.
 pub fn predict(loaded: &LoadedConfig, plan: &Plan) -> IndexMap<String, Prediction> {
     let g = &loaded.gateway;
-    let plain = g.listeners.iter().any(|l| l.tls.is_none());
-    let tls = g.listeners.iter().any(|l| l.tls.is_some()) || !g.trusted_proxies.is_empty();
+    let reach = Reach::of(g);
+    let (plain, tls) = (reach.plain, reach.https);
     g.vhosts
         .iter()
         .zip(&plan.vhosts)

@@ -79,6 +79,7 @@ impl HeaderActions {
             conflict: self.conflict.over(weaker.conflict),
         }
     }
+
     /// Forgets the `set`, `add` and `default` actions on these headers (any case).
     fn drop_actions<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
         for name in names {

@@ -37,8 +37,6 @@ pub struct EffectiveRoute<'a> {
     pub config: &'a RouteConfig,
     /// `routes[j]`, under its vhost's key.
     pub key: String,
-    /// As the gateway names it in logs and metrics: its `name`, else its match text.
-    pub label: String,
     pub layer: Result<PolicyLayer, KeyError>,
 }
 
@@ -62,7 +60,6 @@ pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
                     .map(|(j, r)| EffectiveRoute {
                         config: r,
                         key: format!("routes[{j}]"),
-                        label: r.label().to_string(),
                         layer: policies.layer(
                             vhost_layer.clone(),
                             r.policy.as_deref(),
@@ -84,7 +81,8 @@ pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
 }
 
 impl RouteConfig {
-    /// The route's label: its `name`, else its match text.
+    /// The route's label, as the gateway names it in logs and metrics: its `name`,
+    /// else its match text.
     pub fn label(&self) -> &str {
         let text = self
             .prefix

@@ -37,9 +37,14 @@ pub fn headers(o: &SecurityOptions, out: &mut Vec<SecurityHeader>) {
 /// Where the options' CSPs send violation reports: the gateway's own collector
 /// (a path on the vhost itself, so no CORS), or an external collector.
 pub fn report_url(o: &SecurityOptions) -> Option<&str> {
+    collect_path(o).or_else(|| on(&o.csp_report_uri).map(|u| u.0.as_str()))
+}
+
+/// Where the gateway itself collects the options' reports, if it does.
+pub fn collect_path(o: &SecurityOptions) -> Option<&str> {
     match (o.csp_report_collect, &o.csp_report_path) {
         (Some(true), Some(path)) => Some(path.0.as_str()),
-        _ => on(&o.csp_report_uri).map(|u| u.0.as_str()),
+        _ => None,
     }
 }
 

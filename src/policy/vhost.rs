@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
 
+use super::csp::collect_path;
 use super::route::{RouteParts, RoutePlan};
 use super::target::{route_target, vhost_target, TargetKeys};
 use crate::config::resolve::EffectiveVhost;
-use crate::config::schema::{EscapedSlashes, RouteConfig, SecurityOptions};
+use crate::config::schema::{EscapedSlashes, RouteConfig};
 use crate::config::values::HostPattern;
 use crate::config::KeyError;
 use crate::metrics::{Metrics, RouteLabels, VHOST_ROUTE};
@@ -29,14 +30,6 @@ pub struct VhostPlan {
     pub routes: Vec<RoutePlan>,
     /// The CSP report collector, when a route has `csp_report_collect`.
     pub reports: Option<Collector>,
-}
-
-/// Where a route's merged options collect reports, if they do.
-fn collect_path(sec: &SecurityOptions) -> Option<String> {
-    match (sec.csp_report_collect, &sec.csp_report_path) {
-        (Some(true), Some(path)) => Some(path.0.clone()),
-        _ => None,
-    }
 }
 
 impl VhostPlan {
@@ -77,7 +70,7 @@ impl VhostPlan {
             let compiled = (|| {
                 let matched = RouteMatch::of(r, keep_escaped_slashes)?;
                 matched.insert(&mut paths, j)?;
-                let route_name = er.label.as_str();
+                let route_name = er.config.label();
                 let (key, hint) = match r.name {
                     Some(_) => ("name", ""),
                     None => (matched.key(), "; give the route a `name`"),
@@ -138,7 +131,7 @@ impl VhostPlan {
         let collecting: Vec<(&str, Option<&str>)> = routes
             .iter()
             .zip(&collect_paths)
-            .map(|(r, p)| (r.name.as_str(), p.as_deref()))
+            .map(|(r, p)| (r.name.as_str(), *p))
             .collect();
         let reports = Collector::new(name, &collecting, metrics);
         let paths = paths
