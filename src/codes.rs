@@ -156,7 +156,7 @@ pub const REDIRECT_LOOP: Code = (
     "ssl_redirect with no TLS listener and no trusted proxy: every request is redirected again",
 );
 
-/// Every code `check` reports, for the README and for `check_ignore`.
+/// Every code `check` reports, for the docs and for `check_ignore`.
 pub const CODES: &[Code] = &[
     HSTS_OFF,
     HSTS_NO_SUBDOMAINS,

@@ -1,3 +1,6 @@
+//! The `pingora-secgw` command: the gateway itself (with Pingora's own flags), `check`
+//! and `audit`.
+
 use std::path::Path;
 use std::process::ExitCode;
 

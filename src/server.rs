@@ -111,7 +111,7 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> (Server, RunArgs
 /// second purges what has been free for longer than mimalloc's delay, without
 /// purging (and faulting back) pages that busy workers free and reuse at once,
 /// which purging them immediately cost: about one madvise per eight proxied
-/// requests (benches/idle-memory.py, README "Benchmarks").
+/// requests (benches/idle-memory.py, docs/benchmarks.md).
 struct AllocatorPurge;
 
 #[async_trait]

@@ -3,7 +3,7 @@
 //! HTTP Observatory 1.4.8 grades it. The expected results are worked out from the
 //! Observatory's published rules (`src/analyzer/tests`, `src/grader/charts.js`)
 //! and were confirmed by running `@mdn/mdn-http-observatory` 1.4.8 against the
-//! same configuration (README, "audit").
+//! same configuration (docs/check-and-audit.md).
 
 mod common;
 

@@ -363,7 +363,7 @@ fn a_foreign_origin_is_never_echoed() {
 }
 
 /// The seed's preflight curl, run for real against the seed's configuration: the
-/// answer must be the one the README documents.
+/// answer must be the one the CORS page documents.
 #[test]
 fn the_seed_preflight_curl_gives_the_documented_answer() {
     let up = Upstream::start("a");
@@ -380,13 +380,11 @@ fn the_seed_preflight_curl_gives_the_documented_answer() {
         .map(|l| l.trim_end().to_string())
         .filter(|l| !l.is_empty() && !l.starts_with("Date:"))
         .collect();
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let documented: Vec<String> = readme
+    let documented: Vec<String> = common::docs::page("docs/configuration/cors.md")
         .split("<!-- seed-preflight-answer -->\n```\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("README documents the seed preflight answer")
+        .expect("the CORS page documents the seed preflight answer")
         .lines()
         .map(str::to_string)
         .collect();

@@ -320,7 +320,7 @@ fn connections_over_the_limit_are_refused_and_counted() {
     assert_eq!(up.hits(), 1);
 }
 
-/// Pipelining is not kept (README "Known limits"): the first request is answered,
+/// Pipelining is not kept (docs/known-limits.md): the first request is answered,
 /// then the connection is closed, and the client retries the rest (RFC 9112 9.3.2).
 /// A plain and a TLS listener (the leaf's certificate) in front of `up`.
 fn tls_gateway(leaf: &Leaf, up: &Upstream, header_timeout_ms: u64) -> Gateway {

@@ -2,6 +2,7 @@
 //! loopback ports, and a real HTTP client.
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
+pub mod docs;
 pub mod framings;
 pub mod lifecycle;
 pub mod pages;
@@ -481,13 +482,16 @@ pub fn check_config(gw_yaml: &str, files: &[(&str, &str)]) -> (i32, String, temp
 
 /// Runs `pingora-secgw -t -c CONF`: (exit code, stdout + stderr).
 pub fn test_flag(conf: &Path) -> (i32, String) {
-    let out = Command::new(BIN)
+    run(Command::new(BIN)
         .arg("-t")
         .arg("-c")
         .arg(conf)
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
+        .env("RUST_LOG", "error"))
+}
+
+/// Runs a command to its end: (exit code, or -1 for a signal; stdout + stderr).
+pub fn run(command: &mut Command) -> (i32, String) {
+    let out = command.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
