@@ -380,14 +380,14 @@ fn the_seed_preflight_curl_gives_the_documented_answer() {
         .map(|l| l.trim_end().to_string())
         .filter(|l| !l.is_empty() && !l.starts_with("Date:"))
         .collect();
-    let documented: Vec<String> = common::docs::page("docs/configuration/cors.md")
-        .split("<!-- seed-preflight-answer -->\n```\n")
-        .nth(1)
-        .and_then(|rest| rest.split("```").next())
-        .expect("the CORS page documents the seed preflight answer")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let documented: Vec<String> = common::docs::shown(
+        "docs/configuration/cors.md",
+        "<!-- seed-preflight-answer -->\n```\n",
+        "```",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
     assert_eq!(shown, documented);
     assert_eq!(up.hits(), 0);
 }

@@ -1,40 +1,11 @@
 //! The shipped conf/gw.yaml: `curl -i http://127.0.0.1:8080/` shows the full default
-//! header set exactly once each. The test runs the shipped files with only the
-//! listener port and Pingora's socket paths moved, so it cannot collide with a
-//! gateway already on 8080.
+//! header set exactly once each, as the README shows it. The test runs the shipped
+//! files with only the listener port and Pingora's socket paths moved, so it cannot
+//! collide with a gateway already on 8080.
 
 mod common;
 
 use common::*;
-
-fn shipped_demo() -> Gateway {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let gw_yaml = std::fs::read_to_string(format!("{root}/conf/gw.yaml")).unwrap();
-    assert!(gw_yaml.contains("address: \"127.0.0.1:8080\""));
-    assert!(gw_yaml.contains("address: \"127.0.0.1:9100\""));
-    let gw_yaml: String = gw_yaml
-        .replace("127.0.0.1:8080", "{listen}")
-        .replace("127.0.0.1:9100", "{admin}")
-        .lines()
-        .filter(|l| {
-            !["pid_file:", "upgrade_sock:", "threads:"]
-                .iter()
-                .any(|k| l.starts_with(k))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let mut policies = Vec::new();
-    for entry in std::fs::read_dir(format!("{root}/conf/policies")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = format!("policies/{}", path.file_name().unwrap().to_string_lossy());
-        policies.push((name, std::fs::read_to_string(&path).unwrap()));
-    }
-    let files: Vec<(&str, &str)> = policies
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    Gateway::start_with_files(&gw_yaml, &files)
-}
 
 #[test]
 fn the_demo_answers_with_the_full_default_header_set_exactly_once() {
@@ -59,4 +30,29 @@ fn the_demo_answers_with_the_full_default_header_set_exactly_once() {
     assert!(metrics.lines().any(
         |l| l == "secgw_requests_total{route=\"_vhost\",status_class=\"2xx\",vhost=\"demo\"} 2"
     ));
+}
+
+/// The answer the README's quick start shows is what `curl -i` gets from the demo,
+/// header for header (`Date` aside, which changes every second).
+#[test]
+fn the_readme_shows_the_demos_real_answer() {
+    let gw = shipped_demo();
+    let (code, text) = run(std::process::Command::new("curl")
+        .arg("-si")
+        .arg(format!("http://{}/", gw.addr)));
+    assert_eq!(code, 0, "curl is needed: run scripts/deps.sh test");
+    let head: Vec<&str> = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("Date:"))
+        .collect();
+    let shown = docs::shown(
+        "README.md",
+        "the full default header set (`Date` left out):\n\n```\n",
+        "```",
+    );
+    let shown: Vec<&str> = shown.lines().collect();
+    assert_eq!(head, shown);
 }

@@ -218,23 +218,35 @@ fn every_check_code_and_metric_is_documented() {
 /// demo, exit code included.
 #[test]
 fn the_documented_check_run_is_the_real_one() {
-    let page = docs::page("docs/check-and-audit.md");
-    let command = "$ pingora-secgw check -c conf/gw.yaml\n";
-    let shown = page
-        .split(command)
-        .nth(1)
-        .and_then(|rest| rest.split("$ echo $?\n").next())
-        .expect("the check page shows a run on the demo");
-    let out = std::process::Command::new(common::BIN)
-        .args(["check", "-c"])
-        .arg(docs::root().join("conf/gw.yaml"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), shown);
-    let code = out.status.code().unwrap();
-    assert!(
-        page.contains(&format!("$ echo $?\n{code}\n")),
-        "exit code {code}"
+    let page = "docs/check-and-audit.md";
+    let shown = docs::shown(page, "$ pingora-secgw check -c conf/gw.yaml\n", "```");
+    let (code, text) = common::run(
+        std::process::Command::new(common::BIN)
+            .args(["check", "-c"])
+            .arg(docs::root().join("conf/gw.yaml")),
+    );
+    assert_eq!(format!("{text}$ echo $?\n{code}\n"), shown);
+}
+
+/// The `audit` run shown on the check page is what the binary prints for the shipped
+/// demo, served on a free port (written back as 8080) with nothing on the HTTPS port.
+#[test]
+fn the_documented_audit_run_is_the_real_one() {
+    let command = "$ pingora-secgw audit http://localhost:8080/ --https-port 8443\n";
+    let shown = docs::shown("docs/check-and-audit.md", command, "```");
+    let gw = common::shipped_demo();
+    let (_socket, https_port) = common::dead_port();
+    let port = gw.addr.port();
+    let (code, text) = common::run(std::process::Command::new(common::BIN).args([
+        "audit",
+        &format!("http://localhost:{port}/"),
+        "--https-port",
+        &https_port.to_string(),
+    ]));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        text.replace(&format!("localhost:{port}"), "localhost:8080"),
+        shown
     );
 }
 

@@ -66,6 +66,17 @@ pub fn page(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap()
 }
 
+/// The text of `page` (a path from the repository root) between the first `after`
+/// and the next `until`: a documented answer, to compare with the real one.
+pub fn shown(page: &str, after: &str, until: &str) -> String {
+    let text = self::page(page);
+    let rest = text
+        .split_once(after)
+        .unwrap_or_else(|| panic!("{page} has no {after:?}"))
+        .1;
+    rest.split(until).next().unwrap().to_string()
+}
+
 impl Page {
     /// The fenced blocks, in order. A fence opens with three or more backticks or tildes
     /// at the start of a line (indentation allowed) and closes with a run of the same

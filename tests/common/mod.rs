@@ -682,3 +682,34 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The shipped conf/gw.yaml and its policies, with only the listener and admin ports
+/// and Pingora's socket paths moved, so it cannot collide with a gateway on 8080.
+pub fn shipped_demo() -> Gateway {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let gw_yaml = std::fs::read_to_string(format!("{root}/conf/gw.yaml")).unwrap();
+    assert!(gw_yaml.contains("address: \"127.0.0.1:8080\""));
+    assert!(gw_yaml.contains("address: \"127.0.0.1:9100\""));
+    let gw_yaml: String = gw_yaml
+        .replace("127.0.0.1:8080", "{listen}")
+        .replace("127.0.0.1:9100", "{admin}")
+        .lines()
+        .filter(|l| {
+            !["pid_file:", "upgrade_sock:", "threads:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut policies = Vec::new();
+    for entry in std::fs::read_dir(format!("{root}/conf/policies")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = format!("policies/{}", path.file_name().unwrap().to_string_lossy());
+        policies.push((name, std::fs::read_to_string(&path).unwrap()));
+    }
+    let files: Vec<(&str, &str)> = policies
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    Gateway::start_with_files(&gw_yaml, &files)
+}
