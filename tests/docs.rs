@@ -37,13 +37,19 @@ fn every_yaml_example_is_marked_and_loads() {
     let mut loaded = Vec::new();
     for page in docs::pages() {
         let mut policies: Vec<(String, String)> = Vec::new();
-        for fence in page.fences().iter().filter(|f| f.is_yaml()) {
+        for fence in page.fences() {
             let at = format!("{}:{}", page.path, fence.line);
-            match load(fence, &policies, &pki) {
+            if !fence.is_yaml() {
+                if looks_like_ours(&fence.body) {
+                    failures.push(format!("{at}: gateway YAML in a `{}` block", fence.lang));
+                }
+                continue;
+            }
+            match load(&fence, &policies, &pki) {
                 Ok(kind) => loaded.push((at, kind)),
                 Err(why) => failures.push(format!("{at}: {why}")),
             }
-            if let Some(path) = policy_path(fence) {
+            if let Some(path) = policy_path(&fence) {
                 policies.push((path.to_string(), fence.body.clone()));
             }
         }
@@ -76,6 +82,7 @@ fn a_broken_example_of_each_kind_fails() {
         "# fragment: gw.yaml\nlimits: {max_connections: many}\n",
         "# fragment: header\nset: {}\n",
         "# not gw.yaml: broken\nkey: [unclosed\n",
+        "# not gw.yaml: disguised\nvhosts: [{name: a, hosts: [\"*\"], colour: red}]\n",
     ];
     for body in broken {
         let fence = Fence {
@@ -91,6 +98,9 @@ fn a_broken_example_of_each_kind_fails() {
         body: "# fragment: vhost\nsecurity: {frame_options: SAMEORIGIN}\n".into(),
     };
     assert_eq!(load(&good, &[], &pki), Ok(Kind::Fragment));
+    assert!(looks_like_ours("security: {hsts_preload: true}\n"));
+    assert!(!looks_like_ours("groups: []\n"));
+    assert!(!looks_like_ours("HTTP/1.1 200 OK\nX-Frame-Options: DENY\n"));
 }
 
 /// The page reader finds every kind of fence a renderer shows as code, so no YAML
@@ -333,11 +343,33 @@ fn load(
                 .map(|_: Value| ())
                 .map_err(|e| format!("not YAML: {e}"))?;
         }
+        if looks_like_ours(&fence.body) {
+            return Err("marked as another program's YAML, but it is the gateway's".into());
+        }
         return Ok(Kind::Foreign);
     }
     Err(format!(
         "a yaml block opens with a marker (`# gw.yaml`, `# policies/NAME.yaml`, `# fragment: gw.yaml|vhost|route|policy`, `# prometheus rules`, `# not gw.yaml: WHAT`), not {marker:?}"
     ))
+}
+
+/// Whether a block is the gateway's own YAML (it has keys only gw.yaml, a policy file
+/// or a policy has at its top), so that it cannot skip the loader by its marker or its
+/// fence's language.
+fn looks_like_ours(body: &str) -> bool {
+    const OURS: [&str; 7] = [
+        "vhosts",
+        "listeners",
+        "policies",
+        "policy_files",
+        "security",
+        "request_headers",
+        "trusted_proxies",
+    ];
+    matches!(
+        serde_yaml::from_str::<Value>(body),
+        Ok(Value::Mapping(m)) if OURS.iter().any(|k| m.contains_key(*k))
+    )
 }
 
 const LISTENER: &str = "listeners: [{address: \"127.0.0.1:8080\"}]\n";
