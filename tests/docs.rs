@@ -3,9 +3,10 @@
 //! relative link and anchor resolves, and the README stays short and links every page.
 //!
 //! Markers, the first line of each ```` ```yaml ```` block:
-//! - `# gw.yaml`: a complete gw.yaml, loaded as it is. Policy files it reads come from
-//!   the blocks marked `# policies/NAME.yaml` before it on the same page; the
-//!   certificate, key and CA files it names are generated here.
+//! - `# gw.yaml`: a complete gw.yaml, loaded as it is, and `check` finds no error in
+//!   it. Policy files it reads come from the blocks marked `# policies/NAME.yaml`
+//!   before it on the same page; the certificate, key and CA files it names are
+//!   generated here.
 //! - `# policies/NAME.yaml`: a complete policy file, loaded with a gw.yaml that reads it.
 //! - `# fragment: gw.yaml | vhost | route | policy`: top-level keys, one vhost's keys,
 //!   one route's keys, one named policy's keys; completed with the least around them
@@ -75,6 +76,7 @@ fn a_broken_example_of_each_kind_fails() {
         "# yaml\nsecurity: {}\n",
         "# gw.yaml\nlisteners: [{address: \"127.0.0.1:8080\"}]\nvhosts: [{name: a, hosts: [\"*\"], respond: {}, colour: red}]\n",
         "# gw.yaml\nlisteners: [{address: \"127.0.0.1:8443\", tls: {cert: c.pem, key: k.pem}}]\nvhosts: [{name: a, hosts: [\"*\"], respond: {}, tls: {cert: /nonexistent/c.pem, key: k.pem}}]\n",
+        "# gw.yaml\nlisteners: [{address: \"127.0.0.1:8080\"}]\nvhosts: [{name: a, hosts: [a.test], respond: {}, security: {hsts_preload: true}}]\n",
         "# policies/a.yaml\npolicies: {a: {security: {hsts_max_age: soon}}}\n",
         "# fragment: vhost\nsecurity: {frame_options: ALLOWALL}\n",
         "# fragment: route\nexact: no-slash\n",
@@ -311,13 +313,13 @@ fn load(
         serde_yaml::from_str(&fence.body).map_err(|e| format!("not YAML: {e}"))
     };
     if marker == "# gw.yaml" {
-        return load_gw(&parsed()?, policies, pki).map(|_| Kind::Complete);
+        return load_gw(&parsed()?, policies, pki, true).map(|_| Kind::Complete);
     }
     if let Some(path) = policy_path(fence) {
         let mut files = policies.to_vec();
         files.push((path.to_string(), fence.body.clone()));
         let gw = format!("{LISTENER}policy_files: {path}\nvhosts: [{{name: doc, hosts: [\"*\"], respond: {{}}}}]\n");
-        return load_gw(&yaml(&gw), &files, pki).map(|_| Kind::PolicyFile);
+        return load_gw(&yaml(&gw), &files, pki, false).map(|_| Kind::PolicyFile);
     }
     if let Some(kind) = marker.strip_prefix("# fragment: ") {
         let gw = complete(kind, parsed()?)?;
@@ -329,7 +331,7 @@ fn load(
             file.insert("policies".into(), Value::Mapping(named));
             files.push(("policies/doc.yaml".into(), to_text(&Value::Mapping(file))));
         }
-        return load_gw(&gw, &files, pki).map(|_| Kind::Fragment);
+        return load_gw(&gw, &files, pki, false).map(|_| Kind::Fragment);
     }
     if marker == "# prometheus rules" {
         return match parsed()?.get("groups") {
@@ -435,11 +437,13 @@ fn complete(kind: &str, fragment: Value) -> Result<Value, String> {
 }
 
 /// Writes gw.yaml, the given policy files and the certificates it names into a fresh
-/// directory and runs `pingora-secgw -t` on it.
+/// directory and runs `pingora-secgw -t` on it; with `lint`, also `check --fail-on
+/// error`, since a complete example is one a reader may deploy as it is.
 fn load_gw(
     gw: &Value,
     files: &[(String, String)],
     pki: &common::tls::TestPki,
+    lint: bool,
 ) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     for (path, text) in files {
@@ -448,12 +452,24 @@ fn load_gw(
     write_credentials(gw, dir.path(), pki);
     let conf = dir.path().join("gw.yaml");
     std::fs::write(&conf, to_text(gw)).unwrap();
-    match common::test_flag(&conf) {
-        (0, _) => Ok(()),
-        (code, text) => Err(format!(
+    let (code, text) = common::test_flag(&conf);
+    if code != 0 {
+        return Err(format!(
             "`pingora-secgw -t` exits {code}:\n{text}\n{}",
             to_text(gw)
+        ));
+    }
+    let mut check = std::process::Command::new(common::BIN);
+    check
+        .arg("check")
+        .arg("-c")
+        .arg(&conf)
+        .args(["--fail-on", "error"]);
+    match lint.then(|| common::run(&mut check)) {
+        Some((code, text)) if code != 0 => Err(format!(
+            "`pingora-secgw check --fail-on error` exits {code}:\n{text}"
         )),
+        _ => Ok(()),
     }
 }
 
