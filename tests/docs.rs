@@ -318,19 +318,13 @@ fn load(
     if let Some(path) = policy_path(fence) {
         let mut files = policies.to_vec();
         files.push((path.to_string(), fence.body.clone()));
-        let gw = format!("{LISTENER}policy_files: {path}\nvhosts: [{{name: doc, hosts: [\"*\"], respond: {{}}}}]\n");
-        return load_gw(&yaml(&gw), &files, pki, false).map(|_| Kind::PolicyFile);
+        let (gw, _) = complete("gw.yaml", yaml(&format!("policy_files: {path}")))?;
+        return load_gw(&gw, &files, pki, false).map(|_| Kind::PolicyFile);
     }
     if let Some(kind) = marker.strip_prefix("# fragment: ") {
-        let gw = complete(kind, parsed()?)?;
+        let (gw, written) = complete(kind, parsed()?)?;
         let mut files = policies.to_vec();
-        if kind == "policy" {
-            let mut named = Mapping::new();
-            named.insert("doc".into(), parsed()?);
-            let mut file = Mapping::new();
-            file.insert("policies".into(), Value::Mapping(named));
-            files.push(("policies/doc.yaml".into(), to_text(&Value::Mapping(file))));
-        }
+        files.extend(written);
         return load_gw(&gw, &files, pki, false).map(|_| Kind::Fragment);
     }
     if marker == "# prometheus rules" {
@@ -376,8 +370,9 @@ fn looks_like_ours(body: &str) -> bool {
 
 const LISTENER: &str = "listeners: [{address: \"127.0.0.1:8080\"}]\n";
 
-/// A fragment with the least around it that makes a gw.yaml.
-fn complete(kind: &str, fragment: Value) -> Result<Value, String> {
+/// A fragment with the least around it that makes a gw.yaml, and the files that
+/// gw.yaml reads besides those of the page (a policy fragment's policy file).
+fn complete(kind: &str, fragment: Value) -> Result<(Value, Vec<(String, String)>), String> {
     let Value::Mapping(fragment) = fragment else {
         return Err("a fragment is a mapping of keys".into());
     };
@@ -395,7 +390,8 @@ fn complete(kind: &str, fragment: Value) -> Result<Value, String> {
         );
         gw
     };
-    Ok(Value::Mapping(match kind {
+    let mut files = Vec::new();
+    let gw = match kind {
         "gw.yaml" => {
             let mut top = gw(vhost(", respond: {}"));
             top.extend(fragment);
@@ -424,6 +420,11 @@ fn complete(kind: &str, fragment: Value) -> Result<Value, String> {
             gw(v)
         }
         "policy" => {
+            let mut named = Mapping::new();
+            named.insert("doc".into(), Value::Mapping(fragment));
+            let mut file = Mapping::new();
+            file.insert("policies".into(), Value::Mapping(named));
+            files.push(("policies/doc.yaml".into(), to_text(&Value::Mapping(file))));
             let mut top = gw(vhost(", respond: {}, policy: doc"));
             top.insert("policy_files".into(), "policies/".into());
             top
@@ -433,7 +434,8 @@ fn complete(kind: &str, fragment: Value) -> Result<Value, String> {
                 "no fragment kind {other:?} (gw.yaml, vhost, route, policy)"
             ))
         }
-    }))
+    };
+    Ok((Value::Mapping(gw), files))
 }
 
 /// Writes gw.yaml, the given policy files and the certificates it names into a fresh
