@@ -17,6 +17,9 @@ if [ "${1:-}" = "test" ]; then
   command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
   # nginx, h2spec's second target (tests/h2spec.rs).
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
+  # ip: each Kubernetes test gives its network namespace an address on `lo`
+  # (tests/common/cluster.rs); openssl makes the control plane's certificates.
+  command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 fi
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -62,7 +65,10 @@ if [ "${1:-}" = "test" ] && ! command -v promtool >/dev/null 2>&1 && [ ! -x targ
   cp "$tmp/x/usr/bin/promtool" target/tools/promtool
 fi
 
-# h2spec, the HTTP/2 conformance suite, built from its Go module (tests/h2spec.rs).
+# h2spec, the HTTP/2 conformance suite, built from its Go module (tests/h2spec.rs),
+# and kube-apiserver and etcd for the Kubernetes tests (tests/kubernetes.rs), built
+# here because the tests run them in network namespaces without the module proxy.
 if [ "${1:-}" = "test" ]; then
   ./scripts/h2spec.sh
+  ./scripts/control-plane.sh build
 fi

@@ -54,6 +54,11 @@ impl ServeHttp for AdminApp {
                 TEXT,
                 "not ready: shutting down\n".into(),
             ),
+            "/readyz" if self.lifecycle.is_awaiting_cluster() => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                "not ready: waiting for the cluster's objects\n".into(),
+            ),
             "/readyz" if self.bound.load(Ordering::Relaxed) => {
                 reply(StatusCode::OK, TEXT, "ready\n".into())
             }

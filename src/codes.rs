@@ -155,6 +155,11 @@ pub const REDIRECT_LOOP: Code = (
     Severity::Error,
     "ssl_redirect with no TLS listener and no trusted proxy: every request is redirected again",
 );
+pub const INGRESS_REFUSED: Code = (
+    "SECGW-E106",
+    Severity::Error,
+    "an Ingress, or part of it, is not served: a field the gateway cannot honour (`check --kubeconfig`)",
+);
 
 /// Every code `check` reports, for the docs and for `check_ignore`.
 pub const CODES: &[Code] = &[
@@ -184,6 +189,7 @@ pub const CODES: &[Code] = &[
     TRUST_EVERYONE,
     CORS_ANY_WITH_COOKIES,
     REDIRECT_LOOP,
+    INGRESS_REFUSED,
 ];
 
 #[cfg(test)]

@@ -9,8 +9,11 @@
 pub mod admin;
 pub mod audit;
 pub mod check;
+pub mod cluster;
 pub mod codes;
+pub mod compose;
 pub mod config;
+pub mod controller;
 pub mod edge;
 pub mod flood;
 pub mod forwarded;

@@ -34,15 +34,28 @@ pub struct Lifecycle {
     terminating: AtomicBool,
     /// `shutdown_drain_seconds` is read when SIGTERM arrives, so a reload changes it.
     plan: Arc<ArcSwap<Plan>>,
+    /// Kubernetes mode, before the first complete list of the cluster's objects.
+    awaiting_cluster: AtomicBool,
 }
 
 impl Lifecycle {
-    pub fn new(plan: Arc<ArcSwap<Plan>>) -> Arc<Lifecycle> {
+    /// `awaiting_cluster`: not ready until [`Lifecycle::cluster_synced`].
+    pub fn new(plan: Arc<ArcSwap<Plan>>, awaiting_cluster: bool) -> Arc<Lifecycle> {
         Arc::new(Lifecycle {
             drain: watch::channel(false).0,
             terminating: AtomicBool::new(false),
             plan,
+            awaiting_cluster: AtomicBool::new(awaiting_cluster),
         })
+    }
+
+    /// The cluster's objects are served.
+    pub fn cluster_synced(&self) {
+        self.awaiting_cluster.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_awaiting_cluster(&self) -> bool {
+        self.awaiting_cluster.load(Ordering::Relaxed)
     }
 
     /// What the connection layer passes to Pingora in place of its shutdown watch:

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
 
-use pingora_secgw::{audit, check, logging, metrics::metrics, policy, server};
+use pingora_secgw::{audit, check, controller, logging, metrics::metrics, policy, server};
 
 // Heap profilers (heaptrack, massif) see only the system allocator: the
 // `system-allocator` feature builds the gateway for them (benches/idle-heap.sh).
@@ -27,6 +27,10 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     opt: Opt,
+    /// With `-t`: also list the cluster's objects with this kubeconfig and compile
+    /// them with gw.yaml, as Kubernetes mode would serve them.
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -52,13 +56,16 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let (loaded, plan) = match policy::load(Path::new(&conf), metrics()) {
+    let (mut loaded, plan) = match policy::load(Path::new(&conf), metrics()) {
         Ok(both) => both,
         Err(e) => {
             eprintln!("pingora-secgw: invalid configuration: {e}");
             return ExitCode::from(1);
         }
     };
+    if let (true, Some(kubeconfig)) = (cli.opt.test, &cli.kubeconfig) {
+        return test_with_cluster(&conf, &mut loaded, kubeconfig);
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -72,4 +79,33 @@ fn main() -> ExitCode {
     let (server, run_args) = server::build(cli.opt, loaded, plan);
     server.run(run_args);
     ExitCode::SUCCESS
+}
+
+/// `-t --kubeconfig`: the configuration with the cluster's objects; each object
+/// the gateway would refuse (in part) is listed, and the status is 1 if any is.
+fn test_with_cluster(
+    conf: &str,
+    loaded: &mut pingora_secgw::config::LoadedConfig,
+    kubeconfig: &Path,
+) -> ExitCode {
+    let own = loaded.gateway.vhosts.len();
+    match controller::compose_once(loaded, kubeconfig, metrics()) {
+        Ok(composed) => {
+            for p in &composed.translation.problems {
+                eprintln!("Ingress {}: {} ({})", p.object_name(), p.message, p.reason);
+            }
+            println!(
+                "pingora-secgw: configuration {conf} is valid ({} vhosts, {} from the cluster; {} \
+                 Ingress problems)",
+                composed.plan.vhosts.len(),
+                composed.plan.vhosts.len() - own,
+                composed.translation.problems.len()
+            );
+            ExitCode::from(u8::from(!composed.translation.problems.is_empty()))
+        }
+        Err(e) => {
+            eprintln!("pingora-secgw: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

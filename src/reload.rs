@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use log::{error, info, warn};
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -21,9 +20,10 @@ use pingora_core::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::compose::Composer;
+use crate::config::kubernetes::ObjectName;
 use crate::config::{LoadedConfig, Sources};
 use crate::metrics::metrics;
-use crate::policy::Plan;
 
 /// How long the files must stay quiet after an event before reloading; editors and
 /// `kubectl` write in several steps.
@@ -31,12 +31,14 @@ const DEBOUNCE: Duration = Duration::from_millis(25);
 /// The safety-net content check.
 const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
-/// What cannot change without restarting: listeners and Pingora's own settings.
+/// What cannot change without restarting: listeners, Pingora's own settings, and
+/// what the cluster's watches were started with.
 #[derive(Debug, Clone, PartialEq)]
 struct Fixed {
     listeners: Vec<(SocketAddr, bool)>,
     admin: Option<SocketAddr>,
     server_settings: String,
+    watches: (bool, Option<String>, Vec<ObjectName>),
 }
 
 impl Fixed {
@@ -50,6 +52,10 @@ impl Fixed {
                 .collect(),
             admin: loaded.gateway.admin.as_ref().map(|a| a.address),
             server_settings: loaded.server_settings.clone(),
+            watches: {
+                let k = &loaded.gateway.kubernetes;
+                (k.enabled, k.kubeconfig.clone(), k.namespaces.clone())
+            },
         }
     }
 }
@@ -64,18 +70,19 @@ struct State {
 
 pub struct Reloader {
     path: PathBuf,
-    plan: Arc<ArcSwap<Plan>>,
+    composer: Arc<Composer>,
     state: Mutex<State>,
 }
 
 impl Reloader {
-    pub fn new(loaded: &LoadedConfig, plan: Arc<ArcSwap<Plan>>) -> Reloader {
-        let sources = loaded.sources();
+    pub fn new(composer: Arc<Composer>) -> Reloader {
+        let (path, fixed, sources) =
+            composer.with_file(|loaded| (loaded.path.clone(), Fixed::of(loaded), loaded.sources()));
         Reloader {
-            path: loaded.path.clone(),
-            plan,
+            path,
+            composer,
             state: Mutex::new(State {
-                fixed: Fixed::of(loaded),
+                fixed,
                 last_attempt: sources.fingerprint(),
                 sources,
             }),
@@ -99,32 +106,32 @@ impl Reloader {
             return state.sources.watch_dirs();
         }
         state.last_attempt = print;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        match crate::policy::load(&self.path, metrics()) {
-            Ok((loaded, plan)) => {
-                let fixed = Fixed::of(&loaded);
+        let swapped = self.composer.reload_files(&self.path, |loaded, composed| {
+            let vhosts = composed.plan.vhosts.len();
+            (Fixed::of(loaded), loaded.sources(), vhosts, composed.hash)
+        });
+        match swapped {
+            Ok((fixed, sources, vhosts, hash)) => {
                 if fixed != state.fixed {
                     warn!(
-                        "{}: listeners or Pingora server settings changed; they take effect after a \
-                         graceful upgrade (pingora-secgw -u) or a restart, the rest of the change is applied",
+                        "{}: listeners, Pingora server settings or the Kubernetes watches changed; \
+                         they take effect after a graceful upgrade (pingora-secgw -u) or a restart, \
+                         the rest of the change is applied",
                         self.path.display()
                     );
                 }
-                let vhosts = plan.vhosts.len();
-                self.plan.store(Arc::new(plan));
-                metrics().config_reloaded(loaded.hash, now);
                 // The new configuration may read other files.
-                state.sources = loaded.sources();
+                state.sources = sources;
                 state.last_attempt = state.sources.fingerprint();
                 info!(
-                    "reloaded {} ({vhosts} vhosts, hash {:016x})",
-                    self.path.display(),
-                    loaded.hash
+                    "reloaded {} ({vhosts} vhosts, hash {hash:016x})",
+                    self.path.display()
                 );
             }
             Err(e) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
                 metrics().config_reload_failed(now);
                 error!("reload rejected, still serving the last good configuration: {e}");
             }

@@ -18,7 +18,9 @@ use pingora_core::services::listening::Service;
 use pingora_proxy::http_proxy;
 
 use crate::admin::AdminApp;
+use crate::compose::Composer;
 use crate::config::LoadedConfig;
+use crate::controller::Controller;
 use crate::edge::EdgeApp;
 use crate::lifecycle::Lifecycle;
 use crate::policy::Plan;
@@ -34,15 +36,23 @@ const WRITE_BUFFER: usize = 1460;
 
 /// Builds the server and the arguments to run it with (the signal handling of
 /// [`crate::lifecycle`]); with `-t` Pingora's bootstrap exits here after its own checks.
-pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> (Server, RunArgs) {
+pub fn build(mut opt: Opt, mut loaded: LoadedConfig, plan: Plan) -> (Server, RunArgs) {
     // The configuration is already loaded; Pingora would warn that it ignores `-c`.
     opt.conf = None;
     let vhost_count = plan.vhosts.len();
     let keepalive = plan.limits.keepalive_timeout;
     let plan = Arc::new(ArcSwap::from_pointee(plan));
-    let reloader = Reloader::new(&loaded, plan.clone());
-    let lifecycle = Lifecycle::new(plan.clone());
-    let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
+    let kubernetes = loaded.gateway.kubernetes.clone();
+    let lifecycle = Lifecycle::new(plan.clone(), kubernetes.enabled);
+    let server_conf = std::mem::take(&mut loaded.server);
+    let (listeners, admin) = (
+        loaded.gateway.listeners.clone(),
+        loaded.gateway.admin.clone(),
+    );
+    let (path, policies) = (loaded.path.clone(), loaded.policies.len());
+    let composer = Composer::new(loaded, plan.clone());
+    let reloader = Reloader::new(composer.clone());
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
     exit_when_a_listener_cannot_bind();
 
@@ -57,7 +67,7 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> (Server, RunArgs
 
     let mut acceptors = HashMap::new();
     let mut service_listeners = Vec::new();
-    for listener in &loaded.gateway.listeners {
+    for listener in &listeners {
         let addr = listener.address;
         if listener.tls.is_some() {
             // rustls offers TLS 1.2 and 1.3 with AEAD suites only; ALPN prefers h2.
@@ -81,16 +91,20 @@ pub fn build(mut opt: Opt, loaded: LoadedConfig, plan: Plan) -> (Server, RunArgs
         service.add_listener(l);
     }
     info!(
-        "loaded {} with {vhost_count} vhost(s) and {} named policies",
-        loaded.path.display(),
-        loaded.policies.len()
+        "loaded {} with {vhost_count} vhost(s) and {policies} named policies",
+        path.display(),
     );
     server.add_service(service);
     server.add_service(background_service("config reload", reloader));
+    if kubernetes.enabled {
+        let base_dir = path.parent().unwrap_or(std::path::Path::new("."));
+        let controller = Controller::new(composer, lifecycle.clone(), kubernetes, base_dir);
+        server.add_service(background_service("kubernetes", controller));
+    }
     server.add_service(background_service("allocator purge", AllocatorPurge));
 
-    if let Some(admin) = &loaded.gateway.admin {
-        let public = loaded.gateway.listeners.iter().map(|l| l.address).collect();
+    if let Some(admin) = &admin {
+        let public = listeners.iter().map(|l| l.address).collect();
         let mut service = Service::new(
             "pingora-secgw admin".to_string(),
             AdminApp::new(public, lifecycle.clone()),

@@ -7,9 +7,11 @@ use common::test_flag;
 
 #[test]
 fn the_configmap_is_a_valid_configuration() {
-    let manifest =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/configmap.yaml"))
-            .unwrap();
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/k8s/base/configmap.yaml"
+    ))
+    .unwrap();
     let configmap: serde_yaml::Value = serde_yaml::from_str(&manifest).unwrap();
     let data = configmap["data"]
         .as_mapping()
@@ -29,7 +31,7 @@ fn the_configmap_is_a_valid_configuration() {
 }
 
 fn manifest(name: &str) -> serde_yaml::Value {
-    let path = format!("{}/k8s/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/k8s/base/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -108,6 +108,20 @@ fn lint(layer: &PolicyLayer, at: &Scope) -> Vec<Hit> {
     out
 }
 
+/// An Ingress the gateway would refuse (in part), as `check --kubeconfig` reports it.
+pub fn cluster_problem(p: &crate::cluster::Problem) -> Finding {
+    let code = &crate::codes::INGRESS_REFUSED;
+    Finding {
+        code: code.0,
+        severity: code.1,
+        vhost: String::new(),
+        route: None,
+        key: format!("Ingress {}", p.object_name()),
+        message: format!("{} ({})", p.message, p.reason),
+        fix: "change the field the message names; the gateway also reports it as an Event on the Ingress".into(),
+    }
+}
+
 /// What the lint tests of every family file share: a configuration written and
 /// loaded, and its findings as (code, key, route).
 #[cfg(test)]

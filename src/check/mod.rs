@@ -36,6 +36,10 @@ pub struct CheckArgs {
     /// The lowest severity that makes the exit status 1.
     #[arg(long = "fail-on", value_enum, default_value = "warning")]
     pub fail_on: Severity,
+    /// Also list the cluster's objects with this kubeconfig and lint the hosts
+    /// they would give, as Kubernetes mode would serve them.
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,7 +60,20 @@ struct Report<'a> {
 pub fn run(args: &CheckArgs) -> ExitCode {
     // Counters of its own: checking registers nothing in the process's metrics.
     let metrics = crate::metrics::Metrics::new();
-    let loaded = crate::config::load(Path::new(&args.conf));
+    let mut loaded = crate::config::load(Path::new(&args.conf));
+    let mut problems = Vec::new();
+    if let (Ok(loaded), Some(kubeconfig)) = (&mut loaded, &args.kubeconfig) {
+        match crate::controller::compose_once(loaded, kubeconfig, &metrics) {
+            Ok(composed) => {
+                loaded.gateway.vhosts.extend(composed.translation.vhosts);
+                problems = composed.translation.problems;
+            }
+            Err(e) => {
+                eprintln!("pingora-secgw: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     // One resolution of layers, which the plan is compiled from and the lints read.
     let checked = loaded.as_ref().map_err(Clone::clone).and_then(|loaded| {
         let effective = resolve(loaded)?;
@@ -70,7 +87,8 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let findings = lints::findings(loaded, &effective);
+    let mut findings = lints::findings(loaded, &effective);
+    findings.extend(problems.iter().map(lints::cluster_problem));
     let predicted = predict::predict(loaded, &plan);
     let out = match args.format {
         Format::Json => {

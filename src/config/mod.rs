@@ -12,6 +12,7 @@ mod error;
 pub mod files;
 pub mod framing;
 pub mod hsts;
+pub mod kubernetes;
 mod layer;
 pub mod merge;
 mod nesting;
@@ -82,6 +83,15 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
     let policies = load_policies(path, base_dir, &gateway, &mut hasher)?;
+    if let Some(name) = &gateway.kubernetes.default_policy {
+        if !policies.contains_key(name) {
+            return Err(ConfigError::new(
+                path,
+                "kubernetes.default_policy",
+                format!("no policy named `{name}` in policy_files"),
+            ));
+        }
+    }
     Ok(LoadedConfig {
         path: path.to_path_buf(),
         hash: hasher.finish(),

@@ -81,17 +81,17 @@ pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
 }
 
 impl RouteConfig {
-    /// The route's label, as the gateway names it in logs and metrics: its `name`,
-    /// else its match text.
+    /// The route's label, as the gateway names it in logs and metrics: the Ingress
+    /// it comes from, else its `name`, else its match text.
     pub fn label(&self) -> &str {
         let text = self
             .prefix
             .as_ref()
             .or(self.exact.as_ref())
             .or(self.regex.as_ref());
-        self.name
+        self.object
             .as_ref()
-            .map(|n| &n.0)
+            .or(self.name.as_ref().map(|n| &n.0))
             .or(text)
             .map_or("", String::as_str)
     }

@@ -4,8 +4,10 @@
 //! deserializes is well-formed. Cross-key rules are checked when the plan is compiled.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
+use rustls::sign::CertifiedKey;
 use serde::Deserialize;
 
 use super::cors::CorsOrigin;
@@ -13,6 +15,7 @@ use super::cross_origin::{self, EmbedderPolicy, OpenerPolicy, ResourcePolicy};
 use super::csp::{self, CspPolicy, ReportPath, ReportUri};
 use super::framing::{self, FrameOptions};
 use super::hsts;
+pub use super::kubernetes::KubernetesConfig;
 use super::merge::{replaced, Layered};
 use super::permissions::{self, PermissionsPolicy};
 use super::plain::{self, ClearSiteDataType, XssMode};
@@ -47,6 +50,9 @@ pub struct GatewayConfig {
     /// to reach every load balancer.
     #[serde(default)]
     pub shutdown_drain_seconds: DrainSeconds,
+    /// Hosts and routes from the cluster's Ingress objects, beside `vhosts`.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
 }
 
 /// `limits:` in gw.yaml; defaults in [`super::defaults::LIMITS`].
@@ -144,6 +150,10 @@ pub struct VhostConfig {
     /// Codes `pingora-secgw check` does not report for this vhost and its routes.
     #[serde(default)]
     pub check_ignore: Vec<CheckCode>,
+    /// A certificate already read, from a Kubernetes Secret (never from YAML:
+    /// gw.yaml vhosts name their files in `tls`).
+    #[serde(skip)]
+    pub certificate: Option<Arc<CertifiedKey>>,
 }
 
 /// A code of `pingora-secgw check`; a mistyped one would silence nothing.
@@ -221,6 +231,10 @@ pub struct RouteConfig {
     pub connect_timeout_ms: Option<Positive>,
     pub read_timeout_ms: Option<Positive>,
     pub write_timeout_ms: Option<Positive>,
+    /// `namespace/name` of the Ingress this route was translated from (never from
+    /// YAML): its label, shared by the Ingress's other paths.
+    #[serde(skip)]
+    pub object: Option<String>,
 }
 
 impl RouteConfig {

@@ -81,7 +81,9 @@ impl VhostPlan {
                         format!("`{VHOST_ROUTE}` is the label of the vhost's own settings{hint}"),
                     ));
                 }
-                if let Some(prev) = names.insert(route_name.to_string(), j) {
+                // The paths of one Ingress share its name on purpose.
+                let unique = r.object.is_none();
+                if let Some(prev) = names.insert(route_name.to_string(), j).filter(|_| unique) {
                     return Err(KeyError::new(
                         key,
                         format!(
@@ -143,7 +145,8 @@ impl VhostPlan {
                 .tls
                 .as_ref()
                 .map(|t| crate::pem::certified_key(t, base_dir).map_err(|e| e.under("tls")))
-                .transpose()?,
+                .transpose()?
+                .or_else(|| v.certificate.clone()),
             keep_escaped_slashes,
             paths,
             routes,

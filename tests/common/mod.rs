@@ -2,6 +2,7 @@
 //! loopback ports, and a real HTTP client.
 #![allow(dead_code)] // each test crate uses a different subset of these helpers
 
+pub mod cluster;
 pub mod docs;
 pub mod framings;
 pub mod lifecycle;
@@ -99,16 +100,25 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(name: &str) -> Upstream {
-        Upstream::start_with(name, None)
+        Upstream::start_with(name, None, "127.0.0.1")
+    }
+
+    /// An upstream listening on `ip` (such as [`cluster::TEST_HOST`]).
+    pub fn start_on(name: &str, ip: &str) -> Upstream {
+        Upstream::start_with(name, None, ip)
     }
 
     /// An upstream that speaks HTTPS with the given server configuration.
     pub fn start_tls(name: &str, tls: Arc<rustls::ServerConfig>) -> Upstream {
-        Upstream::start_with(name, Some(tokio_rustls::TlsAcceptor::from(tls)))
+        Upstream::start_with(
+            name,
+            Some(tokio_rustls::TlsAcceptor::from(tls)),
+            "127.0.0.1",
+        )
     }
 
-    fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>, ip: &str) -> Upstream {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));

@@ -66,7 +66,12 @@ pub struct PageServer {
 
 impl PageServer {
     pub fn start(pages: Vec<(&str, Page)>) -> PageServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        PageServer::start_on(pages, "127.0.0.1")
+    }
+
+    /// A page server listening on `ip` (such as `cluster::TEST_HOST`).
+    pub fn start_on(pages: Vec<(&str, Page)>, ip: &str) -> PageServer {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
         let pages: Arc<HashMap<String, Page>> = Arc::new(
             pages

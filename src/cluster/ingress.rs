@@ -1,0 +1,620 @@
+//! Ingress objects as vhosts and routes (Kubernetes' `networking.k8s.io/v1`).
+//!
+//! Which Ingresses: those of the configured IngressClass (by `ingressClassName`,
+//! by the legacy `kubernetes.io/ingress.class` annotation, or by carrying neither
+//! while the class is the default one). Older Ingresses win every conflict. A host
+//! belongs to the namespace of the oldest Ingress naming it, so another team cannot
+//! take over paths of it; gw.yaml's vhosts win over every Ingress.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
+use kube::ResourceExt;
+use rustls::sign::CertifiedKey;
+
+use super::backends::Index;
+use super::{file_hosts, object_name, ClusterObjects, Problem, Translation};
+use crate::config::kubernetes::INGRESS_CONTROLLER;
+use crate::config::schema::{RespondConfig, RouteConfig, VhostConfig};
+use crate::config::values::{HostPattern, VhostName};
+use crate::config::LoadedConfig;
+use crate::routing::paths::normalize_path;
+
+const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
+
+/// One host's routes, as the Ingresses that own it give them.
+struct Host {
+    namespace: String,
+    /// The Ingress that first named it, for conflict messages.
+    owner: String,
+    routes: Vec<RouteConfig>,
+    /// (kind, path) taken, and by which Ingress.
+    taken: HashMap<(bool, String), String>,
+    certificate: Option<Arc<CertifiedKey>>,
+    default_backend: Option<Vec<String>>,
+}
+
+/// The Ingresses of the configured class, as vhosts after gw.yaml's own.
+pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation {
+    let settings = &loaded.gateway.kubernetes;
+    let mut out = Translation::default();
+    let Some(class) = objects
+        .classes
+        .iter()
+        .find(|c| c.name_any() == settings.ingress_class.0)
+        .filter(|c| controller(c) == Some(INGRESS_CONTROLLER))
+    else {
+        log::warn!(
+            "no IngressClass `{}` with controller {INGRESS_CONTROLLER}: no Ingress is served",
+            settings.ingress_class.0
+        );
+        return out;
+    };
+    let is_default = class
+        .annotations()
+        .get(DEFAULT_CLASS_ANNOTATION)
+        .map(String::as_str)
+        == Some("true");
+    let mut ingresses: Vec<&Arc<Ingress>> = objects
+        .ingresses
+        .iter()
+        .filter(|i| of_class(i, &class.name_any(), is_default))
+        .collect();
+    ingresses.sort_by(|a, b| {
+        (a.creation_timestamp(), object_name(a.as_ref()))
+            .cmp(&(b.creation_timestamp(), object_name(b.as_ref())))
+    });
+
+    let index = Index::new(objects);
+    let taken_by_file = file_hosts(loaded);
+    let mut hosts: BTreeMap<HostKey, Host> = BTreeMap::new();
+    for ingress in ingresses {
+        let mut served = false;
+        let mut problem = |reason, message: String| {
+            out.problems.push(Problem {
+                object: ingress.clone(),
+                reason,
+                message,
+            })
+        };
+        let namespace = ingress.namespace().unwrap_or_default();
+        let name = object_name(ingress.as_ref());
+        let Some(spec) = ingress.spec.as_ref() else {
+            continue;
+        };
+        let default_backend = match &spec.default_backend {
+            None => None,
+            Some(b) => match backend(&index, &namespace, b, "spec.defaultBackend") {
+                Ok(upstreams) => Some(upstreams),
+                Err((reason, message)) => {
+                    problem(reason, message);
+                    None
+                }
+            },
+        };
+        let mut rules: Vec<(usize, Option<&str>)> = spec
+            .rules
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, r)| (i, r.host.as_deref()))
+            .collect();
+        if default_backend.is_some() {
+            // The default backend answers on every host without a rule too.
+            rules.push((usize::MAX, None));
+        }
+        for (i, host_text) in rules {
+            let field = format!("spec.rules[{i}].host");
+            let pattern = match host_text {
+                None | Some("") => HostPattern::Any,
+                Some(h) => match HostPattern::try_from(h.to_string()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        problem("InvalidHost", format!("{field}: {e}"));
+                        continue;
+                    }
+                },
+            };
+            let key = HostKey(pattern.clone());
+            if let Some((_, vhost)) = taken_by_file.iter().find(|(p, _)| *p == pattern) {
+                problem(
+                    "HostConflict",
+                    format!(
+                        "{field}: host `{}` is served by the gw.yaml vhost `{vhost}`, which wins",
+                        key.text()
+                    ),
+                );
+                continue;
+            }
+            let certificate = match certificate(&index, ingress, &pattern) {
+                Ok(c) => c,
+                Err(message) => {
+                    problem("InvalidCertificate", message);
+                    continue;
+                }
+            };
+            let host = hosts.entry(key.clone()).or_insert_with(|| Host {
+                namespace: namespace.clone(),
+                owner: name.clone(),
+                routes: Vec::new(),
+                taken: HashMap::new(),
+                certificate: None,
+                default_backend: None,
+            });
+            if host.namespace != namespace {
+                problem(
+                    "HostConflict",
+                    format!(
+                        "{field}: host `{}` belongs to namespace {} (Ingress {})",
+                        key.text(),
+                        host.namespace,
+                        host.owner
+                    ),
+                );
+                continue;
+            }
+            host.certificate = host.certificate.take().or(certificate);
+            if i == usize::MAX {
+                if host.default_backend.is_none() {
+                    host.default_backend = default_backend.clone();
+                    served = true;
+                }
+                continue;
+            }
+            if host.default_backend.is_none() {
+                host.default_backend = default_backend.clone();
+            }
+            let paths = spec.rules.as_ref().and_then(|r| r[i].http.as_ref());
+            for (j, path) in paths.iter().flat_map(|h| h.paths.iter()).enumerate() {
+                let field = format!("spec.rules[{i}].http.paths[{j}]");
+                let text = path.path.clone().unwrap_or_else(|| "/".into());
+                let exact = match path.path_type.as_str() {
+                    "Exact" => true,
+                    "Prefix" | "ImplementationSpecific" => false,
+                    other => {
+                        problem(
+                            "UnsupportedValue",
+                            format!("{field}.pathType: `{other}` is not Exact, Prefix or ImplementationSpecific"),
+                        );
+                        continue;
+                    }
+                };
+                if let Err(reason) = normalized(&text) {
+                    problem("InvalidPath", format!("{field}.path: `{text}`: {reason}"));
+                    continue;
+                }
+                let upstreams = match backend(&index, &namespace, &path.backend, &field) {
+                    Ok(u) => u,
+                    Err((reason, message)) => {
+                        problem(reason, message);
+                        continue;
+                    }
+                };
+                let match_key = (exact, text.trim_end_matches('/').to_string() + "/");
+                if let Some(other) = host.taken.get(&match_key) {
+                    problem(
+                        "PathConflict",
+                        format!(
+                            "{field}.path: `{text}` on `{}` is already Ingress {other}'s",
+                            key.text()
+                        ),
+                    );
+                    continue;
+                }
+                host.taken.insert(match_key, name.clone());
+                host.routes.push(route(exact, text, upstreams, &name));
+                served = true;
+            }
+        }
+        if served {
+            out.served.push(ingress.clone());
+        }
+    }
+    // A host whose every path was refused stays its namespace's, but is not served.
+    out.vhosts = hosts
+        .into_iter()
+        .filter(|(_, host)| !host.routes.is_empty() || host.default_backend.is_some())
+        .map(|(key, host)| vhost(key, host, settings.default_policy.clone()))
+        .collect();
+    out
+}
+
+/// A host in the order vhosts are listed: `*` last, else by name.
+#[derive(Clone, PartialEq, Eq)]
+struct HostKey(HostPattern);
+
+impl HostKey {
+    fn text(&self) -> String {
+        match &self.0 {
+            HostPattern::Any => "*".into(),
+            HostPattern::Exact(h) => h.clone(),
+            HostPattern::Suffix(s) => format!("*.{s}"),
+        }
+    }
+}
+
+impl Ord for HostKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let any = |k: &HostKey| k.0 == HostPattern::Any;
+        (any(self), self.text()).cmp(&(any(other), other.text()))
+    }
+}
+
+impl PartialOrd for HostKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+fn controller(class: &IngressClass) -> Option<&str> {
+    class.spec.as_ref()?.controller.as_deref()
+}
+
+fn of_class(ingress: &Ingress, class: &str, is_default: bool) -> bool {
+    let named = ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress_class_name.as_deref());
+    let legacy = ingress
+        .annotations()
+        .get(CLASS_ANNOTATION)
+        .map(String::as_str);
+    match (named, legacy) {
+        (Some(n), _) => n == class,
+        (None, Some(l)) => l == class,
+        (None, None) => is_default,
+    }
+}
+
+/// The upstreams of a backend; an error is an Event reason and message.
+fn backend(
+    index: &Index,
+    namespace: &str,
+    backend: &IngressBackend,
+    field: &str,
+) -> Result<Vec<String>, (&'static str, String)> {
+    let Some(service) = &backend.service else {
+        return Err((
+            "UnsupportedValue",
+            format!("{field}.backend.resource: only Service backends are served"),
+        ));
+    };
+    index.upstreams(namespace, service).map_err(|r| {
+        let field = field.strip_suffix(".backend").unwrap_or(field);
+        let field = if field == "spec.defaultBackend" {
+            format!("{field}.service.{}", r.field)
+        } else {
+            format!("{field}.backend.service.{}", r.field)
+        };
+        ("BackendNotFound", format!("{field}: {}", r.reason))
+    })
+}
+
+/// The certificate of the Ingress's `tls` entry that lists the host, if any.
+fn certificate(
+    index: &Index,
+    ingress: &Ingress,
+    host: &HostPattern,
+) -> Result<Option<Arc<CertifiedKey>>, String> {
+    let Some(tls) = ingress.spec.as_ref().and_then(|s| s.tls.as_ref()) else {
+        return Ok(None);
+    };
+    let namespace = ingress.namespace().unwrap_or_default();
+    for (k, entry) in tls.iter().enumerate() {
+        let lists = entry
+            .hosts
+            .iter()
+            .flatten()
+            .any(|h| HostPattern::try_from(h.clone()).is_ok_and(|p| p == *host));
+        if !lists {
+            continue;
+        }
+        let Some(secret) = entry.secret_name.as_deref() else {
+            return Err(format!("spec.tls[{k}].secretName: missing"));
+        };
+        return index
+            .certificate(&namespace, secret)
+            .map(Some)
+            .map_err(|e| format!("spec.tls[{k}].secretName: {e}"));
+    }
+    Ok(None)
+}
+
+/// Refuses a path the gateway would not route by as written: it must already be
+/// in the form requests are normalized to.
+fn normalized(path: &str) -> Result<(), String> {
+    match normalize_path(path, false) {
+        Ok(n) if n == path => Ok(()),
+        Ok(n) => Err(format!("not normalized (requests are matched as `{n}`)")),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
+fn route(exact: bool, path: String, upstreams: Vec<String>, object: &str) -> RouteConfig {
+    let (prefix, exact) = if exact {
+        (None, Some(path))
+    } else {
+        (Some(path), None)
+    };
+    let respond = upstreams.is_empty().then(no_endpoints);
+    RouteConfig {
+        name: None,
+        prefix,
+        exact,
+        regex: None,
+        case_insensitive: false,
+        upstreams,
+        upstream_tls: None,
+        respond,
+        strip_prefix: false,
+        policy: None,
+        security: Default::default(),
+        headers: Default::default(),
+        request_headers: Default::default(),
+        connect_timeout_ms: None,
+        read_timeout_ms: None,
+        write_timeout_ms: None,
+        object: Some(object.to_string()),
+    }
+}
+
+/// A Service with no ready endpoint, as ingress-nginx answers it.
+fn no_endpoints() -> RespondConfig {
+    RespondConfig {
+        status: 503,
+        body: "no ready endpoint for this route\n".into(),
+        ..RespondConfig::default()
+    }
+}
+
+fn vhost(key: HostKey, host: Host, policy: Option<String>) -> VhostConfig {
+    let (upstreams, respond) = match host.default_backend {
+        Some(u) if !u.is_empty() => (u, None),
+        Some(_) => (Vec::new(), Some(no_endpoints())),
+        None => (
+            Vec::new(),
+            Some(RespondConfig {
+                status: 404,
+                body: "no route for this path\n".into(),
+                ..RespondConfig::default()
+            }),
+        ),
+    };
+    VhostConfig {
+        name: VhostName(key.text()),
+        hosts: vec![key.0],
+        upstreams,
+        upstream_tls: None,
+        tls: None,
+        respond,
+        policy,
+        security: Default::default(),
+        headers: Default::default(),
+        request_headers: Default::default(),
+        connect_timeout_ms: None,
+        read_timeout_ms: None,
+        write_timeout_ms: None,
+        routes: host.routes,
+        escaped_slashes: Default::default(),
+        check_ignore: Vec::new(),
+        certificate: host.certificate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The objects of a multi-document YAML text, by kind.
+    fn objects(yaml: &str) -> ClusterObjects {
+        let mut out = ClusterObjects::default();
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let kind = value["kind"].as_str().unwrap().to_string();
+            fn parse<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> Arc<K> {
+                Arc::new(serde_json::from_value(v).unwrap())
+            }
+            match kind.as_str() {
+                "IngressClass" => out.classes.push(parse(value)),
+                "Ingress" => out.ingresses.push(parse(value)),
+                "Service" => out.services.push(parse(value)),
+                "EndpointSlice" => out.slices.push(parse(value)),
+                "Secret" => out.secrets.push(parse(value)),
+                other => panic!("{other}"),
+            }
+        }
+        out
+    }
+
+    /// The objects of `yaml` as a gateway with gw.yaml's `vhosts` would serve them.
+    fn translated(yaml: &str, vhosts: &str) -> Translation {
+        let (_dir, loaded) = gateway(vhosts);
+        translate(&objects(yaml), &loaded)
+    }
+
+    fn gateway(vhosts: &str) -> (tempfile::TempDir, LoadedConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = dir.path().join("gw.yaml");
+        std::fs::write(
+            &gw,
+            format!("listeners: [{{address: \"127.0.0.1:8080\"}}]\nkubernetes: {{enabled: true}}\n{vhosts}"),
+        )
+        .unwrap();
+        let loaded = crate::config::load(&gw).unwrap();
+        (dir, loaded)
+    }
+
+    const CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: secgw}\nspec: {controller: secgw.io/ingress-controller}\n";
+
+    fn service(ns: &str, name: &str, endpoints: &str) -> String {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n\
+             ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: {ns}, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: {endpoints}\n"
+        )
+    }
+
+    fn ingress(ns: &str, name: &str, created: &str, spec: &str) -> String {
+        format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}, creationTimestamp: \"{created}\"}}\nspec:\n  ingressClassName: secgw\n{spec}"
+        )
+    }
+
+    fn rule(host: &str, path: &str, service: &str) -> String {
+        format!("  rules:\n  - host: {host}\n    http: {{paths: [{{path: {path}, pathType: Prefix, backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}]}}\n")
+    }
+
+    fn problems(t: &Translation) -> Vec<(String, &'static str, String)> {
+        t.problems
+            .iter()
+            .map(|p| (p.object_name(), p.reason, p.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn only_ready_routable_endpoints_of_the_named_port_are_upstreams() {
+        let endpoints =
+            "[{addresses: [10.0.0.1]}, {addresses: [10.0.0.2], conditions: {ready: false}}, \
+             {addresses: [10.0.0.3], conditions: {ready: true, terminating: true}}, \
+             {addresses: [127.0.0.1]}, {addresses: [169.254.169.254]}, {addresses: [0.0.0.0]}]";
+        let yaml = format!(
+            "{CLASS}{}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-fqdn, namespace: a, labels: {{kubernetes.io/service-name: web}}}}\n\
+             addressType: FQDN\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [localhost.localdomain]}}]\n{}",
+            service("a", "web", endpoints),
+            ingress("a", "web", "2026-01-01T00:00:00Z", &rule("web.test", "/", "web"))
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        assert_eq!(problems(&t), []);
+        assert_eq!(t.vhosts.len(), 1);
+        let route = &t.vhosts[0].routes[0];
+        assert_eq!(route.upstreams, ["10.0.0.1:8080"]);
+        assert_eq!(route.object.as_deref(), Some("a/web"));
+        assert_eq!(route.prefix.as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn the_older_ingress_keeps_a_path_and_its_host_against_other_namespaces() {
+        let yaml = format!(
+            "{CLASS}{}{}{}{}{}",
+            service("a", "web", "[{addresses: [10.0.0.1]}]"),
+            service("b", "web", "[{addresses: [10.0.0.2]}]"),
+            ingress(
+                "a",
+                "new",
+                "2026-01-02T00:00:00Z",
+                &rule("shop.test", "/", "web")
+            ),
+            ingress(
+                "a",
+                "old",
+                "2026-01-01T00:00:00Z",
+                &rule("shop.test", "/", "web")
+            ),
+            ingress(
+                "b",
+                "late",
+                "2026-01-03T00:00:00Z",
+                &rule("shop.test", "/admin", "web")
+            ),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        assert_eq!(
+            problems(&t),
+            [
+                ("a/new".into(), "PathConflict", "spec.rules[0].http.paths[0].path: `/` on `shop.test` is already Ingress a/old's".into()),
+                ("b/late".into(), "HostConflict", "spec.rules[0].host: host `shop.test` belongs to namespace a (Ingress a/old)".into()),
+            ]
+        );
+        let served: Vec<String> = t.served.iter().map(|i| object_name(i.as_ref())).collect();
+        assert_eq!(served, ["a/old"]);
+    }
+
+    #[test]
+    fn refused_backends_and_certificates_name_their_field() {
+        let external = "---\napiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: a}\nspec: {type: ExternalName, externalName: metadata.internal, ports: [{port: 80}]}\n";
+        let bad_secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: bad, namespace: a}\ntype: kubernetes.io/tls\ndata: {tls.crt: bm90IGEgY2VydA==, tls.key: bm90IGEga2V5}\n";
+        let tls = "  tls: [{hosts: [secure.test], secretName: bad}]\n";
+        let yaml = format!(
+            "{CLASS}{}{external}{bad_secret}{}{}{}",
+            service("a", "web", "[{addresses: [10.0.0.1]}]"),
+            ingress(
+                "a",
+                "ext",
+                "2026-01-01T00:00:00Z",
+                &rule("ext.test", "/", "ext")
+            ),
+            ingress(
+                "a",
+                "port",
+                "2026-01-01T00:00:01Z",
+                &rule("port.test", "/", "web").replace("number: 80", "number: 81")
+            ),
+            ingress(
+                "a",
+                "secure",
+                "2026-01-01T00:00:02Z",
+                &format!("{tls}{}", rule("secure.test", "/", "web"))
+            ),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        assert_eq!(
+            problems(&t),
+            [
+                ("a/ext".into(), "BackendNotFound", "spec.rules[0].http.paths[0].backend.service.name: Service a/ext is of type ExternalName, which the gateway does not follow".into()),
+                ("a/port".into(), "BackendNotFound", "spec.rules[0].http.paths[0].backend.service.port: Service a/web has no port 81".into()),
+                ("a/secure".into(), "InvalidCertificate", "spec.tls[0].secretName: Secret a/bad: tls.crt: no PEM certificate found".into()),
+            ]
+        );
+        assert!(t.vhosts.is_empty());
+    }
+
+    #[test]
+    fn a_class_of_another_controller_serves_nothing() {
+        let yaml = format!(
+            "{}{}{}",
+            CLASS.replace("secgw.io/ingress-controller", "k8s.io/ingress-nginx"),
+            service("a", "web", "[{addresses: [10.0.0.1]}]"),
+            ingress(
+                "a",
+                "web",
+                "2026-01-01T00:00:00Z",
+                &rule("web.test", "/", "web")
+            ),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        assert!(t.vhosts.is_empty() && t.served.is_empty() && t.problems.is_empty());
+    }
+
+    #[test]
+    fn a_default_backend_answers_every_host_and_unmatched_paths() {
+        let yaml = format!(
+            "{CLASS}{}{}",
+            service("a", "web", "[{addresses: [10.0.0.1]}]"),
+            ingress(
+                "a",
+                "web",
+                "2026-01-01T00:00:00Z",
+                &format!(
+                    "  defaultBackend: {{service: {{name: web, port: {{name: http}}}}}}\n{}",
+                    rule("web.test", "/api", "web")
+                )
+            ),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        let hosts: Vec<(&str, &[String])> = t
+            .vhosts
+            .iter()
+            .map(|v| (v.name.0.as_str(), &v.upstreams[..]))
+            .collect();
+        let upstream = ["10.0.0.1:8080".to_string()];
+        assert_eq!(hosts, [("web.test", &upstream[..]), ("*", &upstream[..])]);
+        // A gw.yaml catch-all keeps `*`.
+        let (_dir, loaded) =
+            gateway("vhosts:\n  - {name: all, hosts: [\"*\"], respond: {status: 200}}\n");
+        let t = translate(&objects(&yaml), &loaded);
+        assert_eq!(t.vhosts.len(), 1);
+        assert_eq!(problems(&t)[0].1, "HostConflict");
+    }
+}

@@ -1,0 +1,185 @@
+//! One plan from two sources: gw.yaml (with its policy files) and, in Kubernetes
+//! mode, the cluster's objects.
+//!
+//! Both reloading the files and a change in the cluster go through [`Composer`],
+//! which holds the last good version of each and compiles them together, one at a
+//! time, so that neither undoes the other's latest change. An object the compiler
+//! refuses is left out with a [`Problem`] on it; the rest of the plan is served.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+
+use crate::cluster::{self, ClusterObjects, Problem, Translation};
+use crate::config::{ConfigError, LoadedConfig};
+use crate::metrics::{metrics, Metrics};
+use crate::policy::Plan;
+
+/// A compiled plan, with what the cluster's objects became.
+#[derive(Debug)]
+pub struct Composed {
+    pub plan: Plan,
+    /// Of the files and the objects together, for `secgw_config_info`.
+    pub hash: u64,
+    /// Empty without objects.
+    pub translation: Translation,
+}
+
+/// Compiles gw.yaml's configuration with the cluster's objects, if any: what
+/// starting, reloading, a cluster change, `-t` and `check` all do.
+pub fn compose(
+    loaded: &mut LoadedConfig,
+    objects: Option<&ClusterObjects>,
+    metrics: &Metrics,
+) -> Result<Composed, ConfigError> {
+    let Some(objects) = objects else {
+        return Ok(Composed {
+            plan: Plan::compile(loaded, metrics)?,
+            hash: loaded.hash,
+            translation: Translation::default(),
+        });
+    };
+    let mut translation = cluster::translate(objects, loaded);
+    let own = loaded.gateway.vhosts.len();
+    loaded
+        .gateway
+        .vhosts
+        .extend(std::mem::take(&mut translation.vhosts));
+    let result = loop {
+        match Plan::compile(loaded, metrics) {
+            Ok(plan) => break Ok(plan),
+            Err(e) => match leave_out(loaded, own, &e, objects) {
+                Some(problems) => translation.problems.extend(problems),
+                None => break Err(e),
+            },
+        }
+    };
+    translation.vhosts = loaded.gateway.vhosts.split_off(own);
+    Ok(Composed {
+        plan: result?,
+        hash: loaded.hash ^ objects.fingerprint().rotate_left(1),
+        translation,
+    })
+}
+
+/// Removes the route (or vhost) from the cluster that `e` is about, and says so
+/// on its Ingresses; `None` when the error is gw.yaml's own.
+fn leave_out(
+    loaded: &mut LoadedConfig,
+    own: usize,
+    e: &ConfigError,
+    objects: &ClusterObjects,
+) -> Option<Vec<Problem>> {
+    let rest = e.key.strip_prefix("vhosts[")?;
+    let (index, rest) = rest.split_once(']')?;
+    let index: usize = index.parse().ok()?;
+    if index < own {
+        return None;
+    }
+    let vhosts = &mut loaded.gateway.vhosts;
+    let vhost = vhosts.get_mut(index)?;
+    let route = rest
+        .strip_prefix(".routes[")
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(j, _)| j.parse::<usize>().ok())
+        .filter(|j| *j < vhost.routes.len());
+    let names: Vec<String> = match route {
+        Some(j) => {
+            let route = vhost.routes.remove(j);
+            route.object.into_iter().collect()
+        }
+        None => {
+            let gone = vhosts.remove(index);
+            let mut names: Vec<String> = gone.routes.into_iter().filter_map(|r| r.object).collect();
+            names.dedup();
+            names
+        }
+    };
+    let message = format!("{}: {}", e.key, e.reason);
+    Some(
+        objects
+            .ingresses
+            .iter()
+            .filter(|i| names.contains(&cluster::object_name(i.as_ref())))
+            .map(|i| Problem {
+                object: i.clone(),
+                reason: "Invalid",
+                message: message.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// The served plan, and the sources it was compiled from.
+pub struct Composer {
+    plan: Arc<ArcSwap<Plan>>,
+    state: Mutex<Sources>,
+}
+
+struct Sources {
+    /// The last good gw.yaml configuration.
+    file: LoadedConfig,
+    /// The last snapshot of the cluster's objects; `None` before the first one
+    /// (or without Kubernetes mode).
+    cluster: Option<Arc<ClusterObjects>>,
+}
+
+impl Composer {
+    pub fn new(file: LoadedConfig, plan: Arc<ArcSwap<Plan>>) -> Arc<Composer> {
+        Arc::new(Composer {
+            plan,
+            state: Mutex::new(Sources {
+                file,
+                cluster: None,
+            }),
+        })
+    }
+
+    pub fn plan(&self) -> &Arc<ArcSwap<Plan>> {
+        &self.plan
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sources> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the files again and serves them with the last objects; the previous
+    /// plan stays when they do not load. `inspect` sees what was swapped in.
+    pub fn reload_files<R>(
+        &self,
+        path: &std::path::Path,
+        inspect: impl FnOnce(&LoadedConfig, &Composed) -> R,
+    ) -> Result<R, ConfigError> {
+        let mut state = self.lock();
+        let mut loaded = crate::config::load(path)?;
+        let composed = compose(&mut loaded, state.cluster.as_deref(), metrics())?;
+        let seen = inspect(&loaded, &composed);
+        self.swap(composed.plan, composed.hash);
+        state.file = loaded;
+        Ok(seen)
+    }
+
+    /// Serves a new snapshot of the cluster with the last good files; returns what
+    /// the objects became (their problems, and the Ingresses served).
+    pub fn update_cluster(&self, objects: Arc<ClusterObjects>) -> Result<Translation, ConfigError> {
+        let mut state = self.lock();
+        let composed = compose(&mut state.file, Some(&objects), metrics())?;
+        state.cluster = Some(objects);
+        self.swap(composed.plan, composed.hash);
+        Ok(composed.translation)
+    }
+
+    /// Reads the current gw.yaml configuration.
+    pub fn with_file<R>(&self, f: impl FnOnce(&LoadedConfig) -> R) -> R {
+        f(&self.lock().file)
+    }
+
+    fn swap(&self, plan: Plan, hash: u64) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.plan.store(Arc::new(plan));
+        metrics().config_reloaded(hash, now);
+    }
+}

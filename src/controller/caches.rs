@@ -1,0 +1,224 @@
+//! The watch caches: one reflector per kind (and per namespace when the gateway
+//! reads only some), kept by kube-runtime across reconnects and `410 Gone`
+//! relists, so that a snapshot is never empty because a watch restarted.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::ListParams;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use log::warn;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use crate::cluster::ClusterObjects;
+use crate::config::kubernetes::ObjectName;
+
+/// Only TLS Secrets: the cache never holds the cluster's other Secrets.
+const TLS_SECRETS: &str = "type=kubernetes.io/tls";
+/// Only the slices that belong to a Service.
+const SERVICE_SLICES: &str = "kubernetes.io/service-name";
+
+pub struct Caches {
+    classes: Store<IngressClass>,
+    ingresses: Vec<Store<Ingress>>,
+    services: Vec<Store<Service>>,
+    slices: Vec<Store<EndpointSlice>>,
+    secrets: Vec<Store<Secret>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Caches {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Where namespaced objects are read: each listed namespace, or all of them.
+fn apis<K>(client: &Client, namespaces: &[ObjectName]) -> Vec<Api<K>>
+where
+    K: Resource<Scope = NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), &ns.0))
+            .collect()
+    }
+}
+
+impl Caches {
+    /// Starts every watch; each change (after the first complete list) is
+    /// signalled on `changed`.
+    pub fn start(
+        client: &Client,
+        namespaces: &[ObjectName],
+        changed: UnboundedSender<()>,
+    ) -> Caches {
+        let mut tasks = Vec::new();
+        let all = watcher::Config::default();
+        let ingresses = watch_each(apis(client, namespaces), &all, &changed, &mut tasks);
+        let services = watch_each(apis(client, namespaces), &all, &changed, &mut tasks);
+        let slices_config = all.clone().labels(SERVICE_SLICES);
+        let slices = watch_each(
+            apis(client, namespaces),
+            &slices_config,
+            &changed,
+            &mut tasks,
+        );
+        let secrets_config = all.clone().fields(TLS_SECRETS);
+        let secrets = watch_each(
+            apis(client, namespaces),
+            &secrets_config,
+            &changed,
+            &mut tasks,
+        );
+        let classes = watch(Api::all(client.clone()), all, changed, &mut tasks);
+        Caches {
+            classes,
+            ingresses,
+            services,
+            slices,
+            secrets,
+            tasks,
+        }
+    }
+
+    /// Until every cache holds its first complete list.
+    pub async fn ready(&self) {
+        async fn all<K: Resource + Clone>(stores: &[Store<K>])
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            for s in stores {
+                let _ = s.wait_until_ready().await;
+            }
+        }
+        let _ = self.classes.wait_until_ready().await;
+        all(&self.ingresses).await;
+        all(&self.services).await;
+        all(&self.slices).await;
+        all(&self.secrets).await;
+    }
+
+    pub fn snapshot(&self) -> ClusterObjects {
+        fn all<K: Resource + Clone>(stores: &[Store<K>]) -> Vec<Arc<K>>
+        where
+            K::DynamicType: Eq + std::hash::Hash + Clone,
+        {
+            stores.iter().flat_map(Store::state).collect()
+        }
+        ClusterObjects {
+            classes: self.classes.state(),
+            ingresses: all(&self.ingresses),
+            services: all(&self.services),
+            slices: all(&self.slices),
+            secrets: all(&self.secrets),
+        }
+    }
+}
+
+fn watch_each<K>(
+    apis: Vec<Api<K>>,
+    config: &watcher::Config,
+    changed: &UnboundedSender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Vec<Store<K>>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    apis.into_iter()
+        .map(|api| watch(api, config.clone(), changed.clone(), tasks))
+        .collect()
+}
+
+/// One reflector; its task signals each event on `changed`.
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: UnboundedSender<()>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(slim)
+        .reflect(writer);
+    tasks.push(tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => {
+                    let _ = changed.send(());
+                }
+                // The watcher reconnects with backoff; the cache keeps serving.
+                Err(e) => warn!(
+                    "watching {}: {e}; retrying",
+                    K::kind(&K::DynamicType::default())
+                ),
+            }
+        }
+    }));
+    store
+}
+
+/// What the gateway never reads, left out of the caches: the managed-field
+/// history and `kubectl apply`'s copy of the whole object.
+fn slim<K: ResourceExt>(object: &mut K) {
+    object.managed_fields_mut().clear();
+    object
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// Every object once, for `-t` and `check`.
+pub async fn list_once(
+    client: &Client,
+    namespaces: &[ObjectName],
+) -> Result<ClusterObjects, String> {
+    async fn list<K>(apis: Vec<Api<K>>, params: &ListParams) -> Result<Vec<Arc<K>>, String>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let mut out = Vec::new();
+        for api in apis {
+            let listed = api
+                .list(params)
+                .await
+                .map_err(|e| format!("listing {}: {e}", K::plural(&K::DynamicType::default())))?;
+            out.extend(listed.items.into_iter().map(Arc::new));
+        }
+        Ok(out)
+    }
+    let all = ListParams::default();
+    Ok(ClusterObjects {
+        classes: list(vec![Api::all(client.clone())], &all).await?,
+        ingresses: list(apis(client, namespaces), &all).await?,
+        services: list(apis(client, namespaces), &all).await?,
+        slices: list(
+            apis(client, namespaces),
+            &all.clone().labels(SERVICE_SLICES),
+        )
+        .await?,
+        secrets: list(apis(client, namespaces), &all.clone().fields(TLS_SECRETS)).await?,
+    })
+}

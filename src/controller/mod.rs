@@ -1,0 +1,150 @@
+//! Kubernetes mode: watches the cluster's Ingresses (and what they name) and serves
+//! them through the [`Composer`], off the request path.
+//!
+//! A burst of changes (a rollout touches many EndpointSlices) is compiled once:
+//! after the first change the controller waits until the caches have been quiet
+//! for [`QUIET`], at most [`MAX_DELAY`]. Until the first complete list the
+//! gateway is not ready (`/readyz`), so a pod never takes traffic for hosts it
+//! does not know yet.
+
+mod caches;
+mod client;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use log::{error, info};
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+pub use caches::list_once;
+use caches::Caches;
+pub use client::connect;
+use report::Reports;
+
+use crate::cluster::Translation;
+use crate::compose::Composer;
+use crate::config::kubernetes::KubernetesConfig;
+use crate::lifecycle::Lifecycle;
+
+/// How long the caches must be quiet before compiling.
+const QUIET: Duration = Duration::from_millis(30);
+/// The longest a change waits for quiet.
+const MAX_DELAY: Duration = Duration::from_millis(200);
+
+pub struct Controller {
+    composer: Arc<Composer>,
+    lifecycle: Arc<Lifecycle>,
+    settings: KubernetesConfig,
+    kubeconfig: Option<PathBuf>,
+}
+
+impl Controller {
+    pub fn new(
+        composer: Arc<Composer>,
+        lifecycle: Arc<Lifecycle>,
+        settings: KubernetesConfig,
+        base_dir: &Path,
+    ) -> Controller {
+        let kubeconfig = settings.kubeconfig.as_ref().map(|k| base_dir.join(k));
+        Controller {
+            composer,
+            lifecycle,
+            settings,
+            kubeconfig,
+        }
+    }
+
+    /// Compiles the current objects; returns what they became.
+    fn compile(&self, caches: &Caches) -> Option<Translation> {
+        let objects = Arc::new(caches.snapshot());
+        let counts = (objects.ingresses.len(), objects.services.len());
+        match self.composer.update_cluster(objects) {
+            Ok(translation) => {
+                info!(
+                    "serving the cluster's objects: {} Ingresses ({} served, as {} hosts), {} Services, {} problems",
+                    counts.0,
+                    translation.served.len(),
+                    translation.vhosts.len(),
+                    counts.1,
+                    translation.problems.len()
+                );
+                Some(translation)
+            }
+            Err(e) => {
+                error!("the cluster's objects were not applied, the last plan keeps serving: {e}");
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Controller {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let client = match connect(self.kubeconfig.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                error!("Kubernetes mode: {e}; serving gw.yaml alone, not ready");
+                return;
+            }
+        };
+        let (changed, mut changes) = mpsc::unbounded_channel();
+        let caches = Caches::start(&client, &self.settings.namespaces, changed);
+        tokio::select! {
+            _ = caches.ready() => {}
+            _ = shutdown.changed() => return,
+        }
+        // Events and status go out on their own task: a slow API server never
+        // delays the next plan.
+        let (translations, mut latest) = watch::channel(Arc::new(Translation::default()));
+        let mut reports = Reports::new(client, self.settings.status_address.as_ref());
+        let reporter = tokio::spawn(async move {
+            while latest.changed().await.is_ok() {
+                let translation = latest.borrow_and_update().clone();
+                reports.report(&translation).await;
+            }
+        });
+        loop {
+            while changes.try_recv().is_ok() {}
+            if let Some(t) = self.compile(&caches) {
+                self.lifecycle.cluster_synced();
+                translations.send_replace(Arc::new(t));
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(()) = changes.recv() => {}
+            }
+            let deadline = Instant::now() + MAX_DELAY;
+            while let Ok(Some(())) =
+                tokio::time::timeout_at(deadline.min(Instant::now() + QUIET), changes.recv()).await
+            {
+            }
+        }
+        reporter.abort();
+    }
+}
+
+/// The plan the cluster would give now, listed once: what `-t --kubeconfig` and
+/// `check --kubeconfig` read. Errors name what could not be listed or compiled.
+pub fn compose_once(
+    loaded: &mut crate::config::LoadedConfig,
+    kubeconfig: &Path,
+    metrics: &crate::metrics::Metrics,
+) -> Result<crate::compose::Composed, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("a runtime to read the cluster: {e}"))?;
+    let namespaces = loaded.gateway.kubernetes.namespaces.clone();
+    let objects = runtime.block_on(async {
+        let client = connect(Some(kubeconfig)).await?;
+        list_once(&client, &namespaces).await
+    })?;
+    crate::compose::compose(loaded, Some(&objects), metrics).map_err(|e| e.to_string())
+}
