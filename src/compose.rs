@@ -26,8 +26,8 @@ pub struct Composed {
     pub translation: Translation,
 }
 
-/// Compiles gw.yaml's configuration with the cluster's objects, if any: what
-/// starting, reloading, a cluster change, `-t` and `check` all do.
+/// Compiles gw.yaml's configuration with the cluster's objects, if any: what a
+/// reload, a cluster change, and `-t` and `check` with `--kubeconfig` do.
 pub fn compose(
     loaded: &mut LoadedConfig,
     objects: Option<&ClusterObjects>,
@@ -40,7 +40,24 @@ pub fn compose(
             translation: Translation::default(),
         });
     };
-    let mut translation = cluster::translate(objects, loaded);
+    let translation = cluster::translate(objects, loaded);
+    let (plan, translation) = compile_with(loaded, translation, objects, metrics)?;
+    Ok(Composed {
+        plan,
+        hash: loaded.hash ^ objects.fingerprint().rotate_left(1),
+        translation,
+    })
+}
+
+/// Compiles gw.yaml's vhosts and the translated ones; a vhost or route from the
+/// cluster that the compiler refuses is left out (a Problem on its Ingresses)
+/// and the rest compiled again. `loaded` is as it was afterwards.
+fn compile_with(
+    loaded: &mut LoadedConfig,
+    mut translation: Translation,
+    objects: &ClusterObjects,
+    metrics: &Metrics,
+) -> Result<(Plan, Translation), ConfigError> {
     let own = loaded.gateway.vhosts.len();
     loaded
         .gateway
@@ -56,11 +73,7 @@ pub fn compose(
         }
     };
     translation.vhosts = loaded.gateway.vhosts.split_off(own);
-    Ok(Composed {
-        plan: result?,
-        hash: loaded.hash ^ objects.fingerprint().rotate_left(1),
-        translation,
-    })
+    Ok((result?, translation))
 }
 
 /// Removes the route (or vhost) from the cluster that `e` is about, and says so
@@ -181,5 +194,66 @@ impl Composer {
             .map_or(0.0, |d| d.as_secs_f64());
         self.plan.store(Arc::new(plan));
         metrics().config_reloaded(hash, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::{RouteConfig, VhostConfig};
+
+    #[test]
+    fn a_route_the_compiler_refuses_is_left_out_with_a_problem_and_the_rest_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = dir.path().join("gw.yaml");
+        let own = "listeners: [{address: \"127.0.0.1:8080\"}]\n\
+                   vhosts: [{name: file, hosts: [file.test], respond: {status: 200}}]\n";
+        std::fs::write(&gw, own).unwrap();
+        let mut loaded = crate::config::load(&gw).unwrap();
+        let ingress: k8s_openapi::api::networking::v1::Ingress = serde_json::from_value(
+            serde_json::json!({"metadata": {"namespace": "a", "name": "web"}}),
+        )
+        .unwrap();
+        let objects = ClusterObjects {
+            ingresses: vec![Arc::new(ingress)],
+            ..ClusterObjects::default()
+        };
+        let yaml = "{name: web.test, hosts: [web.test], respond: {status: 404}, routes: \
+                    [{exact: /ok, respond: {status: 200}}, {exact: no-slash, respond: {status: 200}}]}";
+        let mut vhost: VhostConfig = serde_yaml::from_str(yaml).unwrap();
+        for r in &mut vhost.routes {
+            r.object = Some("a/web".into());
+        }
+        let translation = Translation {
+            vhosts: vec![vhost],
+            ..Translation::default()
+        };
+        let metrics = Metrics::new();
+        let (plan, t) = compile_with(&mut loaded, translation, &objects, &metrics).unwrap();
+        assert_eq!(
+            loaded.gateway.vhosts.len(),
+            1,
+            "gw.yaml's vhosts as they were"
+        );
+        assert_eq!(plan.vhosts.len(), 2);
+        let kept: Vec<Option<&str>> = t.vhosts[0]
+            .routes
+            .iter()
+            .map(|r: &RouteConfig| r.exact.as_deref())
+            .collect();
+        assert_eq!(kept, [Some("/ok")]);
+        let problems: Vec<(String, &str)> = t
+            .problems
+            .iter()
+            .map(|p| (p.object_name(), p.reason))
+            .collect();
+        assert_eq!(problems, [("a/web".to_string(), "Invalid")]);
+        assert!(
+            t.problems[0]
+                .message
+                .starts_with("vhosts[1].routes[1].exact: "),
+            "{}",
+            t.problems[0].message
+        );
     }
 }

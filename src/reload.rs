@@ -112,11 +112,28 @@ impl Reloader {
         });
         match swapped {
             Ok((fixed, sources, vhosts, hash)) => {
-                if fixed != state.fixed {
+                let server = Fixed {
+                    watches: state.fixed.watches.clone(),
+                    ..fixed.clone()
+                };
+                let changed: Vec<&str> = [
+                    (
+                        server != state.fixed,
+                        "listeners or Pingora server settings",
+                    ),
+                    (
+                        fixed.watches != state.fixed.watches,
+                        "kubernetes.enabled, kubeconfig or namespaces",
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(changed, what)| changed.then_some(what))
+                .collect();
+                if !changed.is_empty() {
+                    let what = changed.join(" and ");
                     warn!(
-                        "{}: listeners, Pingora server settings or the Kubernetes watches changed; \
-                         they take effect after a graceful upgrade (pingora-secgw -u) or a restart, \
-                         the rest of the change is applied",
+                        "{}: {what} changed; they take effect after a graceful upgrade \
+                         (pingora-secgw -u) or a restart, the rest of the change is applied",
                         self.path.display()
                     );
                 }

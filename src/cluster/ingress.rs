@@ -19,7 +19,7 @@ use crate::config::kubernetes::INGRESS_CONTROLLER;
 use crate::config::schema::{RespondConfig, RouteConfig, VhostConfig};
 use crate::config::values::{HostPattern, VhostName};
 use crate::config::LoadedConfig;
-use crate::routing::paths::normalize_path;
+use crate::routing::paths::{normalize_path, prefix_key};
 
 const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
@@ -27,8 +27,6 @@ const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-cl
 /// One host's routes, as the Ingresses that own it give them.
 struct Host {
     namespace: String,
-    /// The Ingress that first named it, for conflict messages.
-    owner: String,
     routes: Vec<RouteConfig>,
     /// (kind, path) taken, and by which Ingress.
     taken: HashMap<(bool, String), String>,
@@ -106,7 +104,10 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
             rules.push((usize::MAX, None));
         }
         for (i, host_text) in rules {
-            let field = format!("spec.rules[{i}].host");
+            let field = match i {
+                usize::MAX => "spec.defaultBackend".to_string(),
+                i => format!("spec.rules[{i}].host"),
+            };
             let pattern = match host_text {
                 None | Some("") => HostPattern::Any,
                 Some(h) => match HostPattern::try_from(h.to_string()) {
@@ -128,6 +129,19 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
                 );
                 continue;
             }
+            // Vhost names are metric labels and must stay unique.
+            if let Some(vhost) = taken_by_file.iter().find(|(_, name)| *name == key.text()) {
+                problem(
+                    "HostConflict",
+                    format!(
+                        "{field}: host `{}` is the name of the gw.yaml vhost `{}`, which a host \
+                         from the cluster cannot share",
+                        key.text(),
+                        vhost.1
+                    ),
+                );
+                continue;
+            }
             let certificate = match certificate(&index, ingress, &pattern) {
                 Ok(c) => c,
                 Err(message) => {
@@ -137,7 +151,6 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
             };
             let host = hosts.entry(key.clone()).or_insert_with(|| Host {
                 namespace: namespace.clone(),
-                owner: name.clone(),
                 routes: Vec::new(),
                 taken: HashMap::new(),
                 certificate: None,
@@ -146,11 +159,11 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
             if host.namespace != namespace {
                 problem(
                     "HostConflict",
+                    // Which namespace, and which Ingress, is not this team's business.
                     format!(
-                        "{field}: host `{}` belongs to namespace {} (Ingress {})",
-                        key.text(),
-                        host.namespace,
-                        host.owner
+                        "{field}: host `{}` is served from another namespace (the namespace \
+                         of the oldest Ingress naming a host owns it)",
+                        key.text()
                     ),
                 );
                 continue;
@@ -192,7 +205,11 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
                         continue;
                     }
                 };
-                let match_key = (exact, text.trim_end_matches('/').to_string() + "/");
+                // `/a` and `/a/` are one prefix, two exact paths.
+                let match_key = match exact {
+                    true => (true, text.clone()),
+                    false => (false, prefix_key(&text).to_string()),
+                };
                 if let Some(other) = host.taken.get(&match_key) {
                     problem(
                         "PathConflict",
@@ -524,7 +541,7 @@ mod tests {
             problems(&t),
             [
                 ("a/new".into(), "PathConflict", "spec.rules[0].http.paths[0].path: `/` on `shop.test` is already Ingress a/old's".into()),
-                ("b/late".into(), "HostConflict", "spec.rules[0].host: host `shop.test` belongs to namespace a (Ingress a/old)".into()),
+                ("b/late".into(), "HostConflict", "spec.rules[0].host: host `shop.test` is served from another namespace (the namespace of the oldest Ingress naming a host owns it)".into()),
             ]
         );
         let served: Vec<String> = t.served.iter().map(|i| object_name(i.as_ref())).collect();
@@ -615,6 +632,66 @@ mod tests {
             gateway("vhosts:\n  - {name: all, hosts: [\"*\"], respond: {status: 200}}\n");
         let t = translate(&objects(&yaml), &loaded);
         assert_eq!(t.vhosts.len(), 1);
-        assert_eq!(problems(&t)[0].1, "HostConflict");
+        assert_eq!(
+            problems(&t),
+            [(
+                "a/web".into(),
+                "HostConflict",
+                "spec.defaultBackend: host `*` is served by the gw.yaml vhost `all`, which wins"
+                    .into()
+            )]
+        );
+    }
+
+    #[test]
+    fn exact_paths_differ_by_a_slash_prefixes_do_not_and_vhost_names_stay_unique() {
+        let path = |p: &str, kind: &str| {
+            format!("{{path: {p}, pathType: {kind}, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}")
+        };
+        let paths = [
+            path("/a", "Exact"),
+            path("/a/", "Exact"),
+            path("/b", "Prefix"),
+            path("/b/", "Prefix"),
+        ];
+        let yaml = format!(
+            "{CLASS}{}{}{}",
+            service("a", "web", "[{addresses: [10.0.0.1]}]"),
+            ingress(
+                "a",
+                "web",
+                "2026-01-01T00:00:00Z",
+                &format!(
+                    "  rules:\n  - host: web.test\n    http: {{paths: [{}]}}\n",
+                    paths.join(", ")
+                )
+            ),
+            ingress(
+                "a",
+                "named",
+                "2026-01-01T00:00:01Z",
+                &rule("api", "/", "web")
+            ),
+        );
+        let t = translated(
+            &yaml,
+            "vhosts:\n  - {name: api, hosts: [api.example.com], respond: {status: 200}}\n",
+        );
+        assert_eq!(
+            problems(&t),
+            [
+                ("a/web".into(), "PathConflict", "spec.rules[0].http.paths[3].path: `/b/` on `web.test` is already Ingress a/web's".into()),
+                ("a/named".into(), "HostConflict", "spec.rules[0].host: host `api` is the name of the gw.yaml vhost `api`, which a host from the cluster cannot share".into()),
+            ]
+        );
+        let routes: Vec<(Option<&str>, Option<&str>)> = t.vhosts[0]
+            .routes
+            .iter()
+            .map(|r| (r.exact.as_deref(), r.prefix.as_deref()))
+            .collect();
+        assert_eq!(
+            routes,
+            [(Some("/a"), None), (Some("/a/"), None), (None, Some("/b"))]
+        );
     }
 }

@@ -62,17 +62,20 @@ impl Controller {
 
     /// Compiles the current objects; returns what they became.
     fn compile(&self, caches: &Caches) -> Option<Translation> {
+        let started = Instant::now();
         let objects = Arc::new(caches.snapshot());
         let counts = (objects.ingresses.len(), objects.services.len());
         match self.composer.update_cluster(objects) {
             Ok(translation) => {
                 info!(
-                    "serving the cluster's objects: {} Ingresses ({} served, as {} hosts), {} Services, {} problems",
+                    "serving the cluster's objects: {} Ingresses ({} served, as {} hosts), \
+                     {} Services, {} problems; compiled in {:.1} ms",
                     counts.0,
                     translation.served.len(),
                     translation.vhosts.len(),
                     counts.1,
-                    translation.problems.len()
+                    translation.problems.len(),
+                    started.elapsed().as_secs_f64() * 1000.0
                 );
                 Some(translation)
             }
