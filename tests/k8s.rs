@@ -5,26 +5,51 @@ mod common;
 
 use common::test_flag;
 
+/// The ConfigMap's files as the kubelet mounts them: each manifest's `data` in
+/// turn, a later one's keys over an earlier one's (as kustomize merges a patch).
+fn mounted(manifests: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for rel in manifests {
+        let path = format!("{}/k8s/{rel}", env!("CARGO_MANIFEST_DIR"));
+        let configmap: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let data = configmap["data"]
+            .as_mapping()
+            .expect("the ConfigMap has data");
+        for (name, text) in data {
+            std::fs::write(
+                dir.path().join(name.as_str().unwrap()),
+                text.as_str().unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    dir
+}
+
 #[test]
 fn the_configmap_is_a_valid_configuration() {
-    let manifest = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/k8s/base/configmap.yaml"
-    ))
-    .unwrap();
-    let configmap: serde_yaml::Value = serde_yaml::from_str(&manifest).unwrap();
-    let data = configmap["data"]
-        .as_mapping()
-        .expect("the ConfigMap has data");
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in data {
-        std::fs::write(
-            dir.path().join(name.as_str().unwrap()),
-            text.as_str().unwrap(),
-        )
-        .unwrap();
-    }
-    assert!(data.len() >= 2, "gw.yaml and at least one policy file");
+    let dir = mounted(&["base/configmap.yaml"]);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() >= 2,
+        "gw.yaml and at least one policy file"
+    );
+    let (code, text) = test_flag(&dir.path().join("gw.yaml"));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("is valid (1 vhosts)"), "{text}");
+}
+
+/// The Kubernetes-mode overlay's gw.yaml, over the base's policy files, loads too
+/// (`-t` without `--kubeconfig` does not reach for the cluster).
+#[test]
+fn the_kubernetes_mode_configmap_is_a_valid_configuration() {
+    let dir = mounted(&[
+        "base/configmap.yaml",
+        "kubernetes-mode/configmap-patch.yaml",
+    ]);
+    let gw = std::fs::read_to_string(dir.path().join("gw.yaml")).unwrap();
+    let gw: serde_yaml::Value = serde_yaml::from_str(&gw).unwrap();
+    assert_eq!(gw["kubernetes"]["enabled"], serde_yaml::Value::Bool(true));
     let (code, text) = test_flag(&dir.path().join("gw.yaml"));
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("is valid (1 vhosts)"), "{text}");

@@ -408,6 +408,26 @@ mod tests {
     }
 
     #[test]
+    fn the_default_policy_of_the_cluster_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "gw.yaml",
+            &format!("{MINIMAL}kubernetes: {{enabled: true, default_policy: edge}}\n"),
+        );
+        let err = load(&p).unwrap_err();
+        assert_eq!(err.key, "kubernetes.default_policy");
+        assert_eq!(err.reason, "no policy named `edge` in policy_files");
+        write(dir.path(), "p.yaml", "policies:\n  edge: {}\n");
+        let p = write(
+            dir.path(),
+            "gw.yaml",
+            &format!("policy_files: p.yaml\n{MINIMAL}kubernetes: {{enabled: true, default_policy: edge}}\n"),
+        );
+        assert!(load(&p).unwrap().gateway.kubernetes.enabled);
+    }
+
+    #[test]
     fn pingora_settings_are_type_checked() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "gw.yaml", &format!("threads: many\n{MINIMAL}"));
