@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use crate::cluster::{self, ClusterObjects, Problem, Translation};
+use crate::cluster::{self, ClusterObjects, Owners, Problem, Translation};
 use crate::config::{ConfigError, LoadedConfig};
 use crate::metrics::{metrics, Metrics};
 use crate::policy::Plan;
@@ -28,9 +28,11 @@ pub struct Composed {
 
 /// Compiles gw.yaml's configuration with the cluster's objects, if any: what a
 /// reload, a cluster change, and `-t` and `check` with `--kubeconfig` do.
+/// `owners`: which namespace owned each host in the plan being replaced.
 pub fn compose(
     loaded: &mut LoadedConfig,
     objects: Option<&ClusterObjects>,
+    owners: &Owners,
     metrics: &Metrics,
 ) -> Result<Composed, ConfigError> {
     let Some(objects) = objects else {
@@ -40,7 +42,7 @@ pub fn compose(
             translation: Translation::default(),
         });
     };
-    let translation = cluster::translate(objects, loaded);
+    let translation = cluster::translate(objects, loaded, owners);
     let (plan, translation) = compile_with(loaded, translation, objects, metrics)?;
     Ok(Composed {
         plan,
@@ -136,6 +138,8 @@ struct Sources {
     /// The last snapshot of the cluster's objects; `None` before the first one
     /// (or without Kubernetes mode).
     cluster: Option<Arc<ClusterObjects>>,
+    /// Which namespace owns each host from the cluster in the served plan.
+    owners: Owners,
 }
 
 impl Composer {
@@ -145,6 +149,7 @@ impl Composer {
             state: Mutex::new(Sources {
                 file,
                 cluster: None,
+                owners: Owners::new(),
             }),
         })
     }
@@ -166,8 +171,16 @@ impl Composer {
     ) -> Result<R, ConfigError> {
         let mut state = self.lock();
         let mut loaded = crate::config::load(path)?;
-        let composed = compose(&mut loaded, state.cluster.as_deref(), metrics())?;
+        let composed = compose(
+            &mut loaded,
+            state.cluster.as_deref(),
+            &state.owners,
+            metrics(),
+        )?;
         let seen = inspect(&loaded, &composed);
+        if state.cluster.is_some() {
+            state.owners = composed.translation.owners.clone();
+        }
         self.swap(composed.plan, composed.hash);
         state.file = loaded;
         Ok(seen)
@@ -177,7 +190,10 @@ impl Composer {
     /// the objects became (their problems, and the Ingresses served).
     pub fn update_cluster(&self, objects: Arc<ClusterObjects>) -> Result<Translation, ConfigError> {
         let mut state = self.lock();
-        let composed = compose(&mut state.file, Some(&objects), metrics())?;
+        let owners = std::mem::take(&mut state.owners);
+        let composed = compose(&mut state.file, Some(&objects), &owners, metrics());
+        let composed = composed.inspect_err(|_| state.owners = owners)?;
+        state.owners = composed.translation.owners.clone();
         state.cluster = Some(objects);
         self.swap(composed.plan, composed.hash);
         Ok(composed.translation)

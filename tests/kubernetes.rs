@@ -250,7 +250,7 @@ fn what_cannot_be_served_gets_an_event_and_the_rest_is_served() {
     let expect = [
         ("team-a", "shop", "BackendNotFound", "spec.rules[0].http.paths[1].backend.service.name: Service team-a/missing not found"),
         ("team-a", "static", "HostConflict", "spec.rules[0].host: host `static.example` is served by the gw.yaml vhost `static`, which wins"),
-        ("team-b", "takeover", "HostConflict", "spec.rules[0].host: host `shop.example` is served from another namespace (the namespace of the oldest Ingress naming a host owns it)"),
+        ("team-b", "takeover", "HostConflict", "spec.rules[0].host: host `shop.example` is served from another namespace (a host belongs to the namespace that has served it, else to the oldest Ingress's)"),
         ("team-b", "dots", "InvalidPath", "spec.rules[0].http.paths[0].path: `/%61dmin`: not normalized (requests are matched as `/admin`)"),
     ];
     for (ns, name, reason, note) in expect {

@@ -3,15 +3,21 @@
 //! Only endpoints that are ready and not terminating get new requests, which is
 //! what lets a rolling update or a scale-down finish without a failed request:
 //! the endpoint leaves the plan before its pod stops.
+//!
+//! Each Service port and each Secret is resolved once per snapshot, however many
+//! paths or hosts name it: an Ingress with thousands of rules over one large
+//! Secret costs one parse, not thousands.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Secret, Service, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::IngressServiceBackend;
 use kube::{Resource, ResourceExt};
+use rustls::sign::CertifiedKey;
 
 use super::ClusterObjects;
 
@@ -23,16 +29,27 @@ pub struct Index<'a> {
     services: HashMap<(&'a str, &'a str), &'a Service>,
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     secrets: HashMap<(&'a str, &'a str), &'a Secret>,
+    /// Addresses no endpoint may have: the gateway's own (see [`routable`]).
+    own: Vec<IpAddr>,
+    resolved: RefCell<HashMap<String, Resolved>>,
+    certificates: RefCell<HashMap<(String, String), Certificate>>,
 }
 
+/// A Service port's addresses, or why it cannot be served.
+type Resolved = Result<Arc<[String]>, Refused>;
+/// A Secret's certificate, or why it cannot be used.
+type Certificate = Result<Arc<CertifiedKey>, String>;
+
 /// Why a backend cannot be served: the field under `backend.service` and a reason.
+#[derive(Clone)]
 pub struct Refused {
     pub field: &'static str,
     pub reason: String,
 }
 
 impl<'a> Index<'a> {
-    pub fn new(objects: &'a ClusterObjects) -> Index<'a> {
+    /// `own`: the gateway's own addresses, which no endpoint may point at.
+    pub fn new(objects: &'a ClusterObjects, own: Vec<IpAddr>) -> Index<'a> {
         fn key<K: ResourceExt>(o: &Arc<K>) -> (&str, &str) {
             let meta = o.meta();
             (
@@ -67,12 +84,35 @@ impl<'a> Index<'a> {
                 .map(|s| (key(s), s.as_ref()))
                 .collect(),
             slices,
+            own,
+            resolved: RefCell::default(),
+            certificates: RefCell::default(),
         }
     }
 
     /// `host:port` of every ready endpoint of the backend's Service port, sorted;
     /// empty when none is ready.
     pub fn upstreams(
+        &self,
+        namespace: &str,
+        backend: &IngressServiceBackend,
+    ) -> Result<Arc<[String]>, Refused> {
+        let port = backend.port.as_ref();
+        let key = format!(
+            "{namespace}/{}/{:?}/{:?}",
+            backend.name,
+            port.and_then(|p| p.number),
+            port.and_then(|p| p.name.as_deref())
+        );
+        if let Some(done) = self.resolved.borrow().get(&key) {
+            return done.clone();
+        }
+        let done = self.resolve(namespace, backend).map(Arc::from);
+        self.resolved.borrow_mut().insert(key, done.clone());
+        done
+    }
+
+    fn resolve(
         &self,
         namespace: &str,
         backend: &IngressServiceBackend,
@@ -150,8 +190,12 @@ impl<'a> Index<'a> {
                 else {
                     continue;
                 };
-                // The API refuses these too; a gateway does not rely on it.
-                let Some(ip) = address.parse::<IpAddr>().ok().filter(|ip| routable(*ip)) else {
+                let Some(ip) = address
+                    .parse::<IpAddr>()
+                    .ok()
+                    .map(|ip| ip.to_canonical())
+                    .filter(|ip| routable(*ip, &self.own))
+                else {
                     continue;
                 };
                 addresses.insert(SocketAddr::new(ip, port).to_string());
@@ -161,11 +205,17 @@ impl<'a> Index<'a> {
     }
 
     /// The certificate of a `kubernetes.io/tls` Secret.
-    pub fn certificate(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+    pub fn certificate(&self, namespace: &str, name: &str) -> Result<Arc<CertifiedKey>, String> {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(done) = self.certificates.borrow().get(&key) {
+            return done.clone();
+        }
+        let done = self.read_certificate(namespace, name);
+        self.certificates.borrow_mut().insert(key, done.clone());
+        done
+    }
+
+    fn read_certificate(&self, namespace: &str, name: &str) -> Result<Arc<CertifiedKey>, String> {
         let secret = self.secrets.get(&(namespace, name)).ok_or_else(|| {
             format!("Secret {namespace}/{name} of type kubernetes.io/tls not found")
         })?;
@@ -181,11 +231,24 @@ impl<'a> Index<'a> {
     }
 }
 
-/// Not loopback, link-local (cloud metadata services live there) or unspecified.
-fn routable(ip: IpAddr) -> bool {
+/// Cloud metadata services outside the link-local ranges: Alibaba's, AWS's IPv6.
+const METADATA: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+];
+
+/// Not loopback, link-local (cloud metadata services live there), unspecified, a
+/// metadata service elsewhere, or the gateway's own address (a slice pointing the
+/// gateway at itself would loop, or reach its admin listener from outside). The
+/// API refuses the first three too; a gateway does not rely on it.
+fn routable(ip: IpAddr, own: &[IpAddr]) -> bool {
     let link_local = match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => v6.is_unicast_link_local(),
     };
-    !(ip.is_loopback() || ip.is_unspecified() || link_local)
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || link_local
+        || METADATA.contains(&ip)
+        || own.contains(&ip))
 }

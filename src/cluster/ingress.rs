@@ -3,8 +3,12 @@
 //! Which Ingresses: those of the configured IngressClass (by `ingressClassName`,
 //! by the legacy `kubernetes.io/ingress.class` annotation, or by carrying neither
 //! while the class is the default one). Older Ingresses win every conflict. A host
-//! belongs to the namespace of the oldest Ingress naming it, so another team cannot
-//! take over paths of it; gw.yaml's vhosts win over every Ingress.
+//! belongs to one namespace, so another team cannot take over paths of it: the one
+//! that owned it in the previous plan while an Ingress there still names it, else
+//! the namespace of the oldest Ingress naming it. gw.yaml's vhosts win over every
+//! Ingress. An Ingress larger than [`MAX_PATHS`] paths, or whose paths together
+//! name more than [`MAX_ADDRESSES`] endpoint addresses, is refused (in part), so
+//! one object cannot make every recompile cost gigabytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,21 +25,33 @@ use crate::config::values::{HostPattern, VhostName};
 use crate::config::LoadedConfig;
 use crate::routing::paths::{normalize_path, prefix_key};
 
+/// Paths of one Ingress (over all its rules).
+pub const MAX_PATHS: usize = 1000;
+/// Upstream addresses of one Ingress, summed over its paths.
+pub const MAX_ADDRESSES: usize = 100_000;
+
+/// Which namespace owns each host (by its text, `*` for the catch-all).
+pub type Owners = HashMap<String, String>;
+
 const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 
 /// One host's routes, as the Ingresses that own it give them.
 struct Host {
-    namespace: String,
     routes: Vec<RouteConfig>,
     /// (kind, path) taken, and by which Ingress.
     taken: HashMap<(bool, String), String>,
     certificate: Option<Arc<CertifiedKey>>,
-    default_backend: Option<Vec<String>>,
+    default_backend: Option<Arc<[String]>>,
 }
 
-/// The Ingresses of the configured class, as vhosts after gw.yaml's own.
-pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation {
+/// The Ingresses of the configured class, as vhosts after gw.yaml's own;
+/// `previous`: the owners of the previous plan's hosts.
+pub fn translate(
+    objects: &ClusterObjects,
+    loaded: &LoadedConfig,
+    previous: &Owners,
+) -> Translation {
     let settings = &loaded.gateway.kubernetes;
     let mut out = Translation::default();
     let Some(class) = objects
@@ -65,8 +81,9 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
             .cmp(&(b.creation_timestamp(), object_name(b.as_ref())))
     });
 
-    let index = Index::new(objects);
+    let index = Index::new(objects, own_addresses(loaded));
     let taken_by_file = file_hosts(loaded);
+    out.owners = owners(&ingresses, previous);
     let mut hosts: BTreeMap<HostKey, Host> = BTreeMap::new();
     for ingress in ingresses {
         let mut served = false;
@@ -82,6 +99,22 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
         let Some(spec) = ingress.spec.as_ref() else {
             continue;
         };
+        let paths: usize = spec
+            .rules
+            .iter()
+            .flatten()
+            .filter_map(|r| r.http.as_ref())
+            .map(|h| h.paths.len())
+            .sum();
+        if paths > MAX_PATHS {
+            problem(
+                "TooLarge",
+                format!("spec.rules: {paths} paths; an Ingress has at most {MAX_PATHS}"),
+            );
+            continue;
+        }
+        let mut budget = MAX_ADDRESSES;
+        let tls = tls_hosts(ingress);
         let default_backend = match &spec.default_backend {
             None => None,
             Some(b) => match backend(&index, &namespace, b, "spec.defaultBackend") {
@@ -142,32 +175,33 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
                 );
                 continue;
             }
-            let certificate = match certificate(&index, ingress, &pattern) {
+            if out.owners.get(&key.text()) != Some(&namespace) {
+                problem(
+                    "HostConflict",
+                    // Which namespace, and which Ingress, is not this team's business.
+                    format!(
+                        "{field}: host `{}` is served from another namespace (a host belongs \
+                         to the namespace that has served it, else to the oldest Ingress's)",
+                        key.text()
+                    ),
+                );
+                continue;
+            }
+            // Claimed before its certificate is read: a host whose Secret is
+            // broken answers 503 rather than falling to another team's wildcard.
+            let host = hosts.entry(key.clone()).or_insert_with(|| Host {
+                routes: Vec::new(),
+                taken: HashMap::new(),
+                certificate: None,
+                default_backend: None,
+            });
+            let certificate = match certificate(&index, &tls, &namespace, &pattern) {
                 Ok(c) => c,
                 Err(message) => {
                     problem("InvalidCertificate", message);
                     continue;
                 }
             };
-            let host = hosts.entry(key.clone()).or_insert_with(|| Host {
-                namespace: namespace.clone(),
-                routes: Vec::new(),
-                taken: HashMap::new(),
-                certificate: None,
-                default_backend: None,
-            });
-            if host.namespace != namespace {
-                problem(
-                    "HostConflict",
-                    // Which namespace, and which Ingress, is not this team's business.
-                    format!(
-                        "{field}: host `{}` is served from another namespace (the namespace \
-                         of the oldest Ingress naming a host owns it)",
-                        key.text()
-                    ),
-                );
-                continue;
-            }
             host.certificate = host.certificate.take().or(certificate);
             if i == usize::MAX {
                 if host.default_backend.is_none() {
@@ -199,12 +233,23 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
                     continue;
                 }
                 let upstreams = match backend(&index, &namespace, &path.backend, &field) {
+                    Ok(u) if u.len() > budget => {
+                        problem(
+                            "TooLarge",
+                            format!(
+                                "{field}.backend: the Ingress's paths name more than \
+                                 {MAX_ADDRESSES} endpoint addresses together"
+                            ),
+                        );
+                        continue;
+                    }
                     Ok(u) => u,
                     Err((reason, message)) => {
                         problem(reason, message);
                         continue;
                     }
                 };
+                budget -= upstreams.len();
                 // `/a` and `/a/` are one prefix, two exact paths.
                 let match_key = match exact {
                     true => (true, text.clone()),
@@ -221,7 +266,7 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
                     continue;
                 }
                 host.taken.insert(match_key, name.clone());
-                host.routes.push(route(exact, text, upstreams, &name));
+                host.routes.push(route(exact, text, &upstreams, &name));
                 served = true;
             }
         }
@@ -229,13 +274,65 @@ pub fn translate(objects: &ClusterObjects, loaded: &LoadedConfig) -> Translation
             out.served.push(ingress.clone());
         }
     }
-    // A host whose every path was refused stays its namespace's, but is not served.
     out.vhosts = hosts
         .into_iter()
-        .filter(|(_, host)| !host.routes.is_empty() || host.default_backend.is_some())
         .map(|(key, host)| vhost(key, host, settings.default_policy.clone()))
         .collect();
     out
+}
+
+/// Which namespace owns each host: the previous owner while one of its
+/// Ingresses still names the host, else the namespace of the oldest Ingress that
+/// does (`ingresses` are oldest first).
+fn owners(ingresses: &[&Arc<Ingress>], previous: &Owners) -> Owners {
+    let mut naming: HashMap<String, Vec<String>> = HashMap::new();
+    for ingress in ingresses {
+        let Some(spec) = ingress.spec.as_ref() else {
+            continue;
+        };
+        let namespace = ingress.namespace().unwrap_or_default();
+        let rules = spec.rules.iter().flatten().map(|r| r.host.as_deref());
+        let catch_all = spec.default_backend.as_ref().map(|_| None);
+        for host in rules.chain(catch_all) {
+            let text = match host {
+                None | Some("") => "*".to_string(),
+                Some(h) => match HostPattern::try_from(h.to_string()) {
+                    Ok(p) => HostKey(p).text(),
+                    Err(_) => continue,
+                },
+            };
+            let namespaces = naming.entry(text).or_default();
+            if !namespaces.contains(&namespace) {
+                namespaces.push(namespace.clone());
+            }
+        }
+    }
+    naming
+        .into_iter()
+        .map(|(host, namespaces)| {
+            let owner = previous
+                .get(&host)
+                .filter(|p| namespaces.contains(p))
+                .unwrap_or(&namespaces[0])
+                .clone();
+            (host, owner)
+        })
+        .collect()
+}
+
+/// The gateway's own addresses, which no endpoint may name: the pod's IP
+/// (`$POD_IP`, from the downward API) and the listeners' specific addresses.
+fn own_addresses(loaded: &LoadedConfig) -> Vec<std::net::IpAddr> {
+    let g = &loaded.gateway;
+    let listeners = g.listeners.iter().map(|l| l.address.ip());
+    let admin = g.admin.iter().map(|a| a.address.ip());
+    let pod = std::env::var("POD_IP").ok().and_then(|ip| ip.parse().ok());
+    listeners
+        .chain(admin)
+        .chain(pod)
+        .filter(|ip| !ip.is_unspecified())
+        .map(|ip| ip.to_canonical())
+        .collect()
 }
 
 /// A host in the order vhosts are listed: `*` last, else by name.
@@ -291,7 +388,7 @@ fn backend(
     namespace: &str,
     backend: &IngressBackend,
     field: &str,
-) -> Result<Vec<String>, (&'static str, String)> {
+) -> Result<Arc<[String]>, (&'static str, String)> {
     let Some(service) = &backend.service else {
         return Err((
             "UnsupportedValue",
@@ -309,34 +406,53 @@ fn backend(
     })
 }
 
-/// The certificate of the Ingress's `tls` entry that lists the host, if any.
+/// A `tls` entry's hosts: (host, entry index, `secretName`), read once per Ingress.
+type TlsHosts<'a> = Vec<(HostPattern, usize, Option<&'a str>)>;
+
+fn tls_hosts(ingress: &Ingress) -> TlsHosts<'_> {
+    let entries = ingress.spec.iter().flat_map(|s| s.tls.iter().flatten());
+    entries
+        .enumerate()
+        .flat_map(|(k, entry)| {
+            let secret = entry.secret_name.as_deref();
+            entry
+                .hosts
+                .iter()
+                .flatten()
+                .filter_map(move |h| Some((HostPattern::try_from(h.clone()).ok()?, k, secret)))
+        })
+        .collect()
+}
+
+/// Whether a `tls` host covers a rule's host: the same name, or a wildcard one
+/// label above it (as a wildcard certificate covers names).
+fn covers(tls: &HostPattern, host: &HostPattern) -> bool {
+    match (tls, host) {
+        (HostPattern::Suffix(suffix), HostPattern::Exact(name)) => name
+            .strip_suffix(suffix.as_str())
+            .and_then(|label| label.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+        (a, b) => a == b,
+    }
+}
+
+/// The certificate of the first `tls` entry that covers the host, if any.
 fn certificate(
     index: &Index,
-    ingress: &Ingress,
+    tls: &TlsHosts,
+    namespace: &str,
     host: &HostPattern,
 ) -> Result<Option<Arc<CertifiedKey>>, String> {
-    let Some(tls) = ingress.spec.as_ref().and_then(|s| s.tls.as_ref()) else {
+    let Some((_, k, secret)) = tls.iter().find(|(p, _, _)| covers(p, host)) else {
         return Ok(None);
     };
-    let namespace = ingress.namespace().unwrap_or_default();
-    for (k, entry) in tls.iter().enumerate() {
-        let lists = entry
-            .hosts
-            .iter()
-            .flatten()
-            .any(|h| HostPattern::try_from(h.clone()).is_ok_and(|p| p == *host));
-        if !lists {
-            continue;
-        }
-        let Some(secret) = entry.secret_name.as_deref() else {
-            return Err(format!("spec.tls[{k}].secretName: missing"));
-        };
-        return index
-            .certificate(&namespace, secret)
-            .map(Some)
-            .map_err(|e| format!("spec.tls[{k}].secretName: {e}"));
-    }
-    Ok(None)
+    let Some(secret) = secret else {
+        return Err(format!("spec.tls[{k}].secretName: missing"));
+    };
+    index
+        .certificate(namespace, secret)
+        .map(Some)
+        .map_err(|e| format!("spec.tls[{k}].secretName: {e}"))
 }
 
 /// Refuses a path the gateway would not route by as written: it must already be
@@ -349,7 +465,7 @@ fn normalized(path: &str) -> Result<(), String> {
     }
 }
 
-fn route(exact: bool, path: String, upstreams: Vec<String>, object: &str) -> RouteConfig {
+fn route(exact: bool, path: String, upstreams: &[String], object: &str) -> RouteConfig {
     let (prefix, exact) = if exact {
         (None, Some(path))
     } else {
@@ -362,7 +478,7 @@ fn route(exact: bool, path: String, upstreams: Vec<String>, object: &str) -> Rou
         exact,
         regex: None,
         case_insensitive: false,
-        upstreams,
+        upstreams: upstreams.to_vec(),
         upstream_tls: None,
         respond,
         strip_prefix: false,
@@ -388,8 +504,17 @@ fn no_endpoints() -> RespondConfig {
 
 fn vhost(key: HostKey, host: Host, policy: Option<String>) -> VhostConfig {
     let (upstreams, respond) = match host.default_backend {
-        Some(u) if !u.is_empty() => (u, None),
+        Some(u) if !u.is_empty() => (u.to_vec(), None),
         Some(_) => (Vec::new(), Some(no_endpoints())),
+        // Owned, but nothing of it could be served: not another host's answer.
+        None if host.routes.is_empty() => (
+            Vec::new(),
+            Some(RespondConfig {
+                status: 503,
+                body: "no route of this host is served; see the Ingress's Events\n".into(),
+                ..RespondConfig::default()
+            }),
+        ),
         None => (
             Vec::new(),
             Some(RespondConfig {
@@ -448,7 +573,7 @@ mod tests {
     /// The objects of `yaml` as a gateway with gw.yaml's `vhosts` would serve them.
     fn translated(yaml: &str, vhosts: &str) -> Translation {
         let (_dir, loaded) = gateway(vhosts);
-        translate(&objects(yaml), &loaded)
+        translate(&objects(yaml), &loaded, &Owners::new())
     }
 
     fn gateway(vhosts: &str) -> (tempfile::TempDir, LoadedConfig) {
@@ -541,7 +666,7 @@ mod tests {
             problems(&t),
             [
                 ("a/new".into(), "PathConflict", "spec.rules[0].http.paths[0].path: `/` on `shop.test` is already Ingress a/old's".into()),
-                ("b/late".into(), "HostConflict", "spec.rules[0].host: host `shop.test` is served from another namespace (the namespace of the oldest Ingress naming a host owns it)".into()),
+                ("b/late".into(), "HostConflict", "spec.rules[0].host: host `shop.test` is served from another namespace (a host belongs to the namespace that has served it, else to the oldest Ingress's)".into()),
             ]
         );
         let served: Vec<String> = t.served.iter().map(|i| object_name(i.as_ref())).collect();
@@ -584,7 +709,139 @@ mod tests {
                 ("a/secure".into(), "InvalidCertificate", "spec.tls[0].secretName: Secret a/bad: tls.crt: no PEM certificate found".into()),
             ]
         );
-        assert!(t.vhosts.is_empty());
+        // Each host stays its namespace's, answering 503 without a certificate of
+        // its own, rather than falling to another host's answer or certificate.
+        let hosts: Vec<(&str, Option<u16>, bool)> = t
+            .vhosts
+            .iter()
+            .map(|v| {
+                (
+                    v.name.0.as_str(),
+                    v.respond.as_ref().map(|r| r.status),
+                    v.certificate.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("ext.test", Some(503), false),
+                ("port.test", Some(503), false),
+                ("secure.test", Some(503), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_host_stays_with_the_namespace_that_served_it() {
+        // b's Ingress is older, but names the host only after a has been serving it.
+        let yaml = format!(
+            "{CLASS}{}{}{}{}",
+            service("a", "web", "[{addresses: [10.0.0.1]}]"),
+            service("b", "web", "[{addresses: [10.0.0.2]}]"),
+            ingress(
+                "a",
+                "shop",
+                "2026-01-02T00:00:00Z",
+                &rule("shop.test", "/", "web")
+            ),
+            ingress(
+                "b",
+                "old",
+                "2026-01-01T00:00:00Z",
+                &rule("shop.test", "/login", "web")
+            ),
+        );
+        let (_dir, loaded) = gateway("vhosts: []\n");
+        let served_by_a = Owners::from([("shop.test".to_string(), "a".to_string())]);
+        let t = translate(&objects(&yaml), &loaded, &served_by_a);
+        assert_eq!(problems(&t)[0].0, "b/old");
+        assert_eq!(t.vhosts[0].routes[0].upstreams, ["10.0.0.1:8080"]);
+        assert_eq!(t.owners["shop.test"], "a");
+        // Without that history (a restart), the oldest Ingress's namespace has it.
+        let t = translate(&objects(&yaml), &loaded, &Owners::new());
+        assert_eq!(problems(&t)[0].0, "a/shop");
+        assert_eq!(t.owners["shop.test"], "b");
+    }
+
+    #[test]
+    fn tls_wildcards_cover_one_label_and_sizes_are_bounded() {
+        use base64::Engine;
+        use rcgen::{CertificateParams, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["*.shop.test".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+        let secret = format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: wild, namespace: a}}\ntype: kubernetes.io/tls\ndata: {{tls.crt: {}, tls.key: {}}}\n",
+            b64(cert.pem()),
+            b64(key.serialize_pem())
+        );
+        let tls = "  tls: [{hosts: [\"*.shop.test\"], secretName: wild}]\n";
+        let many: String = (0..=MAX_PATHS)
+            .map(|i| format!("{{path: /p{i}, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let yaml = format!(
+            "{CLASS}{}{secret}{}{}{}",
+            service(
+                "a",
+                "web",
+                "[{addresses: [10.0.0.1]}, {addresses: [10.0.0.9]}]"
+            ),
+            ingress(
+                "a",
+                "one",
+                "2026-01-01T00:00:00Z",
+                &format!("{tls}{}", rule("api.shop.test", "/", "web"))
+            ),
+            ingress(
+                "a",
+                "two",
+                "2026-01-01T00:00:01Z",
+                &format!("{tls}{}", rule("a.b.shop.test", "/", "web"))
+            ),
+            ingress(
+                "a",
+                "huge",
+                "2026-01-01T00:00:02Z",
+                &format!("  rules:\n  - host: huge.test\n    http: {{paths: [{many}]}}\n")
+            ),
+        );
+        // 10.0.0.9 is the gateway's own listener address: never an upstream.
+        let t = translated(&yaml, "vhosts: []\nadmin: {address: \"10.0.0.9:9100\"}\n");
+        assert_eq!(
+            problems(&t),
+            [(
+                "a/huge".into(),
+                "TooLarge",
+                format!(
+                    "spec.rules: {} paths; an Ingress has at most {MAX_PATHS}",
+                    MAX_PATHS + 1
+                )
+            )]
+        );
+        let hosts: Vec<(&str, bool, &[String])> = t
+            .vhosts
+            .iter()
+            .map(|v| {
+                (
+                    v.name.0.as_str(),
+                    v.certificate.is_some(),
+                    &v.routes[0].upstreams[..],
+                )
+            })
+            .collect();
+        let upstream = ["10.0.0.1:8080".to_string()];
+        assert_eq!(
+            hosts,
+            [
+                ("a.b.shop.test", false, &upstream[..]),
+                ("api.shop.test", true, &upstream[..])
+            ]
+        );
     }
 
     #[test]
@@ -630,7 +887,7 @@ mod tests {
         // A gw.yaml catch-all keeps `*`.
         let (_dir, loaded) =
             gateway("vhosts:\n  - {name: all, hosts: [\"*\"], respond: {status: 200}}\n");
-        let t = translate(&objects(&yaml), &loaded);
+        let t = translate(&objects(&yaml), &loaded, &Owners::new());
         assert_eq!(t.vhosts.len(), 1);
         assert_eq!(
             problems(&t),

@@ -21,7 +21,7 @@ use kube::ResourceExt;
 
 use crate::config::schema::VhostConfig;
 use crate::config::LoadedConfig;
-pub use ingress::translate;
+pub use ingress::{translate, Owners};
 
 /// A consistent view of the objects the gateway reads.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +69,8 @@ pub struct Translation {
     /// The Ingresses with at least one path (or default backend) served, for their
     /// `status.loadBalancer`.
     pub served: Vec<Arc<Ingress>>,
+    /// Which namespace owns each host, for the next translation.
+    pub owners: ingress::Owners,
 }
 
 /// Something on an object the gateway does not honour, for an Event on it.

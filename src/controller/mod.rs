@@ -60,12 +60,18 @@ impl Controller {
         }
     }
 
-    /// Compiles the current objects; returns what they became.
-    fn compile(&self, caches: &Caches) -> Option<Translation> {
+    /// Compiles the current objects, on a blocking thread so that the watches
+    /// keep being read meanwhile; returns what they became.
+    async fn compile(&self, caches: &Caches) -> Option<Translation> {
         let started = Instant::now();
         let objects = Arc::new(caches.snapshot());
         let counts = (objects.ingresses.len(), objects.services.len());
-        match self.composer.update_cluster(objects) {
+        let composer = self.composer.clone();
+        let compiled = tokio::task::spawn_blocking(move || composer.update_cluster(objects)).await;
+        let compiled = compiled.unwrap_or_else(|e| {
+            std::panic::resume_unwind(e.try_into_panic().unwrap_or_else(|_| Box::new("cancelled")))
+        });
+        match compiled {
             Ok(translation) => {
                 info!(
                     "serving the cluster's objects: {} Ingresses ({} served, as {} hosts), \
@@ -115,7 +121,7 @@ impl BackgroundService for Controller {
         });
         loop {
             while changes.try_recv().is_ok() {}
-            if let Some(t) = self.compile(&caches) {
+            if let Some(t) = self.compile(&caches).await {
                 self.lifecycle.cluster_synced();
                 translations.send_replace(Arc::new(t));
             }
@@ -149,5 +155,6 @@ pub fn compose_once(
         let client = connect(Some(kubeconfig)).await?;
         list_once(&client, &namespaces).await
     })?;
-    crate::compose::compose(loaded, Some(&objects), metrics).map_err(|e| e.to_string())
+    let owners = crate::cluster::Owners::new();
+    crate::compose::compose(loaded, Some(&objects), &owners, metrics).map_err(|e| e.to_string())
 }

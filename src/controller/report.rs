@@ -7,7 +7,8 @@
 //! one address; without it each replica only adds its pod's IP to the list, so
 //! that replicas never overwrite each other back and forth.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use k8s_openapi::api::networking::v1::{
     Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus,
@@ -16,9 +17,15 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use log::{info, warn};
+use tokio::time::timeout;
 
 use crate::cluster::{object_name, Translation};
 use crate::config::kubernetes::{StatusAddress, INGRESS_CONTROLLER};
+
+/// New Events per Ingress per plan.
+const EVENTS_PER_ROUND: usize = 5;
+/// One API call (an Event, a status): a hung one must not stop the reports.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Reports {
     client: Client,
@@ -57,9 +64,17 @@ impl Reports {
         }
     }
 
-    /// Publishes the new problems and writes the served Ingresses' status.
+    /// Writes the served Ingresses' status, then publishes the new problems.
     pub async fn report(&mut self, translation: &Translation) {
+        self.write_status(translation).await;
+        self.publish(translation).await;
+    }
+
+    /// At most [`EVENTS_PER_ROUND`] new Events per Ingress per plan: one object
+    /// with thousands of problems cannot hold back everyone else's.
+    async fn publish(&mut self, translation: &Translation) {
         let mut current = HashSet::new();
+        let mut sent: HashMap<String, usize> = HashMap::new();
         for p in &translation.problems {
             let key = (
                 p.object.uid().unwrap_or_default(),
@@ -70,7 +85,17 @@ impl Reports {
             if self.published.contains(&key) {
                 continue;
             }
-            warn!("Ingress {}: not served: {}", p.object_name(), p.message);
+            let count = sent.entry(key.0.clone()).or_default();
+            if *count == EVENTS_PER_ROUND {
+                continue;
+            }
+            *count += 1;
+            // A path can hold a newline: the log line stays one line.
+            warn!(
+                "Ingress {}: not served: {}",
+                p.object_name(),
+                truncate(&p.message, 1000).escape_debug()
+            );
             let event = Event {
                 type_: EventType::Warning,
                 reason: p.reason.into(),
@@ -78,20 +103,23 @@ impl Reports {
                 action: "Serve".into(),
                 secondary: None,
             };
-            match self
-                .recorder
-                .publish(&event, &p.object.object_ref(&()))
-                .await
-            {
-                Ok(()) => {
+            let reference = p.object.object_ref(&());
+            match timeout(CALL_TIMEOUT, self.recorder.publish(&event, &reference)).await {
+                Ok(Ok(())) => {
                     self.published.insert(key);
                 }
-                Err(e) => warn!("Event on Ingress {}: {e}", p.object_name()),
+                Ok(Err(e)) => warn!("Event on Ingress {}: {e}", p.object_name()),
+                Err(_) => warn!(
+                    "Event on Ingress {}: no answer in {CALL_TIMEOUT:?}",
+                    p.object_name()
+                ),
             }
         }
         // A problem fixed and back later is published again.
         self.published.retain(|k| current.contains(k));
+    }
 
+    async fn write_status(&self, translation: &Translation) {
         let Some(address) = &self.address else { return };
         for ingress in &translation.served {
             let current = ingress
@@ -108,15 +136,16 @@ impl Reports {
                 &ingress.namespace().unwrap_or_default(),
             );
             let patch = serde_json::json!({"status": {"loadBalancer": wanted}});
-            if let Err(e) = api
-                .patch_status(
-                    &ingress.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-            {
-                warn!("status of Ingress {}: {e}", object_name(ingress.as_ref()));
+            let name = ingress.name_any();
+            let (params, patch) = (PatchParams::default(), Patch::Merge(&patch));
+            let written = api.patch_status(&name, &params, &patch);
+            match timeout(CALL_TIMEOUT, written).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!("status of Ingress {}: {e}", object_name(ingress.as_ref())),
+                Err(_) => warn!(
+                    "status of Ingress {}: no answer in {CALL_TIMEOUT:?}",
+                    object_name(ingress.as_ref())
+                ),
             }
         }
     }
