@@ -113,11 +113,28 @@ fn an_ingress_with_two_paths_and_tls_then_its_certificate_renewed() {
     // cert-manager renews the Secret in place: the new certificate is served
     // without a restart.
     let renewed = pki.leaf(&["shop.example"]);
+    let (info, before) = (config_info(&gw), reloads(&gw));
     cp.apply(&tls_secret("shop", "shop-tls", &renewed));
     eventually("the renewed certificate is served", || {
         handshake(gw.tls_addr, "shop.example", config()).leaf == renewed.der
     });
-    assert!(gw.log().contains("serving the cluster's objects"));
+    // A plan compiled from the cluster is a reload like any other.
+    assert_ne!(config_info(&gw), info);
+    assert!(reloads(&gw) > before, "{before}");
+    assert_eq!(gw.metric("secgw_config_last_reload_successful"), Some(1.0));
+}
+
+/// The `hash` label of `secgw_config_info`.
+fn config_info(gw: &Gateway) -> String {
+    let (_, text) = gw.admin_get("/metrics");
+    let line = text.lines().find(|l| l.starts_with("secgw_config_info{"));
+    line.unwrap_or_else(|| panic!("no secgw_config_info in {text}"))
+        .to_string()
+}
+
+fn reloads(gw: &Gateway) -> f64 {
+    gw.metric(r#"secgw_config_reloads_total{result="success"}"#)
+        .unwrap()
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use crate::config::schema::VhostConfig;
 use crate::config::LoadedConfig;
@@ -34,8 +34,11 @@ pub struct ClusterObjects {
 }
 
 impl ClusterObjects {
-    /// Tells snapshots apart (for `secgw_config_info`): every object's kind,
-    /// namespace, name and resource version, whatever order the caches list them in.
+    /// Tells snapshots apart by what the gateway reads, whatever order the caches
+    /// list them in: every object's kind, namespace, name and resource version,
+    /// except that an Ingress counts by its generation and annotations, so that
+    /// the status the gateway itself writes does not make a different plan (nor a
+    /// recompile).
     pub fn fingerprint(&self) -> u64 {
         fn keys<K: ResourceExt>(kind: &str, objects: &[Arc<K>], out: &mut Vec<String>) {
             out.extend(objects.iter().map(|o| {
@@ -49,7 +52,16 @@ impl ClusterObjects {
         }
         let mut all = Vec::new();
         keys("IngressClass", &self.classes, &mut all);
-        keys("Ingress", &self.ingresses, &mut all);
+        all.extend(self.ingresses.iter().map(|i| {
+            let meta = i.meta();
+            format!(
+                "Ingress/{}/{:?}/{:?}/{:?}",
+                object_name(i.as_ref()),
+                meta.uid,
+                meta.generation,
+                meta.annotations
+            )
+        }));
         keys("Service", &self.services, &mut all);
         keys("EndpointSlice", &self.slices, &mut all);
         keys("Secret", &self.secrets, &mut all);

@@ -27,7 +27,7 @@ use caches::Caches;
 pub use client::connect;
 use report::Reports;
 
-use crate::cluster::Translation;
+use crate::cluster::{ClusterObjects, Translation};
 use crate::compose::Composer;
 use crate::config::kubernetes::KubernetesConfig;
 use crate::lifecycle::Lifecycle;
@@ -62,9 +62,8 @@ impl Controller {
 
     /// Compiles the current objects, on a blocking thread so that the watches
     /// keep being read meanwhile; returns what they became.
-    async fn compile(&self, caches: &Caches) -> Option<Translation> {
+    async fn compile(&self, objects: Arc<ClusterObjects>) -> Option<Translation> {
         let started = Instant::now();
-        let objects = Arc::new(caches.snapshot());
         let counts = (objects.ingresses.len(), objects.services.len());
         let composer = self.composer.clone();
         let compiled = tokio::task::spawn_blocking(move || composer.update_cluster(objects)).await;
@@ -119,11 +118,19 @@ impl BackgroundService for Controller {
                 reports.report(&translation).await;
             }
         });
+        let mut compiled = None;
         loop {
             while changes.try_recv().is_ok() {}
-            if let Some(t) = self.compile(&caches).await {
-                self.lifecycle.cluster_synced();
-                translations.send_replace(Arc::new(t));
+            let objects = Arc::new(caches.snapshot());
+            // The status writes come back through the watch; they change nothing
+            // the plan reads.
+            let print = objects.fingerprint();
+            if compiled != Some(print) {
+                if let Some(t) = self.compile(objects).await {
+                    compiled = Some(print);
+                    self.lifecycle.cluster_synced();
+                    translations.send_replace(Arc::new(t));
+                }
             }
             tokio::select! {
                 _ = shutdown.changed() => break,
