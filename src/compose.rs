@@ -7,7 +7,6 @@
 //! refuses is left out with a [`Problem`] on it; the rest of the plan is served.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
@@ -154,10 +153,6 @@ impl Composer {
         })
     }
 
-    pub fn plan(&self) -> &Arc<ArcSwap<Plan>> {
-        &self.plan
-    }
-
     fn lock(&self) -> MutexGuard<'_, Sources> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -189,10 +184,9 @@ impl Composer {
     /// Serves a new snapshot of the cluster with the last good files; returns what
     /// the objects became (their problems, and the Ingresses served).
     pub fn update_cluster(&self, objects: Arc<ClusterObjects>) -> Result<Translation, ConfigError> {
-        let mut state = self.lock();
-        let owners = std::mem::take(&mut state.owners);
-        let composed = compose(&mut state.file, Some(&objects), &owners, metrics());
-        let composed = composed.inspect_err(|_| state.owners = owners)?;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let composed = compose(&mut state.file, Some(&objects), &state.owners, metrics())?;
         state.owners = composed.translation.owners.clone();
         state.cluster = Some(objects);
         self.swap(composed.plan, composed.hash);
@@ -205,11 +199,8 @@ impl Composer {
     }
 
     fn swap(&self, plan: Plan, hash: u64) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
         self.plan.store(Arc::new(plan));
-        metrics().config_reloaded(hash, now);
+        metrics().config_reloaded(hash);
     }
 }
 

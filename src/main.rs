@@ -66,10 +66,7 @@ fn main() -> ExitCode {
     if let (true, Some(kubeconfig)) = (cli.opt.test, &cli.kubeconfig) {
         return test_with_cluster(&conf, &mut loaded, kubeconfig);
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    metrics().config_loaded(loaded.hash, now);
+    metrics().config_loaded(loaded.hash);
     if cli.opt.test {
         println!(
             "pingora-secgw: configuration {conf} is valid ({} vhosts)",

@@ -253,12 +253,12 @@ impl Metrics {
     }
 
     /// Records the configuration the process started with.
-    pub fn config_loaded(&self, hash: u64, unix_time: f64) {
+    pub fn config_loaded(&self, hash: u64) {
         for result in ["success", "failure"] {
             self.config_reloads.with_label_values(&[result]);
         }
         self.config_last_reload_successful.set(1);
-        self.config_last_reload_timestamp.set(unix_time);
+        self.config_last_reload_timestamp.set(unix_now());
         self.config_info.reset();
         self.config_info
             .with_label_values(&[&format!("{hash:016x}")])
@@ -266,16 +266,16 @@ impl Metrics {
     }
 
     /// Records a configuration swapped in by a reload.
-    pub fn config_reloaded(&self, hash: u64, unix_time: f64) {
-        self.config_loaded(hash, unix_time);
+    pub fn config_reloaded(&self, hash: u64) {
+        self.config_loaded(hash);
         self.config_reloads.with_label_values(&["success"]).inc();
     }
 
     /// Records a reload that was rejected (the previous configuration still serves).
-    pub fn config_reload_failed(&self, unix_time: f64) {
+    pub fn config_reload_failed(&self) {
         self.config_reloads.with_label_values(&["failure"]).inc();
         self.config_last_reload_successful.set(0);
-        self.config_last_reload_timestamp.set(unix_time);
+        self.config_last_reload_timestamp.set(unix_now());
     }
 
     pub fn connection_opened(&self) {
@@ -619,6 +619,13 @@ impl RouteMetrics {
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {
         self.upstream_errors[kind as usize].inc();
     }
+}
+
+/// Seconds since the Unix epoch, for the reload timestamp.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use log::{error, info, warn};
@@ -146,10 +146,7 @@ impl Reloader {
                 );
             }
             Err(e) => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64());
-                metrics().config_reload_failed(now);
+                metrics().config_reload_failed();
                 error!("reload rejected, still serving the last good configuration: {e}");
             }
         }

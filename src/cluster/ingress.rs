@@ -141,15 +141,12 @@ pub fn translate(
                 usize::MAX => "spec.defaultBackend".to_string(),
                 i => format!("spec.rules[{i}].host"),
             };
-            let pattern = match host_text {
-                None | Some("") => HostPattern::Any,
-                Some(h) => match HostPattern::try_from(h.to_string()) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        problem("InvalidHost", format!("{field}: {e}"));
-                        continue;
-                    }
-                },
+            let pattern = match rule_host(host_text) {
+                Ok(p) => p,
+                Err(e) => {
+                    problem("InvalidHost", format!("{field}: {e}"));
+                    continue;
+                }
             };
             let key = HostKey(pattern.clone());
             if let Some((_, vhost)) = taken_by_file.iter().find(|(p, _)| *p == pattern) {
@@ -232,12 +229,13 @@ pub fn translate(
                     problem("InvalidPath", format!("{field}.path: `{text}`: {reason}"));
                     continue;
                 }
-                let upstreams = match backend(&index, &namespace, &path.backend, &field) {
+                let backend_field = format!("{field}.backend");
+                let upstreams = match backend(&index, &namespace, &path.backend, &backend_field) {
                     Ok(u) if u.len() > budget => {
                         problem(
                             "TooLarge",
                             format!(
-                                "{field}.backend: the Ingress's paths name more than \
+                                "{backend_field}: the Ingress's paths name more than \
                                  {MAX_ADDRESSES} endpoint addresses together"
                             ),
                         );
@@ -294,14 +292,10 @@ fn owners(ingresses: &[&Arc<Ingress>], previous: &Owners) -> Owners {
         let rules = spec.rules.iter().flatten().map(|r| r.host.as_deref());
         let catch_all = spec.default_backend.as_ref().map(|_| None);
         for host in rules.chain(catch_all) {
-            let text = match host {
-                None | Some("") => "*".to_string(),
-                Some(h) => match HostPattern::try_from(h.to_string()) {
-                    Ok(p) => HostKey(p).text(),
-                    Err(_) => continue,
-                },
+            let Ok(pattern) = rule_host(host) else {
+                continue;
             };
-            let namespaces = naming.entry(text).or_default();
+            let namespaces = naming.entry(pattern.to_string()).or_default();
             if !namespaces.contains(&namespace) {
                 namespaces.push(namespace.clone());
             }
@@ -341,11 +335,15 @@ struct HostKey(HostPattern);
 
 impl HostKey {
     fn text(&self) -> String {
-        match &self.0 {
-            HostPattern::Any => "*".into(),
-            HostPattern::Exact(h) => h.clone(),
-            HostPattern::Suffix(s) => format!("*.{s}"),
-        }
+        self.0.to_string()
+    }
+}
+
+/// A rule's host as a pattern: none (or empty) is the catch-all `*`.
+fn rule_host(host: Option<&str>) -> Result<HostPattern, String> {
+    match host {
+        None | Some("") => Ok(HostPattern::Any),
+        Some(h) => HostPattern::try_from(h.to_string()),
     }
 }
 
@@ -382,7 +380,8 @@ fn of_class(ingress: &Ingress, class: &str, is_default: bool) -> bool {
     }
 }
 
-/// The upstreams of a backend; an error is an Event reason and message.
+/// The upstreams of a backend (at `field`); an error is an Event reason and
+/// message.
 fn backend(
     index: &Index,
     namespace: &str,
@@ -392,17 +391,12 @@ fn backend(
     let Some(service) = &backend.service else {
         return Err((
             "UnsupportedValue",
-            format!("{field}.backend.resource: only Service backends are served"),
+            format!("{field}.resource: only Service backends are served"),
         ));
     };
     index.upstreams(namespace, service).map_err(|r| {
-        let field = field.strip_suffix(".backend").unwrap_or(field);
-        let field = if field == "spec.defaultBackend" {
-            format!("{field}.service.{}", r.field)
-        } else {
-            format!("{field}.backend.service.{}", r.field)
-        };
-        ("BackendNotFound", format!("{field}: {}", r.reason))
+        let message = format!("{field}.service.{}: {}", r.field, r.reason);
+        ("BackendNotFound", message)
     })
 }
 
@@ -840,6 +834,40 @@ mod tests {
             [
                 ("a.b.shop.test", false, &upstream[..]),
                 ("api.shop.test", true, &upstream[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_backend_names_its_own_field() {
+        let resource = "{resource: {kind: Bucket, name: b}}";
+        let yaml = format!(
+            "{CLASS}{}",
+            ingress(
+                "a",
+                "res",
+                "2026-01-01T00:00:00Z",
+                &format!(
+                    "  defaultBackend: {resource}\n  rules:\n  - host: r.test\n    http: \
+                     {{paths: [{{path: /, pathType: Prefix, backend: {resource}}}]}}\n"
+                )
+            ),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        let only = "only Service backends are served";
+        assert_eq!(
+            problems(&t),
+            [
+                (
+                    "a/res".into(),
+                    "UnsupportedValue",
+                    format!("spec.defaultBackend.resource: {only}")
+                ),
+                (
+                    "a/res".into(),
+                    "UnsupportedValue",
+                    format!("spec.rules[0].http.paths[0].backend.resource: {only}")
+                ),
             ]
         );
     }

@@ -190,6 +190,17 @@ pub enum HostPattern {
     Suffix(String),
 }
 
+/// The pattern as written in gw.yaml (`*`, `a.example`, `*.example`).
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Any => f.write_str("*"),
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Suffix(s) => write!(f, "*.{s}"),
+        }
+    }
+}
+
 impl TryFrom<String> for HostPattern {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {

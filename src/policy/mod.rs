@@ -36,7 +36,6 @@ use rustls::sign::CertifiedKey;
 
 use crate::config::resolve::{resolve, Effective};
 use crate::config::schema::LimitsConfig;
-use crate::config::values::HostPattern;
 use crate::config::{ConfigError, KeyError, LoadedConfig};
 use crate::metrics::{Metrics, RouteLabels, RouteMetrics, UNMATCHED, VHOST_ROUTE};
 use crate::routing::Router;
@@ -155,8 +154,7 @@ impl Plan {
                             format!("hosts[{j}]"),
                             format!(
                                 "host `{}` is already served by vhosts[{other}] ({})",
-                                pattern_text(pattern),
-                                configs[other].name.0
+                                pattern, configs[other].name.0
                             ),
                         )
                     })?;
@@ -186,14 +184,6 @@ impl Plan {
             limits: ConnectionLimits::from(&loaded.gateway.limits),
             listener_certs,
         })
-    }
-}
-
-fn pattern_text(p: &HostPattern) -> String {
-    match p {
-        HostPattern::Any => "*".into(),
-        HostPattern::Exact(h) => h.clone(),
-        HostPattern::Suffix(s) => format!("*.{s}"),
     }
 }
 
