@@ -263,4 +263,116 @@ mod tests {
             t.problems[0].message
         );
     }
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// Ingresses generated over hosts (valid, wildcard, catch-all, invalid),
+    /// paths (escapes, dot-segments, `;`, case, duplicates), path types and
+    /// backends (present or missing), in two namespaces.
+    fn ingresses() -> impl Strategy<Value = Vec<Value>> {
+        let host = prop::sample::select(vec!["a.test", "b.test", "*.w.test", "", "x_y!.test"]);
+        let path = proptest::option::of("/[a-c%2Ef./;~A-C]{0,8}");
+        let kind = prop::sample::select(vec!["Exact", "Prefix", "ImplementationSpecific", "Regex"]);
+        let service = prop::sample::select(vec!["web", "missing"]);
+        let paths = prop::collection::vec((path, kind, service), 1..4);
+        let rules = prop::collection::vec((host, paths), 1..3);
+        let namespace = prop::sample::select(vec!["a", "b"]);
+        prop::collection::vec((namespace, rules), 1..4).prop_map(|all| {
+            all.into_iter()
+                .enumerate()
+                .map(|(n, (namespace, rules))| {
+                    let rules: Vec<Value> = rules
+                        .into_iter()
+                        .map(|(host, paths)| {
+                            let paths: Vec<Value> = paths
+                                .into_iter()
+                                .map(|(path, kind, service)| {
+                                    let backend = json!({"service": {"name": service, "port": {"number": 80}}});
+                                    json!({"path": path, "pathType": kind, "backend": backend})
+                                })
+                                .collect();
+                            json!({"host": host, "http": {"paths": paths}})
+                        })
+                        .collect();
+                    json!({
+                        "metadata": {"namespace": namespace, "name": format!("i{n}"),
+                                     "creationTimestamp": format!("2026-01-01T00:00:0{n}Z")},
+                        "spec": {"ingressClassName": "secgw", "rules": rules},
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn cluster(ingresses: &[Value]) -> ClusterObjects {
+        fn parse<K: serde::de::DeserializeOwned>(v: Value) -> Arc<K> {
+            Arc::new(serde_json::from_value(v).unwrap())
+        }
+        let mut objects = ClusterObjects {
+            classes: vec![parse(json!({"metadata": {"name": "secgw"},
+                                       "spec": {"controller": "secgw.io/ingress-controller"}}))],
+            ingresses: ingresses.iter().cloned().map(parse).collect(),
+            ..ClusterObjects::default()
+        };
+        for ns in ["a", "b"] {
+            objects
+                .services
+                .push(parse(json!({"metadata": {"namespace": ns, "name": "web"},
+                                                "spec": {"ports": [{"port": 80}]}})));
+            objects.slices.push(parse(json!({
+                "metadata": {"namespace": ns, "name": "web-1",
+                             "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4", "ports": [{"port": 8080}],
+                "endpoints": [{"addresses": ["10.0.0.1"]}],
+            })));
+        }
+        objects
+    }
+
+    proptest! {
+        /// Every generated path is accounted for: served as a route of its own
+        /// Ingress, or refused with a problem naming it (or its rule's host), and
+        /// the compiler never refuses what the translation let through.
+        #[test]
+        fn every_path_is_served_or_refused_by_name_and_the_plan_compiles(objects in ingresses()) {
+            let dir = tempfile::tempdir().unwrap();
+            let gw = dir.path().join("gw.yaml");
+            std::fs::write(&gw, "listeners: [{address: \"127.0.0.1:8080\"}]\nvhosts: []\n").unwrap();
+            let mut loaded = crate::config::load(&gw).unwrap();
+            let cluster = cluster(&objects);
+            let composed = compose(&mut loaded, Some(&cluster), &Owners::new(), &Metrics::new()).unwrap();
+            let t = &composed.translation;
+            prop_assert!(t.problems.iter().all(|p| p.reason != "Invalid"), "{:?}", t.problems);
+            prop_assert_eq!(
+                composed.plan.vhosts.len(),
+                t.vhosts.len(),
+                "every translated host is compiled"
+            );
+            for ingress in &objects {
+                let name = format!("{}/{}", ingress["metadata"]["namespace"].as_str().unwrap(),
+                                   ingress["metadata"]["name"].as_str().unwrap());
+                let problems: Vec<&str> = t.problems.iter()
+                    .filter(|p| p.object_name() == name)
+                    .map(|p| p.message.as_str())
+                    .collect();
+                let routes = t.vhosts.iter().flat_map(|v| &v.routes)
+                    .filter(|r| r.object.as_deref() == Some(name.as_str()))
+                    .count();
+                let mut accounted = routes;
+                for (i, rule) in ingress["spec"]["rules"].as_array().unwrap().iter().enumerate() {
+                    let paths = rule["http"]["paths"].as_array().unwrap().len();
+                    let host_refused = problems.iter()
+                        .any(|m| m.starts_with(&format!("spec.rules[{i}].host:")));
+                    let path_refused = (0..paths).filter(|j| {
+                        problems.iter().any(|m| m.starts_with(&format!("spec.rules[{i}].http.paths[{j}]")))
+                    }).count();
+                    accounted += if host_refused { paths } else { path_refused };
+                }
+                let total: usize = ingress["spec"]["rules"].as_array().unwrap().iter()
+                    .map(|r| r["http"]["paths"].as_array().unwrap().len()).sum();
+                prop_assert_eq!(accounted, total, "{} {:?}", name, problems);
+            }
+        }
+    }
 }
