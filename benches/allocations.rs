@@ -76,7 +76,7 @@ fn main() {
     let vhost = &routes.vhosts[0];
     let lookup = |path: &str| {
         let normal = normalize_path(std::hint::black_box(path), false).unwrap();
-        std::hint::black_box(vhost.route_index(&normal));
+        std::hint::black_box(vhost.route_index(&normal, None));
     };
     println!(
         "allocations per route lookup (1,000 routes): exact {:.1}, prefix {:.1}, no match {:.1}, path to normalize {:.1}",

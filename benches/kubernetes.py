@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Kubernetes mode at scale: how fast a new Ingress is served, what the watch caches
-cost in memory, and whether the request path costs anything more.
+"""Kubernetes mode at scale: how fast a new Ingress (or, with `--kind httproute`, a
+new Gateway API HTTPRoute) is served, what the watch caches cost in memory, and
+whether the request path costs anything more.
 
 Run through `./benches/kubernetes.sh [ARGS]`, which builds kube-apiserver, etcd and
 the release gateway, then runs this script in a private network namespace (the API
@@ -26,6 +27,18 @@ it needs that namespace already (it checks for 10.244.0.1).
    gateway serving `bench.test` from its Ingress with the N others present, both
    with the production policy in front of the same upstream; prints y/x.
 
+`--kind httproute` measures the same with the Gateway API instead of Ingresses: the
+GatewayClass `secgw` (controllerName secgw.io/gateway-controller), one Gateway
+`bench` in the bench's namespace with one HTTP listener on the port of the
+gateway's gw.yaml listener (`allowedRoutes.namespaces.from: Same`), and N+1
+HTTPRoutes attached to it (`h{i}.bench.test` to Service `s{i}`, and `bench.test`),
+in place of the IngressClass and the Ingresses; a trial creates one more HTTPRoute,
+the status waited for is each HTTPRoute's `status.parents` entry of the gateway's
+controller, and (c) is the same hosts as gw.yaml vhosts the way the HTTPRoutes are
+translated (src/cluster/gateway.rs: a vhost per hostname answering 404 itself, one
+`prefix: /` route, and the catch-all `*` answering 404). `--ingresses N` is N in
+both kinds.
+
 Every wait has a timeout, and every process (gateways, nginx, etcd and
 kube-apiserver) is stopped on the way out, errors included. About 100 s with the
 defaults (N=1000, K=20, `--seconds 8`) on 2 cores: 15 s creating the objects, 30 s
@@ -45,7 +58,8 @@ CONTROL_PLANE = os.path.join(ROOT, "scripts", "control-plane.sh")
 UPSTREAM_HOST = "10.244.0.1"  # on `lo` of the private network namespace
 NS = "bench"
 EMPTY_NS = "empty"
-CLASS = "secgw"
+CLASS = "secgw"  # the IngressClass and the GatewayClass
+GATEWAY = "bench"  # the Gateway (in NS) the HTTPRoutes attach to
 COMPILED = "serving the cluster's objects"
 # The controller's lines (compiles, status writes) and errors, nothing per request.
 QUIET_LOG = "error,pingora_secgw::controller=info"
@@ -141,7 +155,50 @@ def ingress(name, host, service_name):
                  "backend": {"service": {"name": service_name, "port": {"name": "http"}}}}]}}]}}
 
 
+def gateway_class():
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": CLASS},
+            "spec": {"controllerName": "secgw.io/gateway-controller"}}
+
+
+def gateway(port):
+    """The Gateway: one HTTP listener on `port`, the port of the Kubernetes-mode
+    gateway's gw.yaml listener (a listener is served on the gw.yaml listener of the
+    same port), taking HTTPRoutes of its own namespace."""
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": GATEWAY, "namespace": NS},
+            "spec": {"gatewayClassName": CLASS, "listeners": [
+                {"name": "http", "port": port, "protocol": "HTTP",
+                 "allowedRoutes": {"namespaces": {"from": "Same"}}}]}}
+
+
+def http_route(name, host, service_name):
+    # Port 80: the Service's port (service()).
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"parentRefs": [{"name": GATEWAY}], "hostnames": [host],
+                     "rules": [{"backendRefs": [{"name": service_name, "port": 80}]}]}}
+
+
 INGRESSES = f"/apis/networking.k8s.io/v1/namespaces/{NS}/ingresses"
+GATEWAY_CLASSES = "/apis/gateway.networking.k8s.io/v1/gatewayclasses"
+GATEWAYS = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/gateways"
+HTTPROUTES = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes"
+CONTROLLER = "secgw.io/gateway-controller"
+
+
+class Kind:
+    """What differs between `--kind ingress` and `--kind httproute`: the route
+    object's name, collection and shape."""
+
+    def __init__(self, name):
+        self.name = name
+        self.httproute = name == "httproute"
+        self.object = "HTTPRoute" if self.httproute else "Ingress"
+        self.objects = self.object + "s"
+        self.path = HTTPROUTES if self.httproute else INGRESSES
+
+    def route(self, name, host, service_name):
+        return (http_route if self.httproute else ingress)(name, host, service_name)
 
 
 def free_port(host="127.0.0.1"):
@@ -183,9 +240,10 @@ def http_status(port, path, host="localhost", timeout=2.0):
 class Gateway:
     """One pingora-secgw process with its own gw.yaml, log and ports."""
 
-    def __init__(self, workdir, name, rest, wrapper=(), rust_log="info"):
+    def __init__(self, workdir, name, rest, wrapper=(), rust_log="info", port=None):
         self.name, self.workdir = name, workdir
-        self.port, self.admin = free_port(), free_port()
+        # `port`: the one a Gateway object's listener names (--kind httproute).
+        self.port, self.admin = port or free_port(), free_port()
         self.conf = os.path.join(workdir, f"{name}.yaml")
         self.log_path = os.path.join(workdir, f"{name}.log")
         with open(self.conf, "w") as f:
@@ -268,20 +326,36 @@ kubernetes:
   enabled: true
   kubeconfig: {kubeconfig}
   ingress_class: {CLASS}
+  gateway_class: {CLASS}
   namespaces: [{namespaces}]
   default_policy: production
   status_address: 192.0.2.1
 """
 
 
-def vhost_yaml(name, host, up_port):
+def vhost_yaml(name, host, up_port, body="no route for this path"):
     """The gw.yaml vhost an Ingress rule `host: HOST, path: /, pathType: Prefix` is
     translated into (src/cluster/ingress.rs): a vhost answering 404 itself and one
     `prefix: /` route to the upstream, so that (a)/(c) and (x)/(y) compare the same
-    plan and the same routes."""
+    plan and the same routes. An HTTPRoute `hostnames: [HOST]` with one rule and no
+    matches becomes the same, with the body "no route for this request"
+    (src/cluster/gateway.rs), its route carrying the backendRef's share
+    (`rules.backends`), which gw.yaml writes as the route's upstreams."""
     return (f"  - name: {name}\n    hosts: [\"{host}\"]\n    policy: production\n"
-            f"    respond: {{status: 404, body: \"no route for this path\\n\"}}\n"
+            f"    respond: {{status: 404, body: \"{body}\\n\"}}\n"
             f"    routes: [{{prefix: /, upstreams: [\"{UPSTREAM_HOST}:{up_port}\"]}}]\n")
+
+
+def vhosts_yaml(kind, hosts, up_port):
+    """gw.yaml's `vhosts:` for `hosts` ((name, host) pairs) as `kind` has them
+    translated: with the Gateway API, each name a listener and a route share, and
+    the catch-all vhost answering 404 that a served Gateway adds."""
+    if not kind.httproute:
+        return "vhosts:\n" + "".join(vhost_yaml(name, host, up_port) for name, host in hosts)
+    body = "no route for this request"
+    return ("vhosts:\n" + "".join(vhost_yaml(name, host, up_port, body) for name, host in hosts)
+            + f"  - name: catch-all\n    hosts: [\"*\"]\n    policy: production\n"
+            f"    respond: {{status: 404, body: \"{body}\\n\"}}\n")
 
 
 def compile_ms(text):
@@ -340,36 +414,71 @@ def start_upstream(workdir):
     return port, proc
 
 
-def create_objects(api, n, up_port):
+def create_objects(api, kind, n, up_port, listen_port):
     t0 = time.monotonic()
-    api.create("/apis/networking.k8s.io/v1/ingressclasses", ingress_class())
+    if kind.httproute:
+        api.create(GATEWAY_CLASSES, gateway_class())
+    else:
+        api.create("/apis/networking.k8s.io/v1/ingressclasses", ingress_class())
     api.create("/api/v1/namespaces", namespace(NS))
     api.create("/api/v1/namespaces", namespace(EMPTY_NS))
     for i in range(n):
         api.create(f"/api/v1/namespaces/{NS}/services", service(f"s{i}"))
     for i in range(n):
         api.create(f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices", endpoint_slice(f"s{i}", up_port))
+    if kind.httproute:
+        api.create(GATEWAYS, gateway(listen_port))
     for i in range(n):
-        api.create(INGRESSES, ingress(f"i{i}", f"h{i}.bench.test", f"s{i}"))
-    api.create(INGRESSES, ingress("bench", "bench.test", "s0"))
+        api.create(kind.path, kind.route(f"i{i}", f"h{i}.bench.test", f"s{i}"))
+    api.create(kind.path, kind.route("bench", "bench.test", "s0"))
     return time.monotonic() - t0
 
 
-def with_status(api):
-    """How many of the namespace's Ingresses carry a status, and how many there are."""
-    items = api.request("GET", INGRESSES)["items"]
-    done = sum(1 for i in items if i.get("status", {}).get("loadBalancer", {}).get("ingress"))
-    return done, len(items)
+def our_parent(route):
+    """The `status.parents` entry the gateway's controller wrote, or None."""
+    parents = (route.get("status") or {}).get("parents") or []
+    return next((p for p in parents if p.get("controllerName") == CONTROLLER), None)
 
 
-def time_to_serve(api, gw, k):
-    """Creates Ingress new{k}; seconds from just before the create request is sent
-    to the first 200 for its host, the create request's own round trip, and the
-    gateway's log meanwhile."""
+def condition(conditions, kind):
+    return next((c for c in conditions or [] if c.get("type") == kind), {})
+
+
+def with_status(api, kind):
+    """How many of the namespace's Ingresses (HTTPRoutes) carry a status, and how
+    many there are; for HTTPRoutes, the first entry whose `Accepted` or
+    `ResolvedRefs` is not True too (None when there is none)."""
+    items = api.request("GET", kind.path)["items"]
+    if not kind.httproute:
+        done = sum(1 for i in items if i.get("status", {}).get("loadBalancer", {}).get("ingress"))
+        return done, len(items), None
+    parents = [(i["metadata"]["name"], our_parent(i)) for i in items]
+    done = [(name, p) for name, p in parents if p]
+    refused = next(((name, p) for name, p in done
+                    if any(condition(p.get("conditions"), c).get("status") != "True"
+                           for c in ("Accepted", "ResolvedRefs"))), None)
+    return len(done), len(items), refused
+
+
+def gateway_summary(api):
+    """The Gateway's conditions and its listeners' attached routes, as one line."""
+    status = api.request("GET", f"{GATEWAYS}/{GATEWAY}").get("status") or {}
+    conds = ", ".join(f"{c['type']}={c['status']}" for c in status.get("conditions") or [])
+    listeners = "; ".join(
+        f"listener {l['name']}: {l.get('attachedRoutes')} attached routes, "
+        + ", ".join(f"{c['type']}={c['status']}" for c in l.get("conditions") or [])
+        for l in status.get("listeners") or [])
+    return f"Gateway {NS}/{GATEWAY}: {conds or 'no conditions'}; {listeners or 'no listener status'}"
+
+
+def time_to_serve(api, kind, gw, k):
+    """Creates Ingress (HTTPRoute) new{k}, to Service s0, there since the start;
+    seconds from just before the create request is sent to the first 200 for its
+    host, the create request's own round trip, and the gateway's log meanwhile."""
     host = f"new{k}.bench.test"
     offset = gw.log_size()
     t0 = time.monotonic()
-    api.create(INGRESSES, ingress(f"new{k}", host, "s0"))
+    api.create(kind.path, kind.route(f"new{k}", host, "s0"))
     posted = time.monotonic() - t0
     conn = None
     statuses = {}
@@ -394,7 +503,7 @@ def time_to_serve(api, gw, k):
             break
         statuses[status] = statuses.get(status, 0) + 1
         if time.monotonic() > deadline:
-            fail(f"{host} not served 30 s after its Ingress was created (answers: {statuses});"
+            fail(f"{host} not served 30 s after its {kind.object} was created (answers: {statuses});"
                  f" log:\n{gw.log_since(offset)[-3000:]}")
         time.sleep(0.002)
     if conn:
@@ -402,14 +511,14 @@ def time_to_serve(api, gw, k):
     return served, posted, statuses, offset
 
 
-def callgrind_measure(workdir, name, rest, args, ready_timeout):
+def callgrind_measure(workdir, name, rest, args, ready_timeout, port=None):
     """(instructions per request, requests) of a gateway under callgrind, as
     benches/instructions.py measures them."""
     out_dir = os.path.join(workdir, f"callgrind-{name}")
     os.mkdir(out_dir)
     wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                f"--callgrind-out-file={out_dir}/callgrind.out.%p"]
-    gw = Gateway(workdir, name, rest, wrapper, rust_log=QUIET_LOG)
+    gw = Gateway(workdir, name, rest, wrapper, rust_log=QUIET_LOG, port=port)
     try:
         ready = gw.wait_ready(ready_timeout)
         # A Kubernetes-mode gateway may still be compiling: quiet first.
@@ -436,7 +545,10 @@ def callgrind_measure(workdir, name, rest, args, ready_timeout):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ingresses", type=int, default=1000, metavar="N")
+    ap.add_argument("--kind", choices=["ingress", "httproute"], default="ingress",
+                    help="the routes: Ingresses, or Gateway API HTTPRoutes attached to one Gateway")
+    ap.add_argument("--ingresses", type=int, default=1000, metavar="N",
+                    help="N Ingresses, or N HTTPRoutes with --kind httproute (and N Services, N EndpointSlices)")
     ap.add_argument("--trials", type=int, default=20, metavar="K")
     ap.add_argument("--seconds", type=int, default=8, help="wrk's duration under callgrind")
     ap.add_argument("--connections", type=int, default=16, help="wrk's connections under callgrind")
@@ -459,6 +571,8 @@ def main():
     signal.signal(signal.SIGHUP, terminate)
 
     n = args.ingresses
+    kind = Kind(args.kind)
+    what, whats = kind.object, kind.objects
     workdir = tempfile.mkdtemp(prefix="secgw-kubernetes-")
     cpdir = os.path.join(workdir, "control-plane")
     gateways, nginx, api = [], None, None
@@ -478,42 +592,53 @@ def main():
         print(f"control plane (etcd, kube-apiserver) started in {cp_seconds:.1f} s")
         up_port, nginx = start_upstream(workdir)
         api = Api(kubeconfig, workdir)
-        created = create_objects(api, n, up_port)
-        objects = 3 * n + 1
-        print(f"created {n} Services, {n} EndpointSlices, {n + 1} Ingresses in {created:.1f} s "
-              f"({created / objects * 1000:.2f} ms per object, one connection)")
+        # The port of the Kubernetes-mode gateway's listener, which the Gateway's
+        # listener names (--kind httproute); picked now, the Gateway being created
+        # before the gateway starts.
+        listen_port = free_port()
+        created = create_objects(api, kind, n, up_port, listen_port)
+        objects = 3 * n + 1 + (1 if kind.httproute else 0)
+        print(f"created {n} Services, {n} EndpointSlices, {n + 1} {whats}"
+              + (f" (attached to Gateway {NS}/{GATEWAY}, listener port {listen_port})" if kind.httproute else "")
+              + f" in {created:.1f} s ({created / objects * 1000:.2f} ms per object, one connection)")
 
-        # 1. Time to serve a new Ingress.
-        print(f"\n1. time from creating an Ingress to its first request served ({n + 1} Ingresses present)")
-        k8s = start("kubernetes", kubernetes_yaml(kubeconfig, NS))
+        # 1. Time to serve a new Ingress (HTTPRoute).
+        print(f"\n1. time from creating an {what} to its first request served ({n + 1} {whats} present)")
+        k8s = start("kubernetes", kubernetes_yaml(kubeconfig, NS), port=listen_port)
         ready = k8s.wait_ready(120)
         rss_ready = load.rss_kib(k8s.pid)
         print(f"gateway start -> /readyz 200: {ready:.2f} s (VmRSS then {rss_ready / 1024:.1f} MiB)")
         for line in compile_lines(k8s.log())[:1]:
             print(f"  first compile: {line}")
-        # It then writes each Ingress's status; each write comes back through the
-        # watch and is compiled. The trials start once that is over.
+        # It then writes each Ingress's (HTTPRoute's) status; each write comes back
+        # through the watch. The trials start once that is over.
         t_status = time.monotonic()
         deadline = t_status + 300
         while True:
-            done, total = with_status(api)
-            if done == total:
+            done, total, refused = with_status(api, kind)
+            if done == total and not refused:
                 break
             if time.monotonic() > deadline:
-                fail(f"only {done} of {total} Ingresses have a status 300 s after ready")
+                if refused:
+                    fail(f"HTTPRoute {refused[0]} still not accepted 300 s after ready: "
+                         f"{json.dumps(refused[1])[:1500]}")
+                fail(f"only {done} of {total} {whats} have a status 300 s after ready;"
+                     f" log:\n{k8s.log()[-3000:]}")
             time.sleep(0.2)
         status_seconds = time.monotonic() - t_status
         k8s.wait_quiet(1.0, 120)
         settled = compile_lines(k8s.log())
         ms = compile_ms(k8s.log())
-        print(f"status of all {total} Ingresses written {ready + status_seconds:.1f} s after start; "
+        if kind.httproute:
+            print(gateway_summary(api))
+        print(f"status of all {total} {whats} written {ready + status_seconds:.1f} s after start; "
               f"{len(settled)} compiles so far"
               + (f" (median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms)" if ms else "")
               + f"; VmRSS {load.rss_kib(k8s.pid) / 1024:.1f} MiB")
 
         results = []
         for k in range(args.trials):
-            served, posted, statuses, offset = time_to_serve(api, k8s, k)
+            served, posted, statuses, offset = time_to_serve(api, kind, k8s, k)
             k8s.wait_quiet(0.5, 60)
             during = k8s.log_since(offset)
             results.append((served, posted, compile_ms(during), statuses, during))
@@ -542,33 +667,35 @@ def main():
         empty.wait_ready(120)
         b = rss_after_settle(empty, "bench.test")
         stop(empty)
-        vhosts = "vhosts:\n" + vhost_yaml("bench", "bench.test", up_port) + "".join(
-            vhost_yaml(f"h{i}", f"h{i}.bench.test", up_port) for i in range(n))
+        vhosts = vhosts_yaml(kind, [("bench", "bench.test")] + [(f"h{i}", f"h{i}.bench.test") for i in range(n)],
+                             up_port)
         files = start("file-vhosts", vhosts)
         files.wait_ready(60)
         if http_status(files.port, "/", f"h{n - 1}.bench.test") != 200:
             fail("the file-only gateway does not serve its last vhost")
         c = rss_after_settle(files, "bench.test")
         stop(files)
-        rows = [(f"(a) Kubernetes mode, {n + 1 + args.trials} Ingresses, {n} Services, {n} EndpointSlices", a),
+        rows = [(f"(a) Kubernetes mode, {n + 1 + args.trials} {whats}"
+                 + (" (1 Gateway)" if kind.httproute else "") + f", {n} Services, {n} EndpointSlices", a),
                 ("(b) Kubernetes mode, an empty namespace", b),
                 (f"(c) gw.yaml only, the same {n + 1} hosts as vhosts", c)]
         width = max(len(label) for label, _ in rows) + 1
         for label, kib in rows:
             print(f"{label + ':':<{width}} {kib / 1024:7.1f} MiB")
-        print(f"a - c (watch caches and controller): {(a - c) / 1024:+.1f} MiB ({(a - c) / (n + 1):+.1f} KiB per Ingress)")
-        print(f"a - b (the {n} objects of each kind, all told): {(a - b) / 1024:+.1f} MiB ({(a - b) / (n + 1):+.1f} KiB per Ingress)")
+        print(f"a - c (watch caches and controller): {(a - c) / 1024:+.1f} MiB ({(a - c) / (n + 1):+.1f} KiB per {what})")
+        print(f"a - b (the {n} objects of each kind, all told): {(a - b) / 1024:+.1f} MiB ({(a - b) / (n + 1):+.1f} KiB per {what})")
 
         # 3. Instructions per request.
         if not args.skip_instructions:
             print(f"\n3. instructions per request (callgrind, wrk -c{args.connections} -d{args.seconds}s, Host bench.test, production policy)")
-            rest = "vhosts:\n" + vhost_yaml("bench", "bench.test", up_port)
+            rest = vhosts_yaml(kind, [("bench", "bench.test")], up_port)
             x, xr, _, _ = callgrind_measure(workdir, "callgrind-file", rest, args, 120)
-            labels = ["(x) gw.yaml vhost:", f"(y) Ingress, {n + 1 + args.trials} Ingresses present:"]
+            labels = ["(x) gw.yaml vhost:", f"(y) {what}, {n + 1 + args.trials} {whats} present:"]
             width = max(map(len, labels))
             print(f"{labels[0]:<{width}} {x:>9,.0f} instructions/request ({xr} requests)")
             y, yr, y_ready, y_compiles = callgrind_measure(workdir, "callgrind-kubernetes",
-                                                      kubernetes_yaml(kubeconfig, NS), args, 600)
+                                                      kubernetes_yaml(kubeconfig, NS), args, 600,
+                                                      port=listen_port if kind.httproute else None)
             print(f"{labels[1]:<{width}} {y:>9,.0f} instructions/request ({yr} requests; ready under valgrind in {y_ready:.1f} s; "
                   f"{y_compiles} compiles while counting)")
             print(f"y / x: {y / x:.4f} ({(y / x - 1) * 100:+.2f}%)")

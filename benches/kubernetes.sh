@@ -3,8 +3,11 @@
 # to its first request served with N Ingresses (and Services, EndpointSlices)
 # present, the memory of the watch caches against the same hosts from gw.yaml, and
 # instructions per request under callgrind for an Ingress host against a gw.yaml one.
+# With --kind httproute, the same for Gateway API HTTPRoutes attached to one Gateway
+# (GatewayClass secgw) in place of Ingresses.
 #
-#   ./benches/kubernetes.sh [--ingresses N] [--trials K] [--seconds S] [--skip-instructions]
+#   ./benches/kubernetes.sh [--kind ingress|httproute] [--ingresses N] [--trials K]
+#                           [--seconds S] [--skip-instructions]
 #
 # Installs nginx, wrk, valgrind (benches/tools.sh), iproute2, curl and openssl
 # (Debian) when missing, builds kube-apiserver and etcd (scripts/control-plane.sh)

@@ -68,8 +68,9 @@ fn paths(c: &mut Criterion) {
     for n in [1, 100, 1_000] {
         let (plan, [exact, prefix, miss]) = support::routes_plan(n);
         let vhost = &plan.vhosts[0];
-        let lookup =
-            |path: &str| normalize_path(black_box(path), false).map(|p| vhost.route_index(&p));
+        let lookup = |path: &str| {
+            normalize_path(black_box(path), false).map(|p| vhost.route_index(&p, None))
+        };
         group.bench_function(format!("{n} routes, exact"), |b| b.iter(|| lookup(exact)));
         group.bench_function(format!("{n} routes, prefix"), |b| b.iter(|| lookup(prefix)));
         group.bench_function(format!("{n} routes, no match"), |b| b.iter(|| lookup(miss)));

@@ -3,12 +3,16 @@
 # kube-apiserver on loopback, nothing else (no controller-manager, scheduler or
 # kubelet, so objects are stored and served but nothing acts on them).
 #
-#   scripts/control-plane.sh build       builds the binaries into the cache, if missing
+#   scripts/control-plane.sh build       builds the binaries into the cache, and fetches
+#                                        the Gateway API CRDs there, if missing
 #   scripts/control-plane.sh start DIR   builds what is missing, starts etcd and
 #                                        kube-apiserver with their state under DIR,
-#                                        installs k8s/crds/*.yaml, waits for /readyz and
+#                                        installs the CRDs (below), waits for /readyz and
 #                                        prints one line on stdout: KUBECONFIG=DIR/kubeconfig
 #   scripts/control-plane.sh stop DIR    stops both and removes what start put in DIR
+#   scripts/control-plane.sh gateway-api-crds
+#                                        fetches the Gateway API CRDs into the cache, if
+#                                        missing, and prints their directory on stdout
 #
 # `start` on a DIR that already holds state (ports, certificates, etcd data) reuses
 # it and only starts what is not running: a test can kill kube-apiserver through
@@ -19,6 +23,14 @@
 # outside the clone (CI runs in fresh clones), under
 #   ${SECGW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pingora-secgw}/control-plane/k8s-<v>-etcd-<v>/
 # keyed by the versions pinned in scripts/control-plane/go.mod.
+#
+# The CRDs start installs: the Gateway API's standard channel (GatewayClass, Gateway,
+# HTTPRoute, ReferenceGrant, GRPCRoute, ...) at the release pinned below, and the
+# project's own, k8s/crds/*.yaml, if it has any. `build` fetches the Gateway API
+# module from the Go module proxy into the same cache, under
+#   .../control-plane/gateway-api-<v>/   standard/*.yaml as released, json/<crd>.json
+# so that `start` needs no network (the tests run it in network namespaces without
+# the module proxy: scripts/deps.sh runs `build` beforehand).
 #
 # Only the KUBECONFIG line goes to stdout; progress goes to stderr, and the
 # servers' output to DIR/etcd.log and DIR/kube-apiserver.log.
@@ -42,9 +54,18 @@ if [ -z "$k8s_version" ] || [ -z "$etcd_version" ]; then
   echo "control-plane: cannot read the k8s.io/kubernetes and etcd versions from $module/go.mod" >&2
   exit 1
 fi
-bin_dir="${SECGW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pingora-secgw}/control-plane/k8s-$k8s_version-etcd-$etcd_version"
+cache_dir="${SECGW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pingora-secgw}/control-plane"
+bin_dir="$cache_dir/k8s-$k8s_version-etcd-$etcd_version"
 etcd_bin="$bin_dir/etcd"
 apiserver_bin="$bin_dir/kube-apiserver"
+
+# The Gateway API release whose CRDs start installs: the one the Rust gateway-api
+# crate (Cargo.toml) is generated from; bump both together. The module's hash is
+# pinned too, so that what gets installed does not rest on the checksum database
+# being consulted (GOSUMDB, GONOSUMDB and GOFLAGS=-insecure can turn it off).
+gateway_api_version=v1.5.1
+gateway_api_sum=h1:RqVRIlkhLhUO8wOHKTLnTJA6o/1un4po4/6M1nRzdd0=
+gateway_api_dir="$cache_dir/gateway-api-$gateway_api_version"
 
 log() { echo "control-plane: $*" >&2; }
 
@@ -55,8 +76,29 @@ elapsed() {
 }
 
 have_binaries() { [ -x "$etcd_bin" ] && [ -x "$apiserver_bin" ]; }
+# The directory is renamed into place complete, so that it exists is enough.
+have_gateway_api() { [ -d "$gateway_api_dir/json" ]; }
+
+ensure_go() {
+  command -v go >/dev/null 2>&1 && return 0
+  if [ -x /usr/local/go/bin/go ]; then
+    PATH="/usr/local/go/bin:$PATH"
+  elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Go (Debian's golang-go) to build kube-apiserver and etcd..."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
+  else
+    log "building kube-apiserver and etcd, and fetching the Gateway API CRDs, needs Go (https://go.dev/dl/)"
+    exit 1
+  fi
+}
 
 build() {
+  build_binaries
+  fetch_gateway_api
+}
+
+build_binaries() {
   # The common case, binaries already cached, takes no lock at all.
   have_binaries && return 0
   mkdir -p "$bin_dir"
@@ -69,18 +111,7 @@ build() {
     exec 8>&-
     return 0
   fi
-  if ! command -v go >/dev/null 2>&1; then
-    if [ -x /usr/local/go/bin/go ]; then
-      PATH="/usr/local/go/bin:$PATH"
-    elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-      log "installing Go (Debian's golang-go) to build kube-apiserver and etcd..."
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
-    else
-      log "building kube-apiserver and etcd needs Go (https://go.dev/dl/)"
-      exit 1
-    fi
-  fi
+  ensure_go
   log "building kube-apiserver $k8s_version and etcd $etcd_version into $bin_dir (takes minutes on a cold Go cache)..."
   local started tmp
   started=$(date +%s)
@@ -108,6 +139,79 @@ build() {
   rmdir "$tmp"
   log "built kube-apiserver and etcd in $(($(date +%s) - started)) s"
   exec 8>&-
+}
+
+# The Gateway API module at the pinned release, from the Go module proxy (or the
+# local module cache), into $gateway_api_dir: the standard channel's CRDs as
+# released (standard/) and each CRD as the JSON document start posts (json/), so
+# that start neither parses a megabyte of YAML nor needs the network. The
+# channel's other objects (the ValidatingAdmissionPolicy that refuses experimental
+# or older CRDs over these) are left out: they guard a real cluster's upgrades, and
+# this control plane is made anew for each test.
+fetch_gateway_api() {
+  have_gateway_api && return 0
+  mkdir -p "$cache_dir"
+  # As in build_binaries: one fetches, parallel callers wait and find it in place.
+  exec 7>"$cache_dir/.gateway-api-$gateway_api_version.lock"
+  flock 7
+  if have_gateway_api; then
+    exec 7>&-
+    return 0
+  fi
+  ensure_go
+  log "fetching the Gateway API $gateway_api_version CRDs (standard channel) into $gateway_api_dir"
+  local tmp info
+  # Beside the final place, so that the rename below is atomic.
+  tmp=$(mktemp -d "$cache_dir/.gateway-api.XXXXXX")
+  chmod 755 "$tmp"
+  # Run in the empty $tmp, with no go.work and no GOFLAGS (-mod=vendor would not
+  # apply), so that no module of ours is read or changed: the module lands in the
+  # Go module cache, read-only, and its files are copied from there.
+  if ! info=$(cd "$tmp" && GOWORK=off GOFLAGS='' go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version"); then
+    rm -rf "$tmp"
+    log "go mod download sigs.k8s.io/gateway-api@$gateway_api_version failed (start needs it fetched: run \`$0 build\` where the Go module proxy is reachable):"
+    echo "$info" >&2
+    exit 1
+  fi
+  if ! python3 - "$info" "$gateway_api_sum" "$tmp" <<'PY' >&2; then
+import json, os, sys, yaml
+
+info, want_sum, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+if info.get("Sum") != want_sum:
+    sys.exit(f"sigs.k8s.io/gateway-api@{info['Version']}: hash {info.get('Sum')}, pinned {want_sum}")
+src = os.path.join(info["Dir"], "config", "crd", "standard")
+os.makedirs(f"{out}/standard")
+os.makedirs(f"{out}/json")
+loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+names = []
+for file in sorted(os.listdir(src)):
+    if not file.endswith(".yaml"):
+        continue
+    docs = [d for d in yaml.load_all(open(os.path.join(src, file)), Loader=loader) if d]
+    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
+    if not crds:
+        print(f"control-plane: leaving out {file} ({', '.join(d['kind'] for d in docs)})")
+        continue
+    assert len(crds) == len(docs), f"{file}: CRDs mixed with other kinds"
+    # Not shutil.copy: that would keep the module cache's read-only mode.
+    with open(os.path.join(src, file), "rb") as f, open(f"{out}/standard/{file}", "wb") as g:
+        g.write(f.read())
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        assert crd["metadata"]["annotations"]["gateway.networking.k8s.io/channel"] == "standard", name
+        with open(f"{out}/json/{name}.json", "w") as f:
+            json.dump(crd, f, separators=(",", ":"))
+        names.append(name)
+for kind in ["gatewayclasses", "gateways", "httproutes", "referencegrants"]:
+    assert f"{kind}.gateway.networking.k8s.io" in names, f"no {kind} CRD in {src}"
+print(f"control-plane: {len(names)} CRDs: {', '.join(n.split('.')[0] for n in names)}")
+PY
+    rm -rf "$tmp"
+    log "taking the CRDs from sigs.k8s.io/gateway-api@$gateway_api_version failed"
+    exit 1
+  fi
+  mv "$tmp" "$gateway_api_dir"
+  exec 7>&-
 }
 
 # Whether the process in a pid file is alive and is ours. A zombie (killed but
@@ -332,45 +436,69 @@ start_apiserver() {
   done
 }
 
-# The project's CRDs, if it has any. Posting again after a restart answers 409,
-# which is fine: etcd kept them. Each is waited for until Established, so a test
-# can use its kind as soon as we print the kubeconfig.
+# The CRDs: the Gateway API's standard channel (JSON in the cache, see
+# fetch_gateway_api) and the project's own, k8s/crds/*.yaml, if it has any. All are
+# posted, then each is waited for until Established and until its resource answers
+# a list, so that a test can use any of their kinds as soon as we print the
+# kubeconfig. Posting again after a restart answers 409, which is fine: etcd kept
+# them.
 install_crds() {
-  local crds="$repo/k8s/crds" file names name
-  [ -d "$crds" ] || return 0
-  for file in "$crds"/*.yaml; do
-    [ -e "$file" ] || continue
-    # One JSON document per line (a file may hold several YAML documents).
-    names=$(python3 -c '
-import json, sys, yaml
-for doc in yaml.safe_load_all(open(sys.argv[1])):
-    if doc:
-        print(json.dumps(doc))
-' "$file" | while IFS= read -r doc; do
-      local code
-      code=$(api /apis/apiextensions.k8s.io/v1/customresourcedefinitions -X POST \
-        -H 'Content-Type: application/json' --data-binary "$doc" -o "$dir/crd-response.json" -w '%{http_code}')
-      if [ "$code" != 201 ] && [ "$code" != 409 ]; then
-        log "installing a CRD from $file failed (HTTP $code):"
-        cat "$dir/crd-response.json" >&2
-        exit 1
-      fi
-      python3 -c 'import json, sys; print(json.loads(sys.argv[1])["metadata"]["name"])' "$doc"
-    done)
-    rm -f "$dir/crd-response.json"
-    for name in $names; do
-      local deadline=$(($(date +%s) + 30))
-      until api "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$name" | python3 -c '
-import json, sys
-conds = json.load(sys.stdin).get("status", {}).get("conditions", [])
-sys.exit(0 if any(c["type"] == "Established" and c["status"] == "True" for c in conds) else 1)
-' 2>/dev/null; do
-        [ "$(date +%s)" -lt "$deadline" ] || { log "CRD $name not established after 30 s"; exit 1; }
-        sleep 0.2
-      done
+  local json="$dir/crds" file name path code started
+  started=$(date +%s%3N)
+  rm -rf "$json"
+  mkdir -p "$json"
+  # One line per CRD: its JSON file, its name and the path that lists its objects
+  # (storage version). The project's YAML is turned into JSON files here (a file
+  # may hold several documents); files, not arguments, because a CRD's JSON can
+  # pass the 128 KiB limit of one argument (HTTPRoute's is about 240 KiB).
+  local crds
+  crds=$(python3 - "$repo/k8s/crds" "$gateway_api_dir/json" "$json" <<'PY'
+import glob, json, os, sys, yaml
+
+project, gateway_api, out = sys.argv[1:]
+files = sorted(glob.glob(f"{gateway_api}/*.json"))
+for i, path in enumerate(sorted(glob.glob(f"{project}/*.yaml"))):
+    for j, doc in enumerate(d for d in yaml.safe_load_all(open(path)) if d):
+        files.append(f"{out}/{i}-{j}.json")
+        with open(files[-1], "w") as f:
+            json.dump(doc, f)
+for path in files:
+    crd = json.load(open(path))
+    spec = crd["spec"]
+    (version,) = [v["name"] for v in spec["versions"] if v.get("storage")]
+    print(path, crd["metadata"]["name"], f"/apis/{spec['group']}/{version}/{spec['names']['plural']}")
+PY
+  )
+  while read -r file name path; do
+    code=$(api /apis/apiextensions.k8s.io/v1/customresourcedefinitions --max-time 60 -X POST \
+      -H 'Content-Type: application/json' --data-binary "@$file" -o "$dir/crd-response.json" -w '%{http_code}') || true
+    if [ "$code" != 201 ] && [ "$code" != 409 ]; then
+      log "installing the CRD $name failed (HTTP $code):"
+      cat "$dir/crd-response.json" >&2 || true
+      exit 1
+    fi
+  done <<<"$crds"
+  rm -rf "$json" "$dir/crd-response.json"
+  # curl alone in the loop: a python3 per poll (100 ms through a pyenv shim) made
+  # up most of the wait.
+  local deadline=$(($(date +%s) + 60))
+  while read -r file name path; do
+    until [ "$(api "$path?limit=1" -o /dev/null -w '%{http_code}' 2>/dev/null)" = 200 ]; do
+      [ "$(date +%s)" -lt "$deadline" ] || { log "CRD $name not served after 60 s"; exit 1; }
+      sleep 0.1
     done
-    log "installed CRDs from $file"
-  done
+  done <<<"$crds"
+  # kube-apiserver serves a CRD's resource only once the CRD is Established, so
+  # this holds by now; checked all the same, once for all, since Established is
+  # the condition clients are told to wait for.
+  api /apis/apiextensions.k8s.io/v1/customresourcedefinitions | python3 -c '
+import json, sys
+established = {c["metadata"]["name"] for c in json.load(sys.stdin)["items"]
+               if any(k["type"] == "Established" and k["status"] == "True" for k in c.get("status", {}).get("conditions", []))}
+missing = [name for name in sys.argv[1].split() if name not in established]
+sys.exit(f"control-plane: CRDs served but not Established: {missing}" if missing else 0)
+' "$(cut -d' ' -f2 <<<"$crds")"
+  log "installed $(grep -c . <<<"$crds") CRDs (Gateway API $gateway_api_version standard channel$([ -d "$repo/k8s/crds" ] && echo ", k8s/crds")) in $(elapsed "$started") s"
 }
 
 # Stops what start (this run) started if start fails, so a failed start leaves no
@@ -474,17 +602,18 @@ stop() {
   stop_one kube-apiserver
   stop_one etcd
   rm -rf "$dir/etcd" "$dir/pki" "$dir/pki.tmp" "$dir/ports" "$dir/ports.tmp" \
-    "$dir/kubeconfig" "$dir/kubeconfig.tmp" "$dir/crd-response.json" \
+    "$dir/kubeconfig" "$dir/kubeconfig.tmp" "$dir/crds" "$dir/crd-response.json" \
     "$dir/etcd.pid" "$dir/kube-apiserver.pid" "$dir/etcd.log" "$dir/kube-apiserver.log" "$dir/.lock"
   exec 9>&-
 }
 
 case "${1:-}" in
 build) build ;;
+gateway-api-crds) fetch_gateway_api && echo "$gateway_api_dir" ;;
 start) [ -n "${2:-}" ] || { echo "usage: $0 start DIR" >&2; exit 2; }; start "$2" ;;
 stop) [ -n "${2:-}" ] || { echo "usage: $0 stop DIR" >&2; exit 2; }; stop "$2" ;;
 *)
-  echo "usage: $0 build | start DIR | stop DIR" >&2
+  echo "usage: $0 build | start DIR | stop DIR | gateway-api-crds" >&2
   exit 2
   ;;
 esac

@@ -130,6 +130,11 @@ pub const REDIRECT_OFF_HOST: Code = (
     Severity::Warning,
     "ssl_host sends plain-HTTP requests to another host, so HSTS is never set for this one",
 );
+pub const FILTER_OVERRIDES_POLICY: Code = (
+    "SECGW-W115",
+    Severity::Warning,
+    "an HTTPRoute filter sets a header the security policy sets too: the filter's value is sent",
+);
 pub const SCRIPTS_FROM_ANYWHERE: Code = (
     "SECGW-E101",
     Severity::Error,
@@ -161,6 +166,12 @@ pub const INGRESS_REFUSED: Code = (
     "an Ingress, or part of it, is not served: a field the gateway cannot honour (`check --kubeconfig`)",
 );
 
+pub const GATEWAY_REFUSED: Code = (
+    "SECGW-E107",
+    Severity::Error,
+    "a Gateway API object, or part of it, is not served as written (`check --kubeconfig`)",
+);
+
 /// Every code `check` reports, for the docs and for `check_ignore`.
 pub const CODES: &[Code] = &[
     HSTS_OFF,
@@ -184,12 +195,14 @@ pub const CODES: &[Code] = &[
     LEAKY_REFERRER,
     INVALID_MANAGED_VALUE,
     REDIRECT_OFF_HOST,
+    FILTER_OVERRIDES_POLICY,
     SCRIPTS_FROM_ANYWHERE,
     PRELOAD_UNMET,
     TRUST_EVERYONE,
     CORS_ANY_WITH_COOKIES,
     REDIRECT_LOOP,
     INGRESS_REFUSED,
+    GATEWAY_REFUSED,
 ];
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::finding::{hit, Hit, Sent};
-use crate::codes::{CONFLICT_APPEND, INVALID_MANAGED_VALUE};
+use crate::codes::{CONFLICT_APPEND, FILTER_OVERRIDES_POLICY, INVALID_MANAGED_VALUE};
 use crate::config::schema::{ConflictKey, ConflictMode, PolicyLayer};
 use crate::config::{framing, hsts, plain, referrer};
 
@@ -34,6 +34,35 @@ pub(super) fn set_by_hand(layer: &PolicyLayer, out: &mut Vec<Hit>) {
                     name.text
                 ),
                 "use the security key for this header, or a valid value",
+            ));
+        }
+    }
+}
+
+/// An HTTPRoute's `ResponseHeaderModifier` (`filter`: the route's own header
+/// actions) setting a header the route's security options write too: the
+/// filter's value is sent, as the more specific layer, and the policy's is not.
+pub(super) fn overridden_by_filter(
+    layer: &PolicyLayer,
+    filter: &crate::config::schema::HeaderActions,
+    out: &mut Vec<Hit>,
+) {
+    let policy = crate::policy::security::security_headers(&layer.security);
+    for name in filter.set.keys() {
+        if let Some(s) = policy
+            .iter()
+            .find(|s| name.name.as_str().eq_ignore_ascii_case(s.name))
+        {
+            out.push(hit(
+                &FILTER_OVERRIDES_POLICY,
+                format!("headers.set.{}", name.text),
+                format!(
+                    "a ResponseHeaderModifier sets {}, which the security policy sets to `{}`: \
+                     the filter's value is sent on this route",
+                    name.text, s.value
+                ),
+                "remove the header from the filter to keep the policy's, or attach a policy \
+                 that says what the route needs",
             ));
         }
     }

@@ -40,7 +40,15 @@ pub fn findings(loaded: &LoadedConfig, effective: &Effective) -> Vec<Finding> {
                 continue;
             };
             let route_under = format!("{}.{}", ev.key, er.key);
-            for h in lint(route_layer, &scope) {
+            let mut hits = lint(route_layer, &scope);
+            if er.config.rules.is_some() {
+                headers::overridden_by_filter(
+                    &route_layer.resolved(),
+                    &er.config.headers,
+                    &mut hits,
+                );
+            }
+            for h in hits {
                 if !own.contains(&h) && !ignored(&h) {
                     placed.push(h.place(
                         &v.name.0,
@@ -120,6 +128,49 @@ pub fn cluster_problem(p: &crate::cluster::Problem) -> Finding {
         message: format!("{} ({})", p.message, p.reason),
         fix: "change the field the message names; the gateway also reports it as an Event on the Ingress".into(),
     }
+}
+
+/// What the Gateway API's objects get in their status that says they are not
+/// served as written, as `check --kubeconfig` reports it (SECGW-E107).
+pub fn gateway_problems(api: &crate::cluster::gateway::GatewayApi) -> Vec<Finding> {
+    let code = &crate::codes::GATEWAY_REFUSED;
+    let finding = |key: String, c: &crate::cluster::gateway::Cond| Finding {
+        code: code.0,
+        severity: code.1,
+        vhost: String::new(),
+        route: None,
+        key,
+        message: format!("{}: {} ({})", c.kind, c.message, c.reason),
+        fix: "change the field the message names; the gateway writes the same condition in the \
+              object's status"
+            .into(),
+    };
+    let mut out = Vec::new();
+    for g in &api.gateways {
+        let name = crate::cluster::object_name(g.object.as_ref());
+        for l in &g.listeners {
+            let key = format!("Gateway {name} listener {}", l.name);
+            out.extend(
+                l.conditions
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| finding(key.clone(), c)),
+            );
+        }
+    }
+    for r in &api.routes {
+        let name = crate::cluster::object_name(r.object.as_ref());
+        for p in &r.parents {
+            let key = format!("HTTPRoute {name} on Gateway {}/{}", p.namespace, p.name);
+            out.extend(
+                p.conditions
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| finding(key.clone(), c)),
+            );
+        }
+    }
+    out
 }
 
 /// What the lint tests of every family file share: a configuration written and

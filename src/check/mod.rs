@@ -62,11 +62,13 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let metrics = crate::metrics::Metrics::new();
     let mut loaded = crate::config::load(Path::new(&args.conf));
     let mut problems = Vec::new();
+    let mut gateway_api = crate::cluster::gateway::GatewayApi::default();
     if let (Ok(loaded), Some(kubeconfig)) = (&mut loaded, &args.kubeconfig) {
         match crate::controller::compose_once(loaded, kubeconfig, &metrics) {
             Ok(composed) => {
                 loaded.gateway.vhosts.extend(composed.translation.vhosts);
                 problems = composed.translation.problems;
+                gateway_api = composed.translation.gateway_api;
             }
             Err(e) => {
                 eprintln!("pingora-secgw: {e}");
@@ -89,6 +91,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     };
     let mut findings = lints::findings(loaded, &effective);
     findings.extend(problems.iter().map(lints::cluster_problem));
+    findings.extend(lints::gateway_problems(&gateway_api));
     let predicted = predict::predict(loaded, &plan);
     let out = match args.format {
         Format::Json => {

@@ -113,7 +113,7 @@ pub fn predict(loaded: &LoadedConfig, plan: &Plan) -> IndexMap<String, Predictio
             let http_url = Url::parse(&format!("http://{host}/")).expect("a valid host");
             let https_url = Url::parse(&format!("https://{host}/")).expect("a valid host");
             // The Observatory fetches `/`, through whatever route serves it.
-            let route = &vp.routes[vp.route_index("/")];
+            let route = &vp.routes[vp.route_index("/", None)];
             let https = tls.then(|| response_of(route, true, &https_url));
             let mut http_redirects = Vec::new();
             let mut http = None;

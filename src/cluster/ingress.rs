@@ -50,6 +50,7 @@ struct Host {
 pub fn translate(
     objects: &ClusterObjects,
     loaded: &LoadedConfig,
+    index: &Index,
     previous: &Owners,
 ) -> Translation {
     let settings = &loaded.gateway.kubernetes;
@@ -81,7 +82,6 @@ pub fn translate(
             .cmp(&(b.creation_timestamp(), object_name(b.as_ref())))
     });
 
-    let index = Index::new(objects, own_addresses(loaded));
     let taken_by_file = file_hosts(loaded);
     out.owners = owners(&ingresses, previous);
     let mut hosts: BTreeMap<HostKey, Host> = BTreeMap::new();
@@ -117,7 +117,7 @@ pub fn translate(
         let tls = tls_hosts(ingress);
         let default_backend = match &spec.default_backend {
             None => None,
-            Some(b) => match backend(&index, &namespace, b, "spec.defaultBackend") {
+            Some(b) => match backend(index, &namespace, b, "spec.defaultBackend") {
                 Ok(upstreams) => Some(upstreams),
                 Err((reason, message)) => {
                     problem(reason, message);
@@ -192,7 +192,7 @@ pub fn translate(
                 certificate: None,
                 default_backend: None,
             });
-            let certificate = match certificate(&index, &tls, &namespace, &pattern) {
+            let certificate = match certificate(index, &tls, &namespace, &pattern) {
                 Ok(c) => c,
                 Err(message) => {
                     problem("InvalidCertificate", message);
@@ -230,7 +230,7 @@ pub fn translate(
                     continue;
                 }
                 let backend_field = format!("{field}.backend");
-                let upstreams = match backend(&index, &namespace, &path.backend, &backend_field) {
+                let upstreams = match backend(index, &namespace, &path.backend, &backend_field) {
                     Ok(u) if u.len() > budget => {
                         problem(
                             "TooLarge",
@@ -316,7 +316,7 @@ fn owners(ingresses: &[&Arc<Ingress>], previous: &Owners) -> Owners {
 
 /// The gateway's own addresses, which no endpoint may name: the pod's IP
 /// (`$POD_IP`, from the downward API) and the listeners' specific addresses.
-fn own_addresses(loaded: &LoadedConfig) -> Vec<std::net::IpAddr> {
+pub(super) fn own_addresses(loaded: &LoadedConfig) -> Vec<std::net::IpAddr> {
     let g = &loaded.gateway;
     let listeners = g.listeners.iter().map(|l| l.address.ip());
     let admin = g.admin.iter().map(|a| a.address.ip());
@@ -331,10 +331,10 @@ fn own_addresses(loaded: &LoadedConfig) -> Vec<std::net::IpAddr> {
 
 /// A host in the order vhosts are listed: `*` last, else by name.
 #[derive(Clone, PartialEq, Eq)]
-struct HostKey(HostPattern);
+pub(super) struct HostKey(pub HostPattern);
 
 impl HostKey {
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         self.0.to_string()
     }
 }
@@ -451,7 +451,7 @@ fn certificate(
 
 /// Refuses a path the gateway would not route by as written: it must already be
 /// in the form requests are normalized to.
-fn normalized(path: &str) -> Result<(), String> {
+pub(super) fn normalized(path: &str) -> Result<(), String> {
     match normalize_path(path, false) {
         Ok(n) if n == path => Ok(()),
         Ok(n) => Err(format!("not normalized (requests are matched as `{n}`)")),
@@ -460,31 +460,15 @@ fn normalized(path: &str) -> Result<(), String> {
 }
 
 fn route(exact: bool, path: String, upstreams: &[String], object: &str) -> RouteConfig {
-    let (prefix, exact) = if exact {
-        (None, Some(path))
+    let mut route = RouteConfig::from_cluster(object);
+    if exact {
+        route.exact = Some(path);
     } else {
-        (Some(path), None)
-    };
-    let respond = upstreams.is_empty().then(no_endpoints);
-    RouteConfig {
-        name: None,
-        prefix,
-        exact,
-        regex: None,
-        case_insensitive: false,
-        upstreams: upstreams.to_vec(),
-        upstream_tls: None,
-        respond,
-        strip_prefix: false,
-        policy: None,
-        security: Default::default(),
-        headers: Default::default(),
-        request_headers: Default::default(),
-        connect_timeout_ms: None,
-        read_timeout_ms: None,
-        write_timeout_ms: None,
-        object: Some(object.to_string()),
+        route.prefix = Some(path);
     }
+    route.upstreams = upstreams.to_vec();
+    route.respond = upstreams.is_empty().then(no_endpoints);
+    route
 }
 
 /// A Service with no ready endpoint, as ingress-nginx answers it.
@@ -518,69 +502,18 @@ fn vhost(key: HostKey, host: Host, policy: Option<String>) -> VhostConfig {
             }),
         ),
     };
-    VhostConfig {
-        name: VhostName(key.text()),
-        hosts: vec![key.0],
-        upstreams,
-        upstream_tls: None,
-        tls: None,
-        respond,
-        policy,
-        security: Default::default(),
-        headers: Default::default(),
-        request_headers: Default::default(),
-        connect_timeout_ms: None,
-        read_timeout_ms: None,
-        write_timeout_ms: None,
-        routes: host.routes,
-        escaped_slashes: Default::default(),
-        check_ignore: Vec::new(),
-        certificate: host.certificate,
-    }
+    let mut v = VhostConfig::from_cluster(VhostName(key.text()), key.0, policy);
+    v.upstreams = upstreams;
+    v.respond = respond;
+    v.routes = host.routes;
+    v.certificate = host.certificate;
+    v
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{gateway, objects, translated};
     use super::*;
-
-    /// The objects of a multi-document YAML text, by kind.
-    fn objects(yaml: &str) -> ClusterObjects {
-        let mut out = ClusterObjects::default();
-        for doc in serde_yaml::Deserializer::from_str(yaml) {
-            let value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
-            let kind = value["kind"].as_str().unwrap().to_string();
-            fn parse<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> Arc<K> {
-                Arc::new(serde_json::from_value(v).unwrap())
-            }
-            match kind.as_str() {
-                "IngressClass" => out.classes.push(parse(value)),
-                "Ingress" => out.ingresses.push(parse(value)),
-                "Service" => out.services.push(parse(value)),
-                "EndpointSlice" => out.slices.push(parse(value)),
-                "Secret" => out.secrets.push(parse(value)),
-                other => panic!("{other}"),
-            }
-        }
-        out
-    }
-
-    /// The objects of `yaml` as a gateway with gw.yaml's `vhosts` would serve them.
-    fn translated(yaml: &str, vhosts: &str) -> Translation {
-        let (_dir, loaded) = gateway(vhosts);
-        translate(&objects(yaml), &loaded, &Owners::new())
-    }
-
-    fn gateway(vhosts: &str) -> (tempfile::TempDir, LoadedConfig) {
-        let dir = tempfile::tempdir().unwrap();
-        let gw = dir.path().join("gw.yaml");
-        std::fs::write(
-            &gw,
-            format!("listeners: [{{address: \"127.0.0.1:8080\"}}]\nkubernetes: {{enabled: true}}\n{vhosts}"),
-        )
-        .unwrap();
-        let loaded = crate::config::load(&gw).unwrap();
-        (dir, loaded)
-    }
 
     const CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: secgw}\nspec: {controller: secgw.io/ingress-controller}\n";
 
@@ -748,12 +681,12 @@ mod tests {
         );
         let (_dir, loaded) = gateway("vhosts: []\n");
         let served_by_a = Owners::from([("shop.test".to_string(), "a".to_string())]);
-        let t = translate(&objects(&yaml), &loaded, &served_by_a);
+        let t = crate::cluster::translate(&objects(&yaml), &loaded, &served_by_a);
         assert_eq!(problems(&t)[0].0, "b/old");
         assert_eq!(t.vhosts[0].routes[0].upstreams, ["10.0.0.1:8080"]);
         assert_eq!(t.owners["shop.test"], "a");
         // Without that history (a restart), the oldest Ingress's namespace has it.
-        let t = translate(&objects(&yaml), &loaded, &Owners::new());
+        let t = crate::cluster::translate(&objects(&yaml), &loaded, &Owners::new());
         assert_eq!(problems(&t)[0].0, "a/shop");
         assert_eq!(t.owners["shop.test"], "b");
     }
@@ -915,7 +848,7 @@ mod tests {
         // A gw.yaml catch-all keeps `*`.
         let (_dir, loaded) =
             gateway("vhosts:\n  - {name: all, hosts: [\"*\"], respond: {status: 200}}\n");
-        let t = translate(&objects(&yaml), &loaded, &Owners::new());
+        let t = crate::cluster::translate(&objects(&yaml), &loaded, &Owners::new());
         assert_eq!(t.vhosts.len(), 1);
         assert_eq!(
             problems(&t),

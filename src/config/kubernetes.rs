@@ -1,4 +1,5 @@
-//! `kubernetes:` in gw.yaml: serving the cluster's Ingress objects beside `vhosts`.
+//! `kubernetes:` in gw.yaml: serving the cluster's Ingress and Gateway API objects
+//! beside `vhosts`.
 //!
 //! The keys only say where to look and what to apply; the objects themselves are
 //! translated by [`crate::cluster`] and compiled with the rest of the plan.
@@ -7,6 +8,8 @@ use serde::Deserialize;
 
 /// The `.spec.controller` of the IngressClass the gateway serves.
 pub const INGRESS_CONTROLLER: &str = "secgw.io/ingress-controller";
+/// The `.spec.controllerName` of the GatewayClass the gateway serves.
+pub const GATEWAY_CONTROLLER: &str = "secgw.io/gateway-controller";
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -18,6 +21,8 @@ pub struct KubernetesConfig {
     pub kubeconfig: Option<String>,
     /// The IngressClass (whose `.spec.controller` is [`INGRESS_CONTROLLER`]).
     pub ingress_class: ObjectName,
+    /// The GatewayClass (whose `.spec.controllerName` is [`GATEWAY_CONTROLLER`]).
+    pub gateway_class: ObjectName,
     /// Where Ingresses are read; empty: every namespace.
     pub namespaces: Vec<ObjectName>,
     /// A policy from `policy_files` for every host from the cluster; absent: the
@@ -34,6 +39,7 @@ impl Default for KubernetesConfig {
             enabled: false,
             kubeconfig: None,
             ingress_class: ObjectName("secgw".into()),
+            gateway_class: ObjectName("secgw".into()),
             namespaces: Vec::new(),
             default_policy: None,
             status_address: None,
@@ -101,6 +107,7 @@ mod tests {
         assert_eq!(k, KubernetesConfig::default());
         assert!(!k.enabled);
         assert_eq!(k.ingress_class.0, "secgw");
+        assert_eq!(k.gateway_class.0, "secgw");
     }
 
     #[test]
@@ -121,6 +128,7 @@ mod tests {
             "{ingress_class: -x}",
             "{status_address: '*.example.com'}",
             "{ingress_class: ''}",
+            "{gateway_class: Secgw}",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

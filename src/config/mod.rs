@@ -22,6 +22,7 @@ pub mod policies;
 pub mod redirect;
 pub mod referrer;
 pub mod resolve;
+pub mod route_rules;
 pub mod schema;
 pub mod values;
 

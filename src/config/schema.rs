@@ -156,6 +156,32 @@ pub struct VhostConfig {
     pub certificate: Option<Arc<CertifiedKey>>,
 }
 
+impl VhostConfig {
+    /// A vhost translated from the cluster's objects: one name, the named policy,
+    /// nothing else set yet.
+    pub fn from_cluster(name: VhostName, host: HostPattern, policy: Option<String>) -> VhostConfig {
+        VhostConfig {
+            name,
+            hosts: vec![host],
+            upstreams: Vec::new(),
+            upstream_tls: None,
+            tls: None,
+            respond: None,
+            policy,
+            security: Default::default(),
+            headers: Default::default(),
+            request_headers: Default::default(),
+            connect_timeout_ms: None,
+            read_timeout_ms: None,
+            write_timeout_ms: None,
+            routes: Vec::new(),
+            escaped_slashes: Default::default(),
+            check_ignore: Vec::new(),
+            certificate: None,
+        }
+    }
+}
+
 /// A code of `pingora-secgw check`; a mistyped one would silence nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -197,7 +223,7 @@ pub enum EscapedSlashes {
 }
 
 /// One path rule of a vhost (Kubernetes Ingress semantics).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// In logs and metrics labels; default: the match text.
@@ -235,9 +261,21 @@ pub struct RouteConfig {
     /// YAML): its label, shared by the Ingress's other paths.
     #[serde(skip)]
     pub object: Option<String>,
+    /// Matches, filters and weighted backends of an HTTPRoute rule (never from YAML).
+    #[serde(skip)]
+    pub rules: Option<Box<super::route_rules::RouteRules>>,
 }
 
 impl RouteConfig {
+    /// A route translated from the cluster's object `object` (its label), with
+    /// no match, target or policy set yet.
+    pub fn from_cluster(object: &str) -> RouteConfig {
+        RouteConfig {
+            object: Some(object.to_string()),
+            ..RouteConfig::default()
+        }
+    }
+
     /// The route's inline settings, the strongest layer of its policy.
     pub fn inline_layer(&self) -> PolicyLayer {
         PolicyLayer::of(&self.security, &self.headers, &self.request_headers)

@@ -6,7 +6,11 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use gateway_api::gatewayclasses::GatewayClass;
+use gateway_api::gateways::Gateway;
+use gateway_api::httproutes::HttpRoute;
+use gateway_api::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::NamespaceResourceScope;
@@ -33,7 +37,17 @@ pub struct Caches {
     services: Vec<Store<Service>>,
     slices: Vec<Store<EndpointSlice>>,
     secrets: Vec<Store<Secret>>,
+    /// Without the Gateway API's CRDs in the cluster, none of these is watched.
+    gateway_api: Option<GatewayApiStores>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+struct GatewayApiStores {
+    classes: Store<GatewayClass>,
+    gateways: Vec<Store<Gateway>>,
+    routes: Vec<Store<HttpRoute>>,
+    grants: Vec<Store<ReferenceGrant>>,
+    namespaces: Store<Namespace>,
 }
 
 impl Drop for Caches {
@@ -61,11 +75,12 @@ where
 }
 
 impl Caches {
-    /// Starts every watch; each change (after the first complete list) is
-    /// signalled on `changed`.
+    /// Starts every watch (the Gateway API's kinds with `gateway_api`); each
+    /// change (after the first complete list) is signalled on `changed`.
     pub fn start(
         client: &Client,
         namespaces: &[ObjectName],
+        gateway_api: bool,
         changed: UnboundedSender<()>,
     ) -> Caches {
         let mut tasks = Vec::new();
@@ -86,6 +101,23 @@ impl Caches {
             &changed,
             &mut tasks,
         );
+        let gateway_api = gateway_api.then(|| GatewayApiStores {
+            classes: watch(
+                Api::all(client.clone()),
+                all.clone(),
+                changed.clone(),
+                &mut tasks,
+            ),
+            gateways: watch_each(apis(client, namespaces), &all, &changed, &mut tasks),
+            routes: watch_each(apis(client, namespaces), &all, &changed, &mut tasks),
+            grants: watch_each(apis(client, namespaces), &all, &changed, &mut tasks),
+            namespaces: watch(
+                Api::all(client.clone()),
+                all.clone(),
+                changed.clone(),
+                &mut tasks,
+            ),
+        });
         let classes = watch(Api::all(client.clone()), all, changed, &mut tasks);
         Caches {
             classes,
@@ -93,6 +125,7 @@ impl Caches {
             services,
             slices,
             secrets,
+            gateway_api,
             tasks,
         }
     }
@@ -112,6 +145,13 @@ impl Caches {
         all(&self.services).await;
         all(&self.slices).await;
         all(&self.secrets).await;
+        if let Some(g) = &self.gateway_api {
+            let _ = g.classes.wait_until_ready().await;
+            let _ = g.namespaces.wait_until_ready().await;
+            all(&g.gateways).await;
+            all(&g.routes).await;
+            all(&g.grants).await;
+        }
     }
 
     pub fn snapshot(&self) -> ClusterObjects {
@@ -121,13 +161,22 @@ impl Caches {
         {
             stores.iter().flat_map(Store::state).collect()
         }
-        ClusterObjects {
+        let mut objects = ClusterObjects {
             classes: self.classes.state(),
             ingresses: all(&self.ingresses),
             services: all(&self.services),
             slices: all(&self.slices),
             secrets: all(&self.secrets),
+            ..ClusterObjects::default()
+        };
+        if let Some(g) = &self.gateway_api {
+            objects.gateway_classes = g.classes.state();
+            objects.gateways = all(&g.gateways);
+            objects.http_routes = all(&g.routes);
+            objects.grants = all(&g.grants);
+            objects.namespaces = g.namespaces.state();
         }
+        objects
     }
 }
 
@@ -210,7 +259,8 @@ pub async fn list_once(
         Ok(out)
     }
     let all = ListParams::default();
-    Ok(ClusterObjects {
+    let gateway_api = has_gateway_api(client).await;
+    let mut objects = ClusterObjects {
         classes: list(vec![Api::all(client.clone())], &all).await?,
         ingresses: list(apis(client, namespaces), &all).await?,
         services: list(apis(client, namespaces), &all).await?,
@@ -220,5 +270,27 @@ pub async fn list_once(
         )
         .await?,
         secrets: list(apis(client, namespaces), &all.clone().fields(TLS_SECRETS)).await?,
-    })
+        ..ClusterObjects::default()
+    };
+    if gateway_api {
+        objects.gateway_classes = list(vec![Api::all(client.clone())], &all).await?;
+        objects.gateways = list(apis(client, namespaces), &all).await?;
+        objects.http_routes = list(apis(client, namespaces), &all).await?;
+        objects.grants = list(apis(client, namespaces), &all).await?;
+        objects.namespaces = list(vec![Api::all(client.clone())], &all).await?;
+    }
+    Ok(objects)
+}
+
+/// Whether the cluster serves the Gateway API (its CRDs are installed): when it
+/// does not, its kinds are not watched, and the Ingresses are served alone.
+pub async fn has_gateway_api(client: &Client) -> bool {
+    let api: Api<GatewayClass> = Api::all(client.clone());
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => true,
+        Err(e) => {
+            warn!("the Gateway API is not served by this cluster ({e}); serving Ingresses only");
+            false
+        }
+    }
 }

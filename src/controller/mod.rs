@@ -9,6 +9,8 @@
 
 mod caches;
 mod client;
+mod gateway_status;
+mod lease;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use report::Reports;
 
 use crate::cluster::{ClusterObjects, Translation};
 use crate::compose::Composer;
-use crate::config::kubernetes::KubernetesConfig;
+use crate::config::kubernetes::{KubernetesConfig, StatusAddress};
 use crate::lifecycle::Lifecycle;
 
 /// How long the caches must be quiet before compiling.
@@ -58,6 +60,32 @@ impl Controller {
             settings,
             kubeconfig,
         }
+    }
+
+    /// What each Gateway's `status.addresses` says: `status_address`, else the
+    /// pod's IP, else the specific addresses of gw.yaml's listeners.
+    fn gateway_addresses(&self) -> Vec<gateway_status::Address> {
+        let entry = |ip: std::net::IpAddr| ("IPAddress", ip.to_string());
+        match &self.settings.status_address {
+            Some(StatusAddress::Ip(ip)) => return vec![entry(*ip)],
+            Some(StatusAddress::Hostname(name)) => return vec![("Hostname", name.clone())],
+            None => {}
+        }
+        if let Some(ip) = std::env::var("POD_IP").ok().and_then(|ip| ip.parse().ok()) {
+            return vec![entry(ip)];
+        }
+        let mut ips: Vec<std::net::IpAddr> = self.composer.with_file(|loaded| {
+            loaded
+                .gateway
+                .listeners
+                .iter()
+                .map(|l| l.address.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .collect()
+        });
+        ips.sort();
+        ips.dedup();
+        ips.into_iter().map(entry).collect()
     }
 
     /// Compiles the current objects, on a blocking thread so that the watches
@@ -103,7 +131,8 @@ impl BackgroundService for Controller {
             }
         };
         let (changed, mut changes) = mpsc::unbounded_channel();
-        let caches = Caches::start(&client, &self.settings.namespaces, changed);
+        let gateway_api = caches::has_gateway_api(&client).await;
+        let caches = Caches::start(&client, &self.settings.namespaces, gateway_api, changed);
         tokio::select! {
             _ = caches.ready() => {}
             _ = shutdown.changed() => return,
@@ -111,11 +140,30 @@ impl BackgroundService for Controller {
         // Events and status go out on their own task: a slow API server never
         // delays the next plan.
         let (translations, mut latest) = watch::channel(Arc::new(Translation::default()));
-        let mut reports = Reports::new(client, self.settings.status_address.as_ref());
+        let mut reports = Reports::new(client.clone(), self.settings.status_address.as_ref());
+        // Without the Gateway API no Lease is taken: the receiver stays false.
+        let mut leader = match gateway_api {
+            true => {
+                let namespace = std::env::var("POD_NAMESPACE")
+                    .unwrap_or_else(|_| client.default_namespace().to_string());
+                let lease = format!("secgw-status-{}", self.settings.gateway_class.0);
+                lease::elect(client.clone(), &namespace, &lease)
+            }
+            false => watch::channel(false).1,
+        };
+        let addresses = self.gateway_addresses();
         let reporter = tokio::spawn(async move {
-            while latest.changed().await.is_ok() {
+            loop {
+                tokio::select! {
+                    changed = latest.changed() => if changed.is_err() { break },
+                    // A replica that takes the Lease over writes what it has.
+                    Ok(()) = leader.changed() => {}
+                }
                 let translation = latest.borrow_and_update().clone();
                 reports.report(&translation).await;
+                if *leader.borrow_and_update() {
+                    gateway_status::write(&client, &translation.gateway_api, &addresses).await;
+                }
             }
         });
         let mut compiled = None;

@@ -20,6 +20,7 @@ pub mod redirect;
 pub mod referrer;
 pub mod rendered;
 pub mod route;
+pub mod rules;
 pub mod security;
 pub mod target;
 pub mod upstream;

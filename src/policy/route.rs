@@ -1,6 +1,8 @@
 //! One route's compiled policy: where its requests go and what its responses get.
 //! A vhost's own settings are its `_vhost` route.
 
+use std::borrow::Cow;
+
 use http::HeaderValue;
 use pingora_http::ResponseHeader;
 
@@ -8,6 +10,7 @@ use super::cors::CorsPlan;
 use super::headers::{RequestPlan, ResponsePlan};
 use super::nonce::NoncePlan;
 use super::redirect::RedirectPlan;
+use super::rules::{Conditions, RedirectTo, Rewrite};
 use super::target::Target;
 use crate::config::cors::CorsOrigin;
 use crate::config::schema::{PolicyLayer, SecurityOptions};
@@ -20,8 +23,15 @@ pub struct RoutePlan {
     /// The metrics label: the configured name, the match text, or `_vhost`.
     pub name: String,
     pub target: Target,
-    /// With `strip_prefix`: how many bytes of the path the prefix takes.
-    pub strip: Option<usize>,
+    /// The path the upstream sees (`strip_prefix`, an HTTPRoute's URLRewrite).
+    pub rewrite: Option<Rewrite>,
+    /// The Host the upstream sees instead of the request's.
+    pub upstream_host: Option<HeaderValue>,
+    /// What a request must have besides its path to take this route; else the
+    /// next route of the same path does (`next`).
+    pub when: Option<Box<Conditions>>,
+    /// An HTTPRoute's RequestRedirect: answered instead of proxying.
+    pub redirect_to: Option<Box<RedirectTo>>,
     pub response: ResponsePlan,
     pub request: RequestPlan,
     pub redirect: Option<RedirectPlan>,
@@ -36,7 +46,10 @@ pub struct RoutePlan {
 pub struct RouteParts<'a> {
     pub labels: RouteLabels<'a>,
     pub target: Target,
-    pub strip: Option<usize>,
+    pub rewrite: Option<Rewrite>,
+    pub upstream_host: Option<HeaderValue>,
+    pub when: Option<Box<Conditions>>,
+    pub redirect_to: Option<Box<RedirectTo>>,
     /// The vhost takes any Host (`*`): redirects need `ssl_host`.
     pub catch_all: bool,
 }
@@ -54,7 +67,10 @@ impl RoutePlan {
         Ok(RoutePlan {
             name: at.route.to_string(),
             target: parts.target,
-            strip: parts.strip,
+            rewrite: parts.rewrite,
+            upstream_host: parts.upstream_host,
+            when: parts.when,
+            redirect_to: parts.redirect_to,
             response: ResponsePlan::compile(layer, at, metrics)?,
             request: RequestPlan::compile(layer)?,
             redirect: RedirectPlan::from_options(sec, at.vhost, metrics)?,
@@ -79,11 +95,10 @@ impl RoutePlan {
     }
 
     /// The path the upstream sees, given the normalized request path.
-    pub fn upstream_path<'p>(&self, path: &'p str) -> &'p str {
-        match self.strip.and_then(|n| path.get(n..)) {
-            Some("") => "/",
-            Some(rest) => rest,
-            None => path,
+    pub fn upstream_path<'p>(&self, path: &'p str) -> Cow<'p, str> {
+        match &self.rewrite {
+            Some(r) => r.apply(path),
+            None => Cow::Borrowed(path),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Where a route's requests go: an upstream pool, or a response the gateway makes.
+//! Where a route's requests go: an upstream pool, several by weight, or a
+//! response the gateway makes.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use http::{HeaderValue, StatusCode};
 
 use super::upstream::{Timeouts, Upstreams};
 use crate::config::defaults;
+use crate::config::route_rules::WeightedBackend;
 use crate::config::schema::{RespondConfig, UpstreamTlsConfig};
 use crate::config::values::Positive;
 use crate::config::KeyError;
@@ -22,6 +25,99 @@ pub enum Target {
         timeouts: Timeouts,
     },
     Respond(Arc<DirectResponse>),
+    /// An HTTPRoute rule's backends, each with its share of the requests.
+    Split {
+        split: Arc<Split>,
+        timeouts: Timeouts,
+    },
+}
+
+/// Backends by weight: a fixed schedule of turns, walked in round-robin, in
+/// which each backend appears as often as its (reduced) weight, spread out
+/// (smooth weighted round-robin), so that any window of requests is close to
+/// the weights.
+#[derive(Debug)]
+pub struct Split {
+    /// `None`: an invalid reference, whose share answers 500.
+    backends: Box<[Option<Upstreams>]>,
+    schedule: Box<[u16]>,
+    next: AtomicUsize,
+}
+
+/// The longest schedule: weights summing to more are scaled down to it.
+const MAX_TURNS: u64 = 1000;
+
+impl Split {
+    pub fn new(backends: &[WeightedBackend], base_dir: &Path) -> Result<Split, KeyError> {
+        let pools = backends
+            .iter()
+            .map(|b| {
+                b.upstreams
+                    .as_ref()
+                    .map(|u| Upstreams::new(u, None, base_dir))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let start = getrandom::u32().map_or(0, |r| r as usize);
+        Ok(Split {
+            backends: pools.into(),
+            schedule: schedule(&backends.iter().map(|b| b.weight).collect::<Vec<_>>()).into(),
+            next: AtomicUsize::new(start),
+        })
+    }
+
+    /// The backend of the next turn: `None` when every weight is zero.
+    pub fn pick(&self) -> Option<usize> {
+        let turns = self.schedule.len();
+        let turn = match turns {
+            0 => return None,
+            1 => 0,
+            _ => self.next.fetch_add(1, Ordering::Relaxed) % turns,
+        };
+        Some(usize::from(self.schedule[turn]))
+    }
+
+    /// The pool of a backend `pick` gave; `None` for an invalid reference.
+    pub fn backend(&self, index: usize) -> Option<&Upstreams> {
+        self.backends.get(index)?.as_ref()
+    }
+}
+
+/// Smooth weighted round-robin (nginx's) over weights reduced by their greatest
+/// common divisor and, above [`MAX_TURNS`], scaled down (a non-zero weight stays
+/// at least 1).
+fn schedule(weights: &[u32]) -> Vec<u16> {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let weights: Vec<u64> = weights.iter().map(|&w| u64::from(w)).collect();
+    let divisor = weights.iter().fold(0, |g, &w| gcd(g, w)).max(1);
+    let mut reduced: Vec<u64> = weights.iter().map(|w| w / divisor).collect();
+    let total: u64 = reduced.iter().sum();
+    if total > MAX_TURNS {
+        for w in reduced.iter_mut().filter(|w| **w > 0) {
+            *w = (*w * MAX_TURNS / total).max(1);
+        }
+    }
+    let total: u64 = reduced.iter().sum();
+    let mut current = vec![0i64; reduced.len()];
+    let mut out = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        for (c, w) in current.iter_mut().zip(&reduced) {
+            *c += *w as i64;
+        }
+        let Some(best) = (0..reduced.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
+        else {
+            break;
+        };
+        current[best] -= total as i64;
+        out.push(best as u16);
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -119,6 +215,10 @@ pub fn route_target(
             upstreams: upstreams.clone(),
             timeouts: keys.timeouts(vhost.timeouts),
         }),
+        (None, true, Target::Split { split, .. }) => Ok(Target::Split {
+            split: split.clone(),
+            timeouts: keys.timeouts(vhost.timeouts),
+        }),
     }
 }
 
@@ -135,6 +235,19 @@ fn proxy(keys: &TargetKeys, timeouts: Timeouts, base_dir: &Path) -> Result<Targe
     })
 }
 
+/// An HTTPRoute rule's weighted backends, with the route's timeouts.
+pub fn split_target(
+    backends: &[WeightedBackend],
+    keys: &TargetKeys,
+    vhost: &TargetKeys,
+    base_dir: &Path,
+) -> Result<Target, KeyError> {
+    Ok(Target::Split {
+        split: Arc::new(Split::new(backends, base_dir)?),
+        timeouts: keys.timeouts(vhost.timeouts),
+    })
+}
+
 fn no_timeouts(keys: &TargetKeys, why: &str) -> Result<(), KeyError> {
     let names = ["connect_timeout_ms", "read_timeout_ms", "write_timeout_ms"];
     match keys.timeouts.iter().position(Option::is_some) {
@@ -143,5 +256,58 @@ fn no_timeouts(keys: &TargetKeys, why: &str) -> Result<(), KeyError> {
             format!("upstream timeouts need upstreams; {why}"),
         )),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(weights: &[u32], window: usize) -> Vec<usize> {
+        let s = schedule(weights);
+        let mut seen = vec![0; weights.len()];
+        for i in s.iter().cycle().take(window) {
+            seen[usize::from(*i)] += 1;
+        }
+        seen
+    }
+
+    #[test]
+    fn turns_follow_the_weights_and_zero_gets_none() {
+        assert_eq!(counts(&[70, 30, 0], 500), [350, 150, 0]);
+        assert_eq!(schedule(&[70, 30, 0]).len(), 10);
+        assert_eq!(schedule(&[2, 1]), [0, 1, 0]);
+        assert_eq!(counts(&[1, 1, 1], 9), [3, 3, 3]);
+        assert!(schedule(&[0, 0]).is_empty());
+        assert!(schedule(&[]).is_empty());
+        // Weights up to the API's 1,000,000 are scaled into at most 1000 turns.
+        let big = schedule(&[1_000_000, 999_999, 1]);
+        assert!(big.len() <= 1002, "{}", big.len());
+        assert!(big.contains(&2));
+        // Any ten consecutive turns of 70/30 are 7 and 3: spread, not in runs.
+        let s = schedule(&[70, 30]);
+        for start in 0..s.len() {
+            let window: Vec<u16> = s.iter().cycle().skip(start).take(10).copied().collect();
+            assert_eq!(window.iter().filter(|&&b| b == 1).count(), 3);
+        }
+    }
+
+    #[test]
+    fn an_invalid_reference_keeps_its_share() {
+        let backends = [
+            WeightedBackend {
+                weight: 1,
+                upstreams: Some(Arc::from(vec!["127.0.0.1:1".to_string()])),
+            },
+            WeightedBackend {
+                weight: 1,
+                upstreams: None,
+            },
+        ];
+        let split = Split::new(&backends, Path::new(".")).unwrap();
+        let picks: Vec<usize> = (0..4).map(|_| split.pick().unwrap()).collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 1).count(), 2);
+        assert!(split.backend(0).is_some());
+        assert!(split.backend(1).is_none());
     }
 }

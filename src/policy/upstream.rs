@@ -133,6 +133,11 @@ impl Upstreams {
         })
     }
 
+    /// No address: no endpoint of the backend is ready.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
     /// The next upstream in round-robin order, with the route's timeouts.
     pub fn next_peer(&self, timeouts: &Timeouts) -> Option<Box<HttpPeer>> {
         let count = self.peers.len();

@@ -5,12 +5,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use pingora_http::RequestHeader;
 use rustls::sign::CertifiedKey;
 
 use super::csp::collect_path;
 use super::route::{RouteParts, RoutePlan};
-use super::target::{route_target, vhost_target, TargetKeys};
+use super::rules::{Conditions, RedirectTo, Rewrite};
+use super::target::{route_target, split_target, vhost_target, TargetKeys};
 use crate::config::resolve::EffectiveVhost;
+use crate::config::route_rules::PathRewrite;
 use crate::config::schema::{EscapedSlashes, RouteConfig};
 use crate::config::values::HostPattern;
 use crate::config::KeyError;
@@ -26,6 +29,11 @@ pub struct VhostPlan {
     /// `escaped_slashes: keep`.
     pub keep_escaped_slashes: bool,
     paths: PathTable,
+    /// Whether a route has conditions beyond its path (an HTTPRoute's).
+    conditional: bool,
+    /// By route (as in `paths`): the route that takes a request of the same path
+    /// that this one's conditions refuse.
+    next: Vec<Option<usize>>,
     /// `[0]` is the vhost's own settings (`_vhost`); the configured routes follow.
     pub routes: Vec<RoutePlan>,
     /// The CSP report collector, when a route has `csp_report_collect`.
@@ -57,19 +65,39 @@ impl VhostPlan {
                 route: VHOST_ROUTE,
             },
             target: target.clone(),
-            strip: None,
+            rewrite: None,
+            upstream_host: None,
+            when: None,
+            redirect_to: None,
             catch_all,
         };
         let mut routes = vec![RoutePlan::compile(layer, own, metrics)?];
         let mut collect_paths = vec![collect_path(&layer.security)];
 
         let mut paths = PathTable::default();
+        let mut next: Vec<Option<usize>> = Vec::with_capacity(ev.routes.len());
         let mut names: HashMap<String, usize> = HashMap::new();
         for (j, er) in ev.routes.iter().enumerate() {
             let r = er.config;
+            next.push(None);
             let compiled = (|| {
                 let matched = RouteMatch::of(r, keep_escaped_slashes)?;
-                matched.insert(&mut paths, j)?;
+                if let Err(prev) = matched.insert(&mut paths, j) {
+                    // The rules of HTTPRoutes share paths, told apart by their
+                    // conditions; they come in the Gateway API's precedence order,
+                    // so a later one only takes what the earlier ones leave.
+                    if r.rules.is_none() {
+                        return Err(KeyError::new(
+                            matched.key(),
+                            format!("`{}` is already matched by routes[{prev}]", matched.text),
+                        ));
+                    }
+                    let mut tail = prev;
+                    while let Some(n) = next[tail] {
+                        tail = n;
+                    }
+                    next[tail] = Some(j);
+                }
                 let route_name = er.config.label();
                 let (key, hint) = match r.name {
                     Some(_) => ("name", ""),
@@ -91,15 +119,19 @@ impl VhostPlan {
                         ),
                     ));
                 }
-                let strip = match (r.strip_prefix, matched.kind) {
-                    (false, _) => None,
-                    (true, MatchKind::Prefix) => Some(prefix_key(matched.text).len()),
-                    (true, _) => {
-                        return Err(KeyError::new(
-                            "strip_prefix",
-                            "strip_prefix needs a `prefix` route",
-                        ))
-                    }
+                let prefix_len =
+                    (matched.kind == MatchKind::Prefix).then(|| prefix_key(matched.text).len());
+                let rules = r.rules.as_deref();
+                let rewrite = match (r.strip_prefix, rules.and_then(|x| x.rewrite_path.as_ref())) {
+                    (false, None) => None,
+                    (false, Some(p)) => Some(Rewrite::of(p, prefix_len)?),
+                    (true, _) => Some(
+                        Rewrite::of(&PathRewrite::Prefix(String::new()), prefix_len).map_err(
+                            |_| {
+                                KeyError::new("strip_prefix", "strip_prefix needs a `prefix` route")
+                            },
+                        )?,
+                    ),
                 };
                 let keys = TargetKeys {
                     upstreams: &r.upstreams,
@@ -107,13 +139,20 @@ impl VhostPlan {
                     respond: r.respond.as_ref(),
                     timeouts: [r.connect_timeout_ms, r.read_timeout_ms, r.write_timeout_ms],
                 };
-                let route_target = route_target(&keys, &vhost_keys, &target, base_dir)?;
-                if strip.is_some() && matches!(route_target, super::Target::Respond(_)) {
+                let route_target = match rules.filter(|x| !x.backends.is_empty()) {
+                    Some(x) => split_target(&x.backends, &keys, &vhost_keys, base_dir)?,
+                    None => route_target(&keys, &vhost_keys, &target, base_dir)?,
+                };
+                if rewrite.is_some() && matches!(route_target, super::Target::Respond(_)) {
                     return Err(KeyError::new(
                         "strip_prefix",
                         "strip_prefix changes the path sent upstream; this route answers itself",
                     ));
                 }
+                let redirect_to = rules
+                    .and_then(|x| x.redirect.as_ref())
+                    .map(|x| RedirectTo::compile(x, prefix_len).map(Box::new))
+                    .transpose()?;
                 let route_layer = er.layer.as_ref().map_err(Clone::clone)?;
                 collect_paths.push(collect_path(&route_layer.security));
                 let parts = RouteParts {
@@ -122,7 +161,10 @@ impl VhostPlan {
                         route: route_name,
                     },
                     target: route_target,
-                    strip,
+                    rewrite,
+                    upstream_host: rules.and_then(|x| x.rewrite_host.clone()),
+                    when: rules.and_then(Conditions::of),
+                    redirect_to,
                     catch_all,
                 };
                 RoutePlan::compile(route_layer, parts, metrics)
@@ -149,21 +191,41 @@ impl VhostPlan {
                 .or_else(|| v.certificate.clone()),
             keep_escaped_slashes,
             paths,
+            conditional: routes.iter().any(|r| r.when.is_some()),
+            next,
             routes,
             reports,
         })
     }
 
-    /// The index in `routes` of the route for a normalized path.
-    pub fn route_index(&self, path: &str) -> usize {
-        self.paths.lookup(path).map_or(0, |i| i + 1)
+    /// The index in `routes` of the route for a normalized path: among routes
+    /// of one path, the first whose conditions the request meets (without a
+    /// request, the first).
+    pub fn route_index(&self, path: &str, req: Option<&RequestHeader>) -> usize {
+        let pick = |head: usize| {
+            if !self.conditional {
+                return Some(head);
+            }
+            let mut i = head;
+            loop {
+                let met = match (&self.routes[i + 1].when, req) {
+                    (Some(when), Some(req)) => when.matches(req),
+                    _ => true,
+                };
+                if met {
+                    return Some(i);
+                }
+                i = self.next[i]?;
+            }
+        };
+        self.paths.lookup(path, pick).map_or(0, |i| i + 1)
     }
 
     /// The route for a path as a browser reports it (not yet normalized); `None`
     /// for a path no request could route by.
     pub fn route_of_reported(&self, path: &str) -> Option<usize> {
         let normal = normalize_path(path, self.keep_escaped_slashes).ok()?;
-        Some(self.route_index(&normal))
+        Some(self.route_index(&normal, None))
     }
 }
 
@@ -237,18 +299,13 @@ impl<'a> RouteMatch<'a> {
         self.kind.into()
     }
 
-    fn insert(&self, paths: &mut PathTable, route: usize) -> Result<(), KeyError> {
-        let inserted = match self.kind {
+    /// Adds the route; returns the route that already has this match.
+    fn insert(&self, paths: &mut PathTable, route: usize) -> Result<(), usize> {
+        match self.kind {
             MatchKind::Prefix => paths.insert_prefix(self.text, route, self.ci),
             MatchKind::Exact => paths.insert_exact(self.text, route, self.ci),
             MatchKind::Regex if self.ci => paths.push_regex(&format!("(?i:{})", self.text), route),
             MatchKind::Regex => paths.push_regex(self.text, route),
-        };
-        inserted.map_err(|prev| {
-            KeyError::new(
-                self.key(),
-                format!("`{}` is already matched by routes[{prev}]", self.text),
-            )
-        })
+        }
     }
 }

@@ -66,6 +66,7 @@ impl ProxyHttp for Gateway {
             routed: None,
             host_match: HostMatch::Default,
             normalized_path: None,
+            backend: 0,
             https: false,
             trusted_peer: false,
             client_ip: None,
@@ -112,8 +113,10 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let answer = answer
             .or_else(|| ctx.redirect_to_https(req))
+            .or_else(|| ctx.route_redirect(req))
             .or_else(|| ctx.answer_preflight(req))
-            .or_else(|| ctx.respond_directly());
+            .or_else(|| ctx.respond_directly())
+            .or_else(|| ctx.choose_backend());
         match answer {
             Some(answer) => {
                 Box::pin(answer.send(session, ctx)).await?;
@@ -128,11 +131,18 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match ctx.route().map(|r| &r.target) {
+        let pool = match ctx.route().map(|r| &r.target) {
             Some(Target::Proxy {
                 upstreams,
                 timeouts,
-            }) => upstreams
+            }) => Some((upstreams.as_ref(), timeouts)),
+            Some(Target::Split { split, timeouts }) => {
+                split.backend(ctx.backend).map(|pool| (pool, timeouts))
+            }
+            _ => None,
+        };
+        match pool {
+            Some((upstreams, timeouts)) => upstreams
                 .next_peer(timeouts)
                 .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no upstream available")),
             _ => Err(Error::explain(
@@ -162,6 +172,9 @@ impl ProxyHttp for Gateway {
         );
         forwarded::rewrite(upstream_request, ctx.client_ip, ctx.trusted_peer, ctx.https);
         if let Some(r) = ctx.route() {
+            if let Some(host) = &r.upstream_host {
+                upstream_request.insert_header(http::header::HOST, host.clone())?;
+            }
             r.request.apply(upstream_request);
         }
         Ok(())

@@ -56,6 +56,8 @@ pub struct RequestCtx {
     pub(super) https: bool,
     pub(super) trusted_peer: bool,
     pub(super) client_ip: Option<IpAddr>,
+    /// The backend of a split route ([`Self::choose_backend`]).
+    pub(super) backend: usize,
     /// The body rewriter of a response that gets a CSP nonce.
     pub(super) nonce_stream: Option<Box<NonceStream>>,
 }
@@ -129,9 +131,9 @@ impl RequestCtx {
             TargetForm::Other => return refuse(&"not a path nor an http(s) URL"),
         }
         let route = match normalize_path(req.uri.path(), vhost.keep_escaped_slashes) {
-            Ok(std::borrow::Cow::Borrowed(path)) => vhost.route_index(path),
+            Ok(std::borrow::Cow::Borrowed(path)) => vhost.route_index(path, Some(req)),
             Ok(std::borrow::Cow::Owned(path)) => {
-                let route = vhost.route_index(&path);
+                let route = vhost.route_index(&path, Some(req));
                 self.normalized_path = Some(path);
                 route
             }
@@ -173,6 +175,38 @@ impl RequestCtx {
         let mut answer = Answer::empty(StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND));
         answer.header("Location", location);
         Some(answer)
+    }
+
+    /// An HTTPRoute's RequestRedirect.
+    pub(super) fn route_redirect(&self, req: &RequestHeader) -> Option<Answer> {
+        let redirect = self.route()?.redirect_to.as_deref()?;
+        let host = request_host(req).unwrap_or_default();
+        let location = redirect.location(self.https, &host, self.path(req), req.uri.query());
+        // The host was checked, the path normalized, the query came from a
+        // parsed URI, and the translation checked the redirect's own parts.
+        let location = HeaderValue::try_from(location).ok()?;
+        let mut answer = Answer::empty(redirect.status);
+        answer.header("Location", location);
+        Some(answer)
+    }
+
+    /// A route split over backends by weight: the backend of this request, or
+    /// the answer for a share that has none (500 for an invalid reference or
+    /// when every weight is zero, 503 for a backend without a ready endpoint).
+    pub(super) fn choose_backend(&mut self) -> Option<Answer> {
+        let Target::Split { split, .. } = &self.route()?.target else {
+            return None;
+        };
+        let Some(index) = split.pick() else {
+            return Some(Answer::text(StatusCode::INTERNAL_SERVER_ERROR));
+        };
+        let answer = match split.backend(index) {
+            None => Some(Answer::text(StatusCode::INTERNAL_SERVER_ERROR)),
+            Some(pool) if pool.is_empty() => Some(Answer::text(StatusCode::SERVICE_UNAVAILABLE)),
+            Some(_) => None,
+        };
+        self.backend = index;
+        answer
     }
 
     /// CORS preflights of a route that handles CORS are answered here.
@@ -249,6 +283,7 @@ impl RequestCtx {
     pub(super) fn upstream_path_and_query(&self, req: &RequestHeader) -> Option<String> {
         let route = self.route()?;
         let path = route.upstream_path(self.path(req));
+        let path = path.as_ref();
         let raw = req.raw_path();
         let unchanged = match req.uri.query() {
             None => raw == path.as_bytes(),

@@ -256,8 +256,10 @@ impl PathTable {
             .is_some_and(|bits| bits & (1 << (len % 64)) != 0)
     }
 
-    /// The route for a normalized path, if any matches.
-    pub fn lookup(&self, path: &str) -> Option<usize> {
+    /// The route for a normalized path, if any matches: at each match, in order
+    /// of precedence, `pick` is given the route there and may take it (or one
+    /// that shares its match) or pass.
+    pub fn lookup(&self, path: &str, pick: impl Fn(usize) -> Option<usize>) -> Option<usize> {
         // Only a vhost with `case_insensitive` routes pays for a lower-case copy,
         // and only for a path with upper case in it.
         let lower = match self.exact_ci.is_empty() && self.prefix_ci.is_empty() {
@@ -268,8 +270,15 @@ impl PathTable {
             false => Some(Cow::Borrowed(path)),
         };
         let lower = lower.as_deref();
-        if let Some(&route) = self.exact.get(path).or_else(|| self.exact_ci.get(lower?)) {
-            return Some(route);
+        if let Some(&route) = self.exact.get(path) {
+            if let Some(taken) = pick(route) {
+                return Some(taken);
+            }
+        }
+        if let Some(&route) = lower.and_then(|l| self.exact_ci.get(l)) {
+            if let Some(taken) = pick(route) {
+                return Some(taken);
+            }
         }
         if !self.prefix.is_empty() || !self.prefix_ci.is_empty() {
             // Candidate ends: the path's end, then each `/` from the right.
@@ -280,9 +289,12 @@ impl PathTable {
                     let found = self
                         .prefix
                         .get(&path[..e])
-                        .or_else(|| self.prefix_ci.get(&lower?[..e]));
-                    if let Some(&route) = found {
-                        return Some(route);
+                        .into_iter()
+                        .chain(lower.and_then(|l| self.prefix_ci.get(&l[..e])));
+                    for &route in found {
+                        if let Some(taken) = pick(route) {
+                            return Some(taken);
+                        }
                     }
                 }
                 end = bytes[..e].iter().rposition(|&b| b == b'/');
@@ -293,8 +305,8 @@ impl PathTable {
         if !set.is_match(path) {
             return None;
         }
-        let first = set.matches(path).into_iter().next()?;
-        Some(self.regex_routes[first])
+        let mut matched = set.matches(path).into_iter();
+        matched.find_map(|i| pick(self.regex_routes[i]))
     }
 }
 
@@ -413,7 +425,7 @@ mod tests {
             ("/API", None),
             ("/api/x", Some(2)),
         ] {
-            assert_eq!(t.lookup(path), want, "{path}");
+            assert_eq!(t.lookup(path, Some), want, "{path}");
         }
     }
 
@@ -447,7 +459,7 @@ mod tests {
             ("/img/a.gif", Some(5)),
             ("/", None),
         ] {
-            assert_eq!(t.lookup(path), want, "{path}");
+            assert_eq!(t.lookup(path, Some), want, "{path}");
         }
     }
 
@@ -457,9 +469,33 @@ mod tests {
         t.insert_prefix("/", 7, false).unwrap();
         t.insert_prefix("/a", 8, false).unwrap();
         let t = t.build().unwrap();
-        assert_eq!(t.lookup("/"), Some(7));
-        assert_eq!(t.lookup("/b/c"), Some(7));
-        assert_eq!(t.lookup("/a/c"), Some(8));
+        assert_eq!(t.lookup("/", Some), Some(7));
+        assert_eq!(t.lookup("/b/c", Some), Some(7));
+        assert_eq!(t.lookup("/a/c", Some), Some(8));
+    }
+
+    /// A match whose route passes leaves the request to the next match in
+    /// precedence: the exact path, then shorter prefixes, then the regexes.
+    #[test]
+    fn a_route_that_passes_falls_through_to_the_next_match() {
+        let mut t = PathTable::default();
+        t.insert_exact("/a/b", 1, false).unwrap();
+        t.insert_prefix("/a/b", 2, false).unwrap();
+        t.insert_prefix("/a", 3, false).unwrap();
+        t.insert_prefix("/", 4, false).unwrap();
+        t.push_regex("^/a/.*$", 5).unwrap();
+        t.push_regex("^/.*$", 6).unwrap();
+        let t = t.build().unwrap();
+        let refusing =
+            |refused: &'static [usize]| move |r: usize| (!refused.contains(&r)).then_some(r);
+        assert_eq!(t.lookup("/a/b", refusing(&[])), Some(1));
+        assert_eq!(t.lookup("/a/b", refusing(&[1])), Some(2));
+        assert_eq!(t.lookup("/a/b", refusing(&[1, 2])), Some(3));
+        assert_eq!(t.lookup("/a/b", refusing(&[1, 2, 3])), Some(4));
+        assert_eq!(t.lookup("/a/b", refusing(&[1, 2, 3, 4])), Some(5));
+        assert_eq!(t.lookup("/a/b", refusing(&[1, 2, 3, 4, 5])), Some(6));
+        assert_eq!(t.lookup("/a/b", refusing(&[1, 2, 3, 4, 5, 6])), None);
+        assert_eq!(t.lookup("/a/b", |r| (r == 2).then_some(9)), Some(9));
     }
 
     #[test]

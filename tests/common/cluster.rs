@@ -97,6 +97,8 @@ impl ControlPlane {
         self.apply(&read("k8s/base/serviceaccount.yaml"));
         self.apply(&read("k8s/kubernetes-mode/clusterrole.yaml"));
         self.apply(&read("k8s/kubernetes-mode/clusterrolebinding.yaml"));
+        self.apply(&read("k8s/kubernetes-mode/role.yaml"));
+        self.apply(&read("k8s/kubernetes-mode/rolebinding.yaml"));
         let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(self.client.clone(), "pingora-secgw");
         let request = serde_json::json!({
@@ -116,6 +118,9 @@ impl ControlPlane {
         let mut config: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(&self.kubeconfig).unwrap()).unwrap();
         config["users"][0]["user"] = serde_yaml::from_str(&format!("{{token: {token}}}")).unwrap();
+        // The namespace of the gateway's own objects (its status Lease), as a
+        // pod's service account has it.
+        config["contexts"][0]["context"]["namespace"] = "pingora-secgw".into();
         let path = self.dir.path().join("gateway.kubeconfig");
         std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
         path

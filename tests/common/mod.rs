@@ -90,6 +90,10 @@ pub fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 /// - `/slow`: answers after 3 s; `/slow/MS` after MS milliseconds
 /// - `/big`: a 16 MiB body
 /// - anything else: 200 `hello from upstream NAME`
+///
+/// On any path, `X-Echo-Set-Header: name:value,name:value` makes it send those
+/// response headers, names as written (the Gateway API conformance echo server's
+/// convention).
 pub struct Upstream {
     pub addr: SocketAddr,
     pub name: String,
@@ -210,6 +214,16 @@ async fn handle(
     let mut resp = Response::builder()
         .header("Content-Type", "text/plain")
         .header("X-Upstream", name);
+    let echo = req
+        .headers()
+        .get("x-echo-set-header")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    for item in echo.split(',').filter(|i| !i.trim().is_empty()) {
+        if let Some((n, v)) = item.split_once(':') {
+            resp = resp.header(n.trim(), v.trim());
+        }
+    }
     let mut status = 200;
     match path.as_str() {
         "/conflict" => {
@@ -315,9 +329,15 @@ impl Gateway {
 
     /// Starts the binary with the public listener on `port`, without waiting.
     pub fn launch(gw_yaml: &str, files: &[(&str, &str)], port: u16) -> Gateway {
-        let listen = format!("127.0.0.1:{port}");
+        Gateway::launch_on(gw_yaml, files, "127.0.0.1", port)
+    }
+
+    /// Starts the binary with the public and TLS listeners on `ip` (the public
+    /// one on `port`), without waiting.
+    pub fn launch_on(gw_yaml: &str, files: &[(&str, &str)], ip: &str, port: u16) -> Gateway {
+        let listen = format!("{ip}:{port}");
         let admin = format!("127.0.0.1:{}", free_port());
-        let tls = format!("127.0.0.1:{}", free_port());
+        let tls = format!("{ip}:{}", free_port());
         let (dir, conf) = write_config(gw_yaml, files, &listen, &admin, &tls);
         Gateway::spawn(dir, &conf, &listen, &admin, &tls)
     }

@@ -1,0 +1,1347 @@
+//! Gateway API objects as vhosts and routes: the Gateways of the configured
+//! GatewayClass, the HTTPRoutes attached to their listeners, and the
+//! ReferenceGrants that let a reference cross namespaces; with the status each
+//! object gets, in the Gateway API's own condition types and reasons.
+//!
+//! A listener is served on the gw.yaml listener of the same port (and TLS or
+//! not): Pingora's listeners are fixed at start. Each name a listener and a
+//! route have in common becomes a vhost, so a request matches the most specific
+//! name first, as the Gateway API's listener and hostname precedence say. The
+//! rules of one name are ordered by the Gateway API's precedence; the path
+//! table then tries exact paths, longer prefixes, then regexes, and among
+//! routes of one path the first whose method and headers match.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use gateway_api::gateways::{Gateway, GatewayListeners};
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters,
+    HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
+    HttpRouteRulesMatchesPathType,
+};
+use gateway_api::referencegrants::ReferenceGrant;
+use http::{HeaderName, HeaderValue, Method};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::{IngressServiceBackend, ServiceBackendPort};
+use kube::ResourceExt;
+use rustls::sign::CertifiedKey;
+
+use super::backends::Index;
+use super::hostnames::{covers, intersect};
+use super::ingress::{normalized, HostKey, MAX_ADDRESSES, MAX_PATHS};
+use super::{object_name, ClusterObjects};
+use crate::config::kubernetes::GATEWAY_CONTROLLER;
+use crate::config::route_rules::{PathRewrite, RouteRedirect, RouteRules, WeightedBackend};
+use crate::config::schema::{HeaderActions, RespondConfig, RouteConfig, VhostConfig};
+use crate::config::values::{HeaderNameText, HeaderValueText, HostPattern, OneOrMany, VhostName};
+use crate::config::LoadedConfig;
+
+pub const GROUP: &str = "gateway.networking.k8s.io";
+
+/// Routes one HTTPRoute may become: its matches times the names it is served on.
+const MAX_ROUTES: usize = 10_000;
+
+/// A condition of a status, before the writer gives it its times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cond {
+    pub kind: &'static str,
+    pub ok: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cond {
+    fn yes(kind: &'static str, reason: &'static str) -> Cond {
+        Cond {
+            kind,
+            ok: true,
+            reason,
+            message: String::new(),
+        }
+    }
+
+    fn no(kind: &'static str, reason: &'static str, message: String) -> Cond {
+        Cond {
+            kind,
+            ok: false,
+            reason,
+            message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerReport {
+    pub name: String,
+    pub attached: i32,
+    /// Whether HTTPRoute is among the listener's kinds.
+    pub http_routes: bool,
+    pub conditions: Vec<Cond>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayReport {
+    pub object: Arc<Gateway>,
+    pub conditions: Vec<Cond>,
+    pub listeners: Vec<ListenerReport>,
+}
+
+/// One `status.parents` entry of an HTTPRoute: its parentRef as written, with
+/// the defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentReport {
+    pub namespace: String,
+    pub name: String,
+    pub section_name: Option<String>,
+    pub port: Option<i32>,
+    pub conditions: Vec<Cond>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteReport {
+    pub object: Arc<HttpRoute>,
+    pub parents: Vec<ParentReport>,
+}
+
+/// What the Gateway API objects get in their status.
+#[derive(Debug, Default)]
+pub struct GatewayApi {
+    /// The GatewayClass served, for its `Accepted`.
+    pub class: Option<Arc<gateway_api::gatewayclasses::GatewayClass>>,
+    pub gateways: Vec<GatewayReport>,
+    pub routes: Vec<RouteReport>,
+}
+
+/// One listener of a served Gateway, checked.
+struct Listener<'a> {
+    gateway: &'a Arc<Gateway>,
+    spec: &'a GatewayListeners,
+    hostname: HostPattern,
+    port: u16,
+    usable: bool,
+    certificate: Option<Arc<CertifiedKey>>,
+    report: ListenerReport,
+}
+
+/// Where a match stands in the Gateway API's precedence, smallest first: the
+/// longer declared prefix (`/a/` before `/a`, which share a path key), a method,
+/// more headers, the older route, its `namespace/name`, the rule, the match.
+/// (Exact before prefix and the longest prefix are the path table's.)
+type Order = (
+    Reverse<usize>,
+    bool,
+    Reverse<usize>,
+    Option<String>,
+    String,
+    usize,
+    usize,
+);
+
+/// A rule's match as a route, with where it stands in precedence.
+struct Entry {
+    order: Order,
+    /// `gateway/listener`: a name's routes fall back only to the routes of
+    /// wider names on the same listener.
+    listener: String,
+    route: RouteConfig,
+}
+
+/// One name's routes, from all the listeners that serve it.
+#[derive(Default)]
+struct Name {
+    entries: Vec<Entry>,
+    listeners: BTreeSet<String>,
+    certificate: Option<Arc<CertifiedKey>>,
+}
+
+/// Translates the Gateway API objects; `taken`: the names gw.yaml and the
+/// Ingresses already serve, which win.
+pub fn translate(
+    objects: &ClusterObjects,
+    loaded: &LoadedConfig,
+    index: &Index,
+    taken: &[HostPattern],
+) -> (Vec<VhostConfig>, GatewayApi) {
+    let settings = &loaded.gateway.kubernetes;
+    let mut out = GatewayApi::default();
+    let Some(class) = objects.gateway_classes.iter().find(|c| {
+        c.name_any() == settings.gateway_class.0 && c.spec.controller_name == GATEWAY_CONTROLLER
+    }) else {
+        return (Vec::new(), out);
+    };
+    out.class = Some(class.clone());
+    let mut gateways: Vec<&Arc<Gateway>> = objects
+        .gateways
+        .iter()
+        .filter(|g| g.spec.gateway_class_name == class.name_any())
+        .collect();
+    gateways.sort_by_key(|g| age(g.as_ref()));
+    let grants = Grants(&objects.grants);
+    let mut listeners: Vec<Listener> = gateways
+        .iter()
+        .flat_map(|g| g.spec.listeners.iter().map(move |l| (*g, l)))
+        .map(|(g, l)| listener(g, l, loaded, index, &grants))
+        .collect();
+
+    let mut routes: Vec<&Arc<HttpRoute>> = objects.http_routes.iter().collect();
+    routes.sort_by_key(|r| age(r.as_ref()));
+    let labels: HashMap<&str, &Namespace> = objects
+        .namespaces
+        .iter()
+        .map(|n| (n.metadata.name.as_deref().unwrap_or_default(), n.as_ref()))
+        .collect();
+    let mut names: BTreeMap<HostKey, Name> = BTreeMap::new();
+    for route in routes {
+        let report = attach(route, &mut listeners, &labels, index, &grants, &mut names);
+        if !report.parents.is_empty() {
+            out.routes.push(report);
+        }
+    }
+    // A listener's own name is served even without routes, so that its
+    // requests never fall to a wider listener's routes.
+    for l in listeners.iter().filter(|l| l.usable) {
+        let name = names.entry(HostKey(l.hostname.clone())).or_default();
+        name.listeners.insert(listener_key(l));
+        if name.certificate.is_none() {
+            name.certificate = l.certificate.clone();
+        }
+    }
+    for g in gateways {
+        let own: Vec<ListenerReport> = listeners
+            .iter()
+            .filter(|l| Arc::ptr_eq(l.gateway, g))
+            .map(|l| l.report.clone())
+            .collect();
+        let usable = listeners
+            .iter()
+            .any(|l| Arc::ptr_eq(l.gateway, g) && l.usable);
+        let accepted = own
+            .iter()
+            .any(|l| l.conditions.iter().any(|c| c.kind == "Accepted" && c.ok));
+        out.gateways.push(GatewayReport {
+            object: g.clone(),
+            conditions: vec![
+                match accepted || own.is_empty() {
+                    true => Cond::yes("Accepted", "Accepted"),
+                    false => Cond::no(
+                        "Accepted",
+                        "ListenersNotValid",
+                        "spec.listeners: no listener is valid; see status.listeners".into(),
+                    ),
+                },
+                match usable {
+                    true => Cond::yes("Programmed", "Programmed"),
+                    false => Cond::no(
+                        "Programmed",
+                        "Invalid",
+                        "spec.listeners: no listener is served; see status.listeners".into(),
+                    ),
+                },
+            ],
+            listeners: own,
+        });
+    }
+    let policy = settings.default_policy.clone();
+    let vhosts = vhosts(names, taken, policy, !out.gateways.is_empty());
+    (vhosts, out)
+}
+
+/// Oldest first, then by `namespace/name`: the Gateway API's tie-breakers.
+fn age<K: ResourceExt>(o: &K) -> (Option<String>, String) {
+    (
+        o.creation_timestamp().map(|t| t.0.to_string()),
+        object_name(o),
+    )
+}
+
+fn listener_key(l: &Listener) -> String {
+    format!("{}/{}", object_name(l.gateway.as_ref()), l.spec.name)
+}
+
+/// The ReferenceGrants, asked whether a reference may cross namespaces.
+struct Grants<'a>(&'a [Arc<ReferenceGrant>]);
+
+impl Grants<'_> {
+    /// Whether a grant in `to_namespace` lets a `from_kind` of `from_namespace`
+    /// refer to the core `to_kind` named `to_name` there.
+    fn allow(&self, from_kind: &str, from_namespace: &str, to: (&str, &str, &str)) -> bool {
+        let (to_kind, to_namespace, to_name) = to;
+        if from_namespace == to_namespace {
+            return true;
+        }
+        self.0
+            .iter()
+            .filter(|g| g.namespace().as_deref() == Some(to_namespace))
+            .any(|g| {
+                let from = g.spec.from.iter().any(|f| {
+                    f.group == GROUP && f.kind == from_kind && f.namespace == from_namespace
+                });
+                let to = g.spec.to.iter().any(|t| {
+                    t.group.is_empty()
+                        && t.kind == to_kind
+                        && t.name.as_deref().is_none_or(|n| n == to_name)
+                });
+                from && to
+            })
+    }
+}
+
+/// A listener checked: its protocol, port, name, kinds and certificate.
+fn listener<'a>(
+    gateway: &'a Arc<Gateway>,
+    spec: &'a GatewayListeners,
+    loaded: &LoadedConfig,
+    index: &Index,
+    grants: &Grants,
+) -> Listener<'a> {
+    let mut accepted = Cond::yes("Accepted", "Accepted");
+    let mut resolved = Cond::yes("ResolvedRefs", "ResolvedRefs");
+    let mut programmed = Cond::yes("Programmed", "Programmed");
+    let field = |rest: &str| format!("spec.listeners[{}]{rest}", spec.name);
+    let https = match spec.protocol.as_str() {
+        "HTTP" => Some(false),
+        "HTTPS" => Some(true),
+        other => {
+            accepted = Cond::no(
+                "Accepted",
+                "UnsupportedProtocol",
+                format!("{}: `{other}` is not HTTP or HTTPS", field(".protocol")),
+            );
+            None
+        }
+    };
+    let hostname = match spec.hostname.as_deref() {
+        None | Some("") => Ok(HostPattern::Any),
+        Some(h) => HostPattern::try_from(h.to_string()),
+    };
+    let hostname = hostname.unwrap_or_else(|e| {
+        accepted = Cond::no(
+            "Accepted",
+            "UnsupportedValue",
+            format!("{}: {e}", field(".hostname")),
+        );
+        HostPattern::Any
+    });
+    let port = u16::try_from(spec.port).unwrap_or(0);
+    if let Some(https) = https {
+        let served = loaded
+            .gateway
+            .listeners
+            .iter()
+            .any(|l| l.address.port() == port && l.tls.is_some() == https);
+        if !served {
+            let tls = if https { "with" } else { "without" };
+            accepted = Cond::no(
+                "Accepted",
+                "PortUnavailable",
+                format!(
+                    "{}: gw.yaml has no listener on port {port} {tls} tls, and the gateway's \
+                     listeners are fixed at start",
+                    field(".port")
+                ),
+            );
+        }
+    }
+    let kinds = spec.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref());
+    let http_routes = kinds.is_none_or(|kinds| {
+        kinds
+            .iter()
+            .any(|k| k.kind == "HTTPRoute" && k.group.as_deref().unwrap_or(GROUP) == GROUP)
+    });
+    if let Some(other) = kinds
+        .into_iter()
+        .flatten()
+        .find(|k| k.kind != "HTTPRoute" || k.group.as_deref().unwrap_or(GROUP) != GROUP)
+    {
+        resolved = Cond::no(
+            "ResolvedRefs",
+            "InvalidRouteKinds",
+            format!(
+                "{}: kind `{}` is not served; only HTTPRoute is",
+                field(".allowedRoutes.kinds"),
+                other.kind
+            ),
+        );
+    }
+    let mut certificate = None;
+    if https == Some(true) {
+        match listener_certificate(gateway, spec, index, grants) {
+            Ok(c) => certificate = Some(c),
+            Err((reason, message)) => resolved = Cond::no("ResolvedRefs", reason, message),
+        }
+    }
+    let usable = accepted.ok && resolved.ok && http_routes;
+    if !usable {
+        let why = [&accepted, &resolved]
+            .into_iter()
+            .find(|c| !c.ok)
+            .map_or_else(
+                || {
+                    format!(
+                        "{}: no kind of route is served",
+                        field(".allowedRoutes.kinds")
+                    )
+                },
+                |c| c.message.clone(),
+            );
+        programmed = Cond::no("Programmed", "Invalid", why);
+    }
+    Listener {
+        gateway,
+        spec,
+        hostname,
+        port,
+        usable,
+        certificate,
+        report: ListenerReport {
+            name: spec.name.clone(),
+            attached: 0,
+            http_routes,
+            conditions: vec![accepted, resolved, programmed],
+        },
+    }
+}
+
+/// The certificate of an HTTPS listener: its first `certificateRefs` entry, a
+/// `kubernetes.io/tls` Secret, in another namespace only with a grant.
+fn listener_certificate(
+    gateway: &Gateway,
+    spec: &GatewayListeners,
+    index: &Index,
+    grants: &Grants,
+) -> Result<Arc<CertifiedKey>, (&'static str, String)> {
+    let field = format!("spec.listeners[{}].tls", spec.name);
+    let tls = spec.tls.as_ref();
+    if tls
+        .and_then(|t| t.mode.as_ref())
+        .is_some_and(|m| format!("{m:?}") == "Passthrough")
+    {
+        return Err((
+            "InvalidCertificateRef",
+            format!("{field}.mode: Passthrough is not served on an HTTPS listener"),
+        ));
+    }
+    let Some(cert) = tls
+        .and_then(|t| t.certificate_refs.as_ref())
+        .and_then(|r| r.first())
+    else {
+        return Err((
+            "InvalidCertificateRef",
+            format!("{field}.certificateRefs: an HTTPS listener needs a certificate"),
+        ));
+    };
+    let field = format!("{field}.certificateRefs[0]");
+    let group = cert.group.as_deref().unwrap_or_default();
+    let kind = cert.kind.as_deref().unwrap_or("Secret");
+    if !group.is_empty() || kind != "Secret" {
+        return Err((
+            "InvalidCertificateRef",
+            format!("{field}: `{group}/{kind}` is not a core Secret"),
+        ));
+    }
+    let own = gateway.namespace().unwrap_or_default();
+    let namespace = cert.namespace.clone().unwrap_or_else(|| own.clone());
+    if !grants.allow("Gateway", &own, ("Secret", &namespace, &cert.name)) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "{field}: no ReferenceGrant in namespace {namespace} lets Gateways of {own} \
+                 use Secret {}",
+                cert.name
+            ),
+        ));
+    }
+    index
+        .certificate(&namespace, &cert.name)
+        .map_err(|e| ("InvalidCertificateRef", format!("{field}: {e}")))
+}
+
+/// Whether a listener takes routes from `namespace`.
+fn allows(l: &Listener, namespace: &str, labels: &HashMap<&str, &Namespace>) -> bool {
+    let own = l.gateway.namespace().unwrap_or_default();
+    let from = l
+        .spec
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
+    let kind = from.and_then(|f| f.from.as_ref()).map(|f| format!("{f:?}"));
+    match kind.as_deref() {
+        None | Some("Same") => namespace == own,
+        Some("All") => true,
+        Some("Selector") => {
+            let Some(selector) = from.and_then(|f| f.selector.as_ref()) else {
+                return false;
+            };
+            let empty = Default::default();
+            let have = labels
+                .get(namespace)
+                .and_then(|n| n.metadata.labels.as_ref())
+                .unwrap_or(&empty);
+            let labels_match = selector
+                .match_labels
+                .iter()
+                .flatten()
+                .all(|(k, v)| have.get(k) == Some(v));
+            let expressions_match = selector.match_expressions.iter().flatten().all(|e| {
+                let values = e.values.as_deref().unwrap_or_default();
+                match e.operator.as_str() {
+                    "In" => have.get(&e.key).is_some_and(|v| values.contains(v)),
+                    "NotIn" => have.get(&e.key).is_none_or(|v| !values.contains(v)),
+                    "Exists" => have.contains_key(&e.key),
+                    "DoesNotExist" => !have.contains_key(&e.key),
+                    _ => false,
+                }
+            });
+            labels_match && expressions_match
+        }
+        Some(_) => false,
+    }
+}
+
+/// A rule translated, once per route, before it is attached anywhere.
+struct Rule {
+    matches: Vec<RouteConfig>,
+    /// Per match: (characters of its prefix, has a method, header matches).
+    weights: Vec<(usize, bool, usize)>,
+}
+
+/// Attaches a route to the listeners its parentRefs select, and says how.
+fn attach(
+    route: &Arc<HttpRoute>,
+    listeners: &mut [Listener],
+    labels: &HashMap<&str, &Namespace>,
+    index: &Index,
+    grants: &Grants,
+    names: &mut BTreeMap<HostKey, Name>,
+) -> RouteReport {
+    let namespace = route.namespace().unwrap_or_default();
+    let label = format!("httproute:{}", object_name(route.as_ref()));
+    let mut report = RouteReport {
+        object: route.clone(),
+        parents: Vec::new(),
+    };
+    let mut budget = MAX_ROUTES;
+    let ours: Vec<(usize, &HttpRouteParentRefs)> = route
+        .spec
+        .parent_refs
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, p)| {
+            p.group.as_deref().unwrap_or(GROUP) == GROUP
+                && p.kind.as_deref().unwrap_or("Gateway") == "Gateway"
+        })
+        .filter(|(_, p)| {
+            let ns = p.namespace.as_deref().unwrap_or(&namespace);
+            listeners.iter().any(|l| {
+                l.gateway.name_any() == p.name && l.gateway.namespace().as_deref() == Some(ns)
+            })
+        })
+        .collect();
+    if ours.is_empty() {
+        return report;
+    }
+    let translated = rules(route, &namespace, &label, index, grants);
+    let hostnames: Result<Vec<HostPattern>, String> = match route.spec.hostnames.as_deref() {
+        None | Some([]) => Ok(vec![HostPattern::Any]),
+        Some(h) => h
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                HostPattern::try_from(h.clone()).map_err(|e| format!("spec.hostnames[{i}]: {e}"))
+            })
+            .collect(),
+    };
+    for (k, parent) in ours {
+        let gw_namespace = parent
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone());
+        let mut entry = ParentReport {
+            namespace: gw_namespace.clone(),
+            name: parent.name.clone(),
+            section_name: parent.section_name.clone(),
+            port: parent.port,
+            conditions: Vec::new(),
+        };
+        let field = format!("spec.parentRefs[{k}]");
+        let accepted = (|| {
+            let (rules, resolved) = match &translated {
+                Ok(t) => t,
+                Err(message) => return Err(("UnsupportedValue", message.clone())),
+            };
+            let hostnames = hostnames
+                .as_ref()
+                .map_err(|m| ("UnsupportedValue", m.clone()))?;
+            let selected: Vec<usize> = (0..listeners.len())
+                .filter(|&i| {
+                    let l = &listeners[i];
+                    l.gateway.name_any() == parent.name
+                        && l.gateway.namespace().as_deref() == Some(gw_namespace.as_str())
+                        && parent
+                            .section_name
+                            .as_ref()
+                            .is_none_or(|s| *s == l.spec.name)
+                        && parent.port.is_none_or(|p| p == l.spec.port)
+                })
+                .collect();
+            if selected.is_empty() {
+                return Err((
+                    "NoMatchingParent",
+                    format!("{field}: the Gateway has no such listener (sectionName, port)"),
+                ));
+            }
+            let allowed: Vec<usize> = selected
+                .into_iter()
+                .filter(|&i| {
+                    listeners[i].report.http_routes && allows(&listeners[i], &namespace, labels)
+                })
+                .collect();
+            if allowed.is_empty() {
+                return Err((
+                    "NotAllowedByListeners",
+                    format!(
+                        "{field}: no listener of Gateway {gw_namespace}/{} allows HTTPRoutes \
+                         from namespace {namespace} (allowedRoutes)",
+                        parent.name
+                    ),
+                ));
+            }
+            let mut attached = 0;
+            let matches: usize = rules.iter().map(|r| r.matches.len()).sum();
+            for i in allowed {
+                let l = &listeners[i];
+                let common: Vec<HostPattern> = hostnames
+                    .iter()
+                    .filter_map(|h| intersect(&l.hostname, h))
+                    .collect();
+                if common.is_empty() || !l.usable {
+                    continue;
+                }
+                // Every name of every listener gets the route's matches: bounded,
+                // so one route on a Gateway of many listeners cannot make every
+                // recompile cost gigabytes.
+                let wanted = matches * common.len();
+                if wanted > budget {
+                    return Err((
+                        "UnsupportedValue",
+                        format!(
+                            "{field}: the route's matches on the names it shares with the \
+                             listeners come to more than {MAX_ROUTES} routes"
+                        ),
+                    ));
+                }
+                budget -= wanted;
+                attached += 1;
+                let key = listener_key(l);
+                for host in common {
+                    let name = names.entry(HostKey(host)).or_default();
+                    name.listeners.insert(key.clone());
+                    if name.certificate.is_none() {
+                        name.certificate = l.certificate.clone();
+                    }
+                    for (ri, rule) in rules.iter().enumerate() {
+                        for (mi, (route_config, weight)) in
+                            rule.matches.iter().zip(&rule.weights).enumerate()
+                        {
+                            let mut config = route_config.clone();
+                            if let Some(r) = config.rules.as_mut().and_then(|r| r.redirect.as_mut())
+                            {
+                                r.listener_port = l.port;
+                            }
+                            name.entries.push(Entry {
+                                order: (
+                                    Reverse(weight.0),
+                                    !weight.1,
+                                    Reverse(weight.2),
+                                    route.creation_timestamp().map(|t| t.0.to_string()),
+                                    object_name(route.as_ref()),
+                                    ri,
+                                    mi,
+                                ),
+                                listener: key.clone(),
+                                route: config,
+                            });
+                        }
+                    }
+                }
+                listeners[i].report.attached += 1;
+            }
+            if attached == 0 {
+                return Err((
+                    "NoMatchingListenerHostname",
+                    format!(
+                        "spec.hostnames: no hostname is one the selected listeners of Gateway \
+                         {gw_namespace}/{} serve (or they are not programmed)",
+                        parent.name
+                    ),
+                ));
+            }
+            Ok(resolved.clone())
+        })();
+        entry.conditions = match accepted {
+            Ok(resolved) => vec![Cond::yes("Accepted", "Accepted"), resolved],
+            Err((reason, message)) => vec![
+                Cond::no("Accepted", reason, message),
+                match &translated {
+                    Ok((_, resolved)) => resolved.clone(),
+                    Err(_) => Cond::yes("ResolvedRefs", "ResolvedRefs"),
+                },
+            ],
+        };
+        report.parents.push(entry);
+    }
+    report
+}
+
+type Refusal = (&'static str, String);
+
+/// A route's rules as routes (one per match), and its `ResolvedRefs`; an
+/// unsupported value anywhere refuses the whole route, naming the field.
+fn rules(
+    route: &HttpRoute,
+    namespace: &str,
+    label: &str,
+    index: &Index,
+    grants: &Grants,
+) -> Result<(Vec<Rule>, Cond), String> {
+    let default_rule = [HttpRouteRules::default()];
+    let spec_rules = route.spec.rules.as_deref().unwrap_or(&default_rule);
+    let count: usize = spec_rules
+        .iter()
+        .map(|r| r.matches.as_ref().map_or(1, Vec::len))
+        .sum();
+    if count > MAX_PATHS {
+        return Err(format!(
+            "spec.rules: {count} matches; an HTTPRoute has at most {MAX_PATHS}"
+        ));
+    }
+    let mut resolved = Cond::yes("ResolvedRefs", "ResolvedRefs");
+    let mut budget = MAX_ADDRESSES;
+    let mut out = Vec::new();
+    for (ri, rule) in spec_rules.iter().enumerate() {
+        let field = format!("spec.rules[{ri}]");
+        let mut base = RouteConfig::from_cluster(label);
+        let mut rules = RouteRules::default();
+        for (fi, filter) in rule.filters.iter().flatten().enumerate() {
+            apply_filter(
+                filter,
+                &format!("{field}.filters[{fi}]"),
+                &mut base,
+                &mut rules,
+            )?;
+        }
+        if rules.redirect.is_none() {
+            let mut backends = Vec::new();
+            for (bi, b) in rule.backend_refs.iter().flatten().enumerate() {
+                let bfield = format!("{field}.backendRefs[{bi}]");
+                if b.filters.as_ref().is_some_and(|f| !f.is_empty()) {
+                    return Err(format!(
+                        "{bfield}.filters: filters on a backendRef are not supported"
+                    ));
+                }
+                let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
+                let upstreams = match backend(b, namespace, index, grants, &bfield) {
+                    Ok(u) if u.len() > budget => {
+                        return Err(format!(
+                            "{bfield}: the route's backends have more than {MAX_ADDRESSES} endpoint addresses together"
+                        ))
+                    }
+                    Ok(u) => {
+                        budget -= u.len();
+                        Some(u)
+                    }
+                    Err((reason, message)) => {
+                        if resolved.ok {
+                            resolved = Cond::no("ResolvedRefs", reason, message);
+                        }
+                        None
+                    }
+                };
+                backends.push(WeightedBackend { weight, upstreams });
+            }
+            if backends.is_empty() {
+                // No backend and no filter that answers: every request gets 500.
+                backends.push(WeightedBackend {
+                    weight: 1,
+                    upstreams: None,
+                });
+            }
+            rules.backends = backends;
+        }
+        let default_match = [HttpRouteRulesMatches::default()];
+        let matches = rule
+            .matches
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(&default_match);
+        let mut translated = Rule {
+            matches: Vec::new(),
+            weights: Vec::new(),
+        };
+        for (mi, m) in matches.iter().enumerate() {
+            let mfield = format!("{field}.matches[{mi}]");
+            let mut config = base.clone();
+            let mut own = rules.clone();
+            path_match(m, &mfield, &mut config)?;
+            if config.prefix.is_none() && matches!(own.rewrite_path, Some(PathRewrite::Prefix(_))) {
+                return Err(format!(
+                    "{field}.filters: ReplacePrefixMatch needs PathPrefix matches ({mfield}.path)"
+                ));
+            }
+            if config.prefix.is_none()
+                && matches!(
+                    own.redirect.as_ref().and_then(|r| r.path.as_ref()),
+                    Some(PathRewrite::Prefix(_))
+                )
+            {
+                return Err(format!(
+                    "{field}.filters: ReplacePrefixMatch needs PathPrefix matches ({mfield}.path)"
+                ));
+            }
+            if m.query_params.as_ref().is_some_and(|q| !q.is_empty()) {
+                return Err(format!(
+                    "{mfield}.queryParams: query parameter matches are not supported"
+                ));
+            }
+            own.method = m
+                .method
+                .as_ref()
+                .map(|method| {
+                    let text = serde_json::to_value(method)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    Method::from_bytes(text.as_bytes())
+                        .map_err(|_| format!("{mfield}.method: `{text}` is not a method"))
+                })
+                .transpose()?;
+            let mut seen = std::collections::HashSet::new();
+            for (hi, h) in m.headers.iter().flatten().enumerate() {
+                let hfield = format!("{mfield}.headers[{hi}]");
+                if matches!(
+                    h.r#type,
+                    Some(HttpRouteRulesMatchesHeadersType::RegularExpression)
+                ) {
+                    return Err(format!(
+                        "{hfield}.type: RegularExpression header matches are not supported"
+                    ));
+                }
+                let name = HeaderName::from_bytes(h.name.as_bytes())
+                    .map_err(|_| format!("{hfield}.name: `{}` is not a header name", h.name))?;
+                let value = HeaderValue::from_str(&h.value)
+                    .map_err(|_| format!("{hfield}.value: not a header value"))?;
+                // A name matched twice: only the first counts.
+                if seen.insert(name.clone()) {
+                    own.headers.push((name, value));
+                }
+            }
+            let prefix_chars = config.prefix.as_ref().map_or(0, String::len);
+            translated
+                .weights
+                .push((prefix_chars, own.method.is_some(), own.headers.len()));
+            config.rules = Some(Box::new(own));
+            translated.matches.push(config);
+        }
+        out.push(translated);
+    }
+    Ok((out, resolved))
+}
+
+/// A match's path as the route's `exact`, `prefix` or `regex` (matched against
+/// the whole normalized path).
+fn path_match(
+    m: &HttpRouteRulesMatches,
+    field: &str,
+    config: &mut RouteConfig,
+) -> Result<(), String> {
+    let path = m.path.as_ref();
+    let value = path
+        .and_then(|p| p.value.clone())
+        .unwrap_or_else(|| "/".into());
+    let kind = path
+        .and_then(|p| p.r#type.clone())
+        .unwrap_or(HttpRouteRulesMatchesPathType::PathPrefix);
+    match kind {
+        HttpRouteRulesMatchesPathType::RegularExpression => {
+            let anchored = format!("^(?:{value})$");
+            regex::RegexBuilder::new(&anchored)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| format!("{field}.path.value: `{value}` is not a regex: {e}"))?;
+            config.regex = Some(anchored);
+        }
+        exact_or_prefix => {
+            normalized(&value).map_err(|e| format!("{field}.path.value: `{value}`: {e}"))?;
+            if exact_or_prefix == HttpRouteRulesMatchesPathType::Exact {
+                config.exact = Some(value);
+            } else {
+                config.prefix = Some(value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Header names no filter may set, add or remove: they frame the message or
+/// the connection (and Host has URLRewrite).
+const FRAMING_HEADERS: [&str; 9] = [
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "content-length",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// A header modifier's lists as header actions: the request's and the
+/// response's modifiers are two generated types of one shape.
+macro_rules! modifier_actions {
+    ($m:expr, $field:expr) => {{
+        let m = $m;
+        let set = m
+            .set
+            .iter()
+            .flatten()
+            .map(|h| (h.name.as_str(), h.value.as_str()));
+        let add = m
+            .add
+            .iter()
+            .flatten()
+            .map(|h| (h.name.as_str(), h.value.as_str()));
+        actions(set, add, m.remove.as_deref().unwrap_or_default(), $field)
+    }};
+}
+
+/// The `path` of a redirect or a rewrite, at `field.path`.
+macro_rules! path_modifier {
+    ($path:expr, $field:expr) => {
+        $path
+            .as_ref()
+            .map(|p| {
+                modifier(
+                    p.replace_full_path.as_deref(),
+                    p.replace_prefix_match.as_deref(),
+                    &format!("{}.path", $field),
+                )
+            })
+            .transpose()
+    };
+}
+
+fn apply_filter(
+    filter: &HttpRouteRulesFilters,
+    field: &str,
+    config: &mut RouteConfig,
+    rules: &mut RouteRules,
+) -> Result<(), String> {
+    match filter.r#type {
+        HttpRouteRulesFiltersType::RequestHeaderModifier => {
+            let m = filter.request_header_modifier.as_ref();
+            let m = m.ok_or_else(|| format!("{field}.requestHeaderModifier: missing"))?;
+            config.request_headers =
+                modifier_actions!(m, &format!("{field}.requestHeaderModifier"))?;
+        }
+        HttpRouteRulesFiltersType::ResponseHeaderModifier => {
+            let m = filter.response_header_modifier.as_ref();
+            let m = m.ok_or_else(|| format!("{field}.responseHeaderModifier: missing"))?;
+            config.headers = modifier_actions!(m, &format!("{field}.responseHeaderModifier"))?;
+        }
+        HttpRouteRulesFiltersType::RequestRedirect => {
+            let r = filter.request_redirect.as_ref();
+            let r = r.ok_or_else(|| format!("{field}.requestRedirect: missing"))?;
+            let field = format!("{field}.requestRedirect");
+            let status = r.status_code.unwrap_or(302);
+            let status = match status {
+                301 | 302 | 303 | 307 | 308 => status as u16,
+                other => return Err(format!("{field}.statusCode: {other} is not a redirect")),
+            };
+            let hostname = r
+                .hostname
+                .as_ref()
+                .map(|h| match HostPattern::try_from(h.clone()) {
+                    Ok(HostPattern::Exact(name)) => Ok(name),
+                    _ => Err(format!("{field}.hostname: `{h}` is not a host name")),
+                })
+                .transpose()?;
+            let port = r
+                .port
+                .map(|p| {
+                    u16::try_from(p)
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or_else(|| format!("{field}.port: {p}"))
+                })
+                .transpose()?;
+            let scheme = r.scheme.as_ref().map(|s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            });
+            if scheme
+                .as_deref()
+                .is_some_and(|s| s != "http" && s != "https")
+            {
+                return Err(format!("{field}.scheme: only http and https"));
+            }
+            let path = path_modifier!(r.path, field)?;
+            rules.redirect = Some(RouteRedirect {
+                scheme,
+                hostname,
+                port,
+                path,
+                status,
+                listener_port: 0,
+            });
+        }
+        HttpRouteRulesFiltersType::UrlRewrite => {
+            let r = filter.url_rewrite.as_ref();
+            let r = r.ok_or_else(|| format!("{field}.urlRewrite: missing"))?;
+            let field = format!("{field}.urlRewrite");
+            if let Some(h) = &r.hostname {
+                match HostPattern::try_from(h.clone()) {
+                    Ok(HostPattern::Exact(name)) => {
+                        rules.rewrite_host = HeaderValue::from_str(&name).ok();
+                    }
+                    _ => return Err(format!("{field}.hostname: `{h}` is not a host name")),
+                }
+            }
+            rules.rewrite_path = path_modifier!(r.path, field)?;
+        }
+        ref other => {
+            let name = serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            return Err(format!(
+                "{field}.type: the `{name}` filter is not supported"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A path modifier: a full path or a prefix replacement, normalized.
+/// (Redirects and rewrites have two generated types of one shape.)
+fn modifier(full: Option<&str>, prefix: Option<&str>, field: &str) -> Result<PathRewrite, String> {
+    let (text, rewrite) = match (full, prefix) {
+        (Some(f), None) => (f, PathRewrite::Full(f.to_string())),
+        (None, Some(p)) => (p, PathRewrite::Prefix(p.to_string())),
+        _ => {
+            return Err(format!(
+                "{field}: exactly one of replaceFullPath and replacePrefixMatch"
+            ))
+        }
+    };
+    let check = if text.is_empty() { "/" } else { text };
+    normalized(check).map_err(|e| format!("{field}: `{text}`: {e}"))?;
+    Ok(rewrite)
+}
+
+fn header_name(name: &str, field: &str) -> Result<HeaderNameText, String> {
+    let parsed = HeaderNameText::try_from(name.to_string()).map_err(|e| format!("{field}: {e}"))?;
+    if FRAMING_HEADERS.contains(&parsed.name.as_str()) {
+        return Err(format!(
+            "{field}: `{name}` frames the message or the connection; no filter may change it"
+        ));
+    }
+    Ok(parsed)
+}
+
+fn header_value(value: &str, field: &str) -> Result<HeaderValueText, String> {
+    HeaderValueText::try_from(value.to_string()).map_err(|e| format!("{field}: {e}"))
+}
+
+/// The three lists of a header modifier as gw.yaml's header actions.
+fn actions<'a>(
+    set: impl Iterator<Item = (&'a str, &'a str)>,
+    add: impl Iterator<Item = (&'a str, &'a str)>,
+    remove: &[String],
+    field: &str,
+) -> Result<HeaderActions, String> {
+    let mut out = HeaderActions::default();
+    for (i, (name, value)) in set.enumerate() {
+        let f = format!("{field}.set[{i}]");
+        out.set
+            .insert(header_name(name, &f)?, header_value(value, &f)?);
+    }
+    for (i, (name, value)) in add.enumerate() {
+        let f = format!("{field}.add[{i}]");
+        let name = header_name(name, &f)?;
+        let value = header_value(value, &f)?;
+        out.add
+            .entry(name)
+            .or_insert_with(|| OneOrMany(Vec::new()))
+            .0
+            .push(value);
+    }
+    for (i, name) in remove.iter().enumerate() {
+        let f = format!("{field}.remove[{i}]");
+        let name = header_name(name, &f)?;
+        out.remove
+            .push(crate::config::values::RemovePattern::Exact(name.name));
+    }
+    Ok(out)
+}
+
+/// A backendRef's addresses, or why its share answers 500 (a `ResolvedRefs`
+/// reason and message).
+fn backend(
+    b: &gateway_api::httproutes::HttpRouteRulesBackendRefs,
+    namespace: &str,
+    index: &Index,
+    grants: &Grants,
+    field: &str,
+) -> Result<Arc<[String]>, Refusal> {
+    let group = b.group.as_deref().unwrap_or_default();
+    let kind = b.kind.as_deref().unwrap_or("Service");
+    if !group.is_empty() || kind != "Service" {
+        return Err((
+            "InvalidKind",
+            format!("{field}: `{group}/{kind}` is not a core Service"),
+        ));
+    }
+    let target = b.namespace.as_deref().unwrap_or(namespace);
+    if !grants.allow("HTTPRoute", namespace, ("Service", target, &b.name)) {
+        return Err((
+            "RefNotPermitted",
+            format!(
+                "{field}: no ReferenceGrant in namespace {target} lets HTTPRoutes of {namespace} \
+                 use Service {}",
+                b.name
+            ),
+        ));
+    }
+    let Some(port) = b.port else {
+        return Err((
+            "BackendNotFound",
+            format!("{field}.port: a Service backend needs a port"),
+        ));
+    };
+    let service = IngressServiceBackend {
+        name: b.name.clone(),
+        port: Some(ServiceBackendPort {
+            name: None,
+            number: Some(port),
+        }),
+    };
+    index.upstreams(target, &service).map_err(|r| {
+        (
+            "BackendNotFound",
+            format!("{field}.{}: {}", r.field, r.reason),
+        )
+    })
+}
+
+/// The names as vhosts: each name's own routes in precedence order, then the
+/// routes of wider names on the same listeners; with a catch-all answering 404
+/// when Gateways are served and nothing else takes every name.
+fn vhosts(
+    names: BTreeMap<HostKey, Name>,
+    taken: &[HostPattern],
+    policy: Option<String>,
+    any_gateway: bool,
+) -> Vec<VhostConfig> {
+    let names: Vec<(HostKey, Name)> = names
+        .into_iter()
+        .filter(|(key, _)| {
+            let free = !taken.contains(&key.0);
+            if !free {
+                log::warn!(
+                    "Gateway API: the name `{}` is served by gw.yaml or an Ingress, which win",
+                    key.text()
+                );
+            }
+            free
+        })
+        .collect();
+    let mut out = Vec::with_capacity(names.len() + 1);
+    for (key, name) in &names {
+        let mut own: Vec<&Entry> = name.entries.iter().collect();
+        own.sort_by(|a, b| a.order.cmp(&b.order));
+        let mut wider: Vec<(&HostKey, &Entry)> = names
+            .iter()
+            .filter(|(k, _)| k.0 != key.0 && covers(&k.0, &key.0))
+            .flat_map(|(k, n)| n.entries.iter().map(move |e| (k, e)))
+            .filter(|(_, e)| name.listeners.contains(&e.listener))
+            .collect();
+        // The narrower of two wider names first (fewer names covered).
+        wider.sort_by(|(ka, a), (kb, b)| {
+            let narrower = |k: &HostKey| Reverse(k.text().len());
+            (narrower(ka), &a.order).cmp(&(narrower(kb), &b.order))
+        });
+        let routes: Vec<RouteConfig> = own
+            .into_iter()
+            .chain(wider.into_iter().map(|(_, e)| e))
+            .map(|e| e.route.clone())
+            .collect();
+        out.push(vhost(key, routes, name.certificate.clone(), policy.clone()));
+    }
+    let catch_all = HostKey(HostPattern::Any);
+    if any_gateway
+        && !taken.contains(&HostPattern::Any)
+        && !names.iter().any(|(k, _)| *k == catch_all)
+    {
+        out.push(vhost(&catch_all, Vec::new(), None, policy));
+    }
+    out
+}
+
+fn vhost(
+    key: &HostKey,
+    routes: Vec<RouteConfig>,
+    certificate: Option<Arc<CertifiedKey>>,
+    policy: Option<String>,
+) -> VhostConfig {
+    let mut v = VhostConfig::from_cluster(VhostName(key.text()), key.0.clone(), policy);
+    v.respond = Some(RespondConfig {
+        status: 404,
+        body: "no route for this request\n".into(),
+        ..RespondConfig::default()
+    });
+    v.routes = routes;
+    v.certificate = certificate;
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::translated;
+    use super::*;
+
+    const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: secgw}\nspec: {controllerName: secgw.io/gateway-controller}\n";
+
+    fn gateway(listeners: &str) -> String {
+        format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: a}}\n\
+             spec:\n  gatewayClassName: secgw\n  listeners:\n{listeners}"
+        )
+    }
+
+    fn listener_conditions(
+        api: &GatewayApi,
+        name: &str,
+    ) -> Vec<(&'static str, bool, &'static str)> {
+        let l = api.gateways[0]
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap();
+        l.conditions
+            .iter()
+            .map(|c| (c.kind, c.ok, c.reason))
+            .collect()
+    }
+
+    #[test]
+    fn a_listener_is_programmed_only_on_a_gw_yaml_listener_of_its_port_and_protocol() {
+        let yaml = format!(
+            "{CLASS}{}",
+            gateway(
+                "  - {name: ok, port: 8080, protocol: HTTP}\n  - {name: other-port, port: 9090, protocol: HTTP}\n  \
+                 - {name: no-tls-there, port: 8080, protocol: HTTPS, tls: {certificateRefs: [{name: c}]}}\n  - {name: tcp, port: 8080, protocol: TCP}\n"
+            )
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        let api = &t.gateway_api;
+        assert_eq!(
+            listener_conditions(api, "ok"),
+            [
+                ("Accepted", true, "Accepted"),
+                ("ResolvedRefs", true, "ResolvedRefs"),
+                ("Programmed", true, "Programmed")
+            ]
+        );
+        assert_eq!(
+            listener_conditions(api, "other-port")[0],
+            ("Accepted", false, "PortUnavailable")
+        );
+        assert_eq!(
+            listener_conditions(api, "other-port")[2],
+            ("Programmed", false, "Invalid")
+        );
+        let no_tls = listener_conditions(api, "no-tls-there");
+        assert_eq!(no_tls[0], ("Accepted", false, "PortUnavailable"));
+        assert_eq!(no_tls[1], ("ResolvedRefs", false, "InvalidCertificateRef"));
+        assert_eq!(
+            listener_conditions(api, "tcp")[0],
+            ("Accepted", false, "UnsupportedProtocol")
+        );
+        let g = &api.gateways[0].conditions;
+        assert_eq!((g[0].ok, g[1].ok), (true, true), "one listener serves");
+        let message = &api.gateways[0].listeners[1].conditions[0].message;
+        assert!(
+            message.starts_with(
+                "spec.listeners[other-port].port: gw.yaml has no listener on port 9090"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_route_over_too_many_names_is_refused_at_that_parent() {
+        let listeners: String = (0..20)
+            .map(|i| {
+                format!("  - {{name: l{i}, port: 8080, protocol: HTTP, hostname: h{i}.test}}\n")
+            })
+            .collect();
+        let matches: Vec<String> = (0..600)
+            .map(|i| format!("{{path: {{type: Exact, value: /p{i}}}}}"))
+            .collect();
+        let route = format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: big, namespace: a}}\n\
+             spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - matches: [{}]\n",
+            matches.join(", ")
+        );
+        let t = translated(
+            &format!("{CLASS}{}{route}", gateway(&listeners)),
+            "vhosts: []\n",
+        );
+        let parent = &t.gateway_api.routes[0].parents[0];
+        assert_eq!(
+            (parent.conditions[0].ok, parent.conditions[0].reason),
+            (false, "UnsupportedValue")
+        );
+        assert!(
+            parent.conditions[0]
+                .message
+                .contains("more than 10000 routes"),
+            "{}",
+            parent.conditions[0].message
+        );
+        let routes: usize = t.vhosts.iter().map(|v| v.routes.len()).sum();
+        assert!(routes <= MAX_ROUTES, "{routes}");
+    }
+
+    #[test]
+    fn references_across_namespaces_need_a_grant_in_the_target_namespace() {
+        let grants = [Arc::new(
+            serde_json::from_value::<ReferenceGrant>(serde_json::json!({
+                "metadata": {"namespace": "b", "name": "g"},
+                "spec": {"from": [{"group": GROUP, "kind": "HTTPRoute", "namespace": "a"}],
+                         "to": [{"group": "", "kind": "Service", "name": "web"}]},
+            }))
+            .unwrap(),
+        )];
+        let g = Grants(&grants);
+        assert!(g.allow("HTTPRoute", "a", ("Service", "b", "web")));
+        assert!(
+            g.allow("HTTPRoute", "b", ("Service", "b", "anything")),
+            "same namespace"
+        );
+        assert!(!g.allow("HTTPRoute", "a", ("Service", "b", "other")));
+        assert!(!g.allow("Gateway", "a", ("Service", "b", "web")));
+        assert!(!g.allow("HTTPRoute", "c", ("Service", "b", "web")));
+        assert!(!g.allow("HTTPRoute", "a", ("Secret", "b", "web")));
+        assert!(
+            !g.allow("HTTPRoute", "a", ("Service", "c", "web")),
+            "the grant is b's"
+        );
+    }
+}
