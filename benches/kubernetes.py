@@ -194,7 +194,7 @@ class Kind:
         self.name = name
         self.httproute = name == "httproute"
         self.object = "HTTPRoute" if self.httproute else "Ingress"
-        self.objects = self.object + "s"
+        self.objects = "HTTPRoutes" if self.httproute else "Ingresses"
         self.path = HTTPROUTES if self.httproute else INGRESSES
 
     def route(self, name, host, service_name):

@@ -103,6 +103,15 @@ fn leave_out(loaded: &mut LoadedConfig, own: usize, e: &ConfigError) -> Option<V
             .collect(),
     };
     names.dedup();
+    // An HTTPRoute is refused whole (its status says so): every copy of it goes
+    // at once, so one bad route costs one more compile, not one per copy.
+    for v in &mut vhosts[own..] {
+        v.routes.retain(|r| {
+            r.object
+                .as_ref()
+                .is_none_or(|o| !(o.starts_with("httproute:") && names.contains(o)))
+        });
+    }
     Some(names)
 }
 
@@ -281,6 +290,72 @@ mod tests {
             "{}",
             t.problems[0].message
         );
+    }
+
+    /// Found by an adversarial review: regexes that together overflow a name's
+    /// regex set (each alone is small enough) made the compiler refuse the
+    /// whole name, every team's routes with it. Only the route that overflows
+    /// it is left out now, all its copies at once, with its status saying why.
+    #[test]
+    fn a_route_whose_regexes_overflow_a_shared_name_is_refused_alone() {
+        // A regex of under 1 MiB compiled, of which a dozen exceed the set's limit.
+        let heavy = |n: usize| format!("/\\w{{{n}}}");
+        let fits = |n: usize| {
+            regex::RegexBuilder::new(&format!("^(?:/\\w{{{n}}})$"))
+                .size_limit(1 << 20)
+                .build()
+                .is_ok()
+        };
+        let n = (1..2000).rev().step_by(10).find(|n| fits(*n)).unwrap();
+        let matches: Vec<String> = (0..16)
+            .map(|i| {
+                format!(
+                    "{{path: {{type: RegularExpression, value: '{}/{i}'}}}}",
+                    heavy(n)
+                )
+            })
+            .collect();
+        let yaml = format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: secgw}}\nspec: {{controllerName: secgw.io/gateway-controller}}\n\
+             ---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: a}}\n\
+             spec: {{gatewayClassName: secgw, listeners: [{{name: http, port: 8080, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]}}\n\
+             ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: shop, namespace: a, creationTimestamp: '2026-01-01T00:00:00Z'}}\n\
+             spec: {{parentRefs: [{{name: gw}}], hostnames: [shop.test, other.test], rules: [{{matches: [{{path: {{type: PathPrefix, value: /}}}}]}}]}}\n\
+             ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: heavy, namespace: b, creationTimestamp: '2026-01-01T00:00:01Z'}}\n\
+             spec: {{parentRefs: [{{name: gw, namespace: a}}], hostnames: [shop.test, other.test], rules: [{{matches: [{}]}}]}}\n",
+            matches.join(", ")
+        );
+        let (_dir, mut loaded) = cluster::testing::gateway("vhosts: []\n");
+        let objects = cluster::testing::objects(&yaml);
+        let composed =
+            compose(&mut loaded, Some(&objects), &Owners::new(), &Metrics::new()).unwrap();
+        let t = &composed.translation;
+        let accepted = |name: &str| {
+            let r = t
+                .gateway_api
+                .routes
+                .iter()
+                .find(|r| r.object.metadata.name.as_deref() == Some(name))
+                .unwrap();
+            let c = &r.parents[0].conditions[0];
+            (c.ok, c.reason, c.message.clone())
+        };
+        assert!(accepted("shop").0);
+        let (ok, reason, message) = accepted("heavy");
+        assert_eq!((ok, reason), (false, "UnsupportedValue"));
+        assert!(
+            message.contains("the route regexes together, with this one"),
+            "{message}"
+        );
+        for host in ["shop.test", "other.test"] {
+            let v = t.vhosts.iter().find(|v| v.name.0 == host).unwrap();
+            let objects: Vec<&str> = v
+                .routes
+                .iter()
+                .filter_map(|r| r.object.as_deref())
+                .collect();
+            assert_eq!(objects, ["httproute:a/shop"], "{host}");
+        }
     }
 
     use proptest::prelude::*;
@@ -556,13 +631,13 @@ mod tests {
             let t = &composed.translation;
             prop_assert!(t.gateway_api.routes.iter().all(|r| r.parents[0].conditions[0].ok), "{:?}", t.gateway_api.routes);
             let (v, _) = composed.plan.router.route("any.test").unwrap();
-            let vhost = &composed.plan.vhosts[v];
             for (path, method, headers) in requests {
                 let mut req = pingora_http::RequestHeader::build(method, path.as_bytes(), None).unwrap();
                 for (n, value) in &headers {
                     req.append_header(*n, *value).unwrap();
                 }
-                let index = vhost.route_index(path, Some(&req));
+                let asked = crate::policy::rules::Asked { req: &req, port: 8080 };
+                let (v, index) = composed.plan.route(v, path, asked);
                 let chosen = (index > 0).then(|| {
                     let rules = t.vhosts[v].routes[index - 1].rules.as_ref().unwrap();
                     let address = rules.backends[0].upstreams.as_ref().unwrap()[0].clone();

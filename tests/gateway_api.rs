@@ -1734,3 +1734,88 @@ fn a_burst_of_route_updates_under_load_fails_no_request() {
     assert!(ok.load(Ordering::SeqCst) > 20);
     c.status(("GET", "10.244.0.1", "/changing-99", NO_HEADERS), 404);
 }
+
+/// Found by an adversarial review: routes of listeners on two ports with one
+/// name stay on their own port (an HTTP listener's redirect to HTTPS does not
+/// answer on HTTPS), and a name with a listener of its own takes no route of a
+/// wider listener (another team's route on `*.example.com` naming
+/// `a.example.com` cannot take `/login` of the team's listener).
+#[test]
+fn listeners_keep_their_own_routes_by_port_and_by_name() {
+    let c = Conformance::start();
+    let pki = TestPki::new();
+    c.apply(&tls_secret(INFRA, "a-test", &pki.leaf(&["a.test"])));
+    c.apply(&gateway_yaml(
+        "ports",
+        "  - {name: http, port: 80, protocol: HTTP, hostname: a.test}\n  \
+         - {name: https, port: 443, protocol: HTTPS, hostname: a.test, tls: {certificateRefs: [{name: a-test}]}}\n",
+    ));
+    let redir = route(
+        INFRA,
+        "redir",
+        &format!(
+            "  parentRefs: [{{name: ports, sectionName: http}}]\n  rules:\n  - {}",
+            filter(
+                "RequestRedirect",
+                "        scheme: https\n        statusCode: 301\n"
+            )
+            .trim_start()
+        ),
+    );
+    c.apply(&redir);
+    c.route_accepted(INFRA, "redir", "ports");
+    // The older route on `/` of the other listener must not answer on HTTPS.
+    std::thread::sleep(Duration::from_millis(1100));
+    c.apply(&route(
+        INFRA,
+        "app",
+        &format!(
+            "  parentRefs: [{{name: ports, sectionName: https}}]\n  rules:\n{}",
+            to("infra-backend-v1").replacen("    backendRefs", "  - backendRefs", 1)
+        ),
+    ));
+    c.route_accepted(INFRA, "app", "ports");
+    c.gateway_accepted("ports");
+    let r = c.expect(
+        "plain HTTP is redirected",
+        ("GET", "a.test", "/x?q=1", NO_HEADERS),
+        |r, _| r.status == 301,
+    );
+    assert_eq!(r.one("location"), "https://a.test/x?q=1");
+    let tls = common::tls::https_client(
+        &pki.ca_pem(),
+        false,
+        &[("a.test", "127.0.0.1:443".parse().unwrap())],
+    );
+    until("HTTPS is served by the app", || {
+        let r = common::reply(tls.get("https://a.test/x").send().unwrap());
+        r.status == 200 && r.all("x-upstream") == ["infra-backend-v1"]
+    });
+
+    // Listener isolation: the team's own listener, and a shared wider one.
+    c.apply(&gateway_yaml(
+        "iso",
+        "  - {name: team, port: 80, protocol: HTTP, hostname: a.example.com}\n  \
+         - {name: shared, port: 80, protocol: HTTP, hostname: \"*.example.com\", allowedRoutes: {namespaces: {from: All}}}\n",
+    ));
+    c.apply(&route(
+        INFRA,
+        "team",
+        &format!(
+            "  parentRefs: [{{name: iso, sectionName: team}}]\n  rules:\n{}",
+            to("infra-backend-v1").replacen("    backendRefs", "  - backendRefs", 1)
+        ),
+    ));
+    let intruder = route(
+        WEB,
+        "intruder",
+        &format!(
+            "  parentRefs: [{{name: iso, namespace: {INFRA}}}]\n  hostnames: [a.example.com, b.example.com]\n  rules:\n  - matches:\n    - path: {{type: PathPrefix, value: /login}}\n    backendRefs:\n    - {{name: web-backend, port: 8080}}\n"
+        ),
+    );
+    c.apply(&intruder);
+    c.route_condition(WEB, "intruder", "iso", ("Accepted", "True", "Accepted"));
+    c.served_by("b.example.com", "/login", NO_HEADERS, "web-backend");
+    c.served_by("a.example.com", "/login", NO_HEADERS, "infra-backend-v1");
+    c.delete(&intruder);
+}

@@ -142,9 +142,10 @@ type Order = (
 /// A rule's match as a route, with where it stands in precedence.
 struct Entry {
     order: Order,
-    /// `gateway/listener`: a name's routes fall back only to the routes of
-    /// wider names on the same listener.
+    /// `gateway/listener` and its port: a name takes only the routes of the
+    /// listeners that take its requests.
     listener: String,
+    port: u16,
     route: RouteConfig,
 }
 
@@ -152,7 +153,6 @@ struct Entry {
 #[derive(Default)]
 struct Name {
     entries: Vec<Entry>,
-    listeners: BTreeSet<String>,
     certificate: Option<Arc<CertifiedKey>>,
 }
 
@@ -195,7 +195,9 @@ pub fn translate(
     let mut names: BTreeMap<HostKey, Name> = BTreeMap::new();
     for route in routes {
         let report = attach(route, &mut listeners, &labels, index, &grants, &mut names);
-        if !report.parents.is_empty() {
+        // A route that no longer names a served Gateway still gets a report
+        // while its status holds an entry of ours, so that the entry goes.
+        if !report.parents.is_empty() || written_by_us(route) {
             out.routes.push(report);
         }
     }
@@ -203,7 +205,6 @@ pub fn translate(
     // requests never fall to a wider listener's routes.
     for l in listeners.iter().filter(|l| l.usable) {
         let name = names.entry(HostKey(l.hostname.clone())).or_default();
-        name.listeners.insert(listener_key(l));
         if name.certificate.is_none() {
             name.certificate = l.certificate.clone();
         }
@@ -244,8 +245,26 @@ pub fn translate(
         });
     }
     let policy = settings.default_policy.clone();
-    let vhosts = vhosts(names, taken, policy, !out.gateways.is_empty());
+    let served: Vec<Served> = listeners
+        .iter()
+        .filter(|l| l.usable)
+        .map(|l| Served {
+            key: listener_key(l),
+            port: l.port,
+            hostname: l.hostname.clone(),
+        })
+        .collect();
+    let vhosts = vhosts(names, &served, taken, policy, !out.gateways.is_empty());
     (vhosts, out)
+}
+
+/// Whether the route's status has a parent entry of this controller.
+fn written_by_us(route: &HttpRoute) -> bool {
+    route.status.as_ref().is_some_and(|s| {
+        s.parents
+            .iter()
+            .any(|p| p.controller_name == GATEWAY_CONTROLLER)
+    })
 }
 
 /// Oldest first, then by `namespace/name`: the Gateway API's tie-breakers.
@@ -638,7 +657,6 @@ fn attach(
                 let key = listener_key(l);
                 for host in common {
                     let name = names.entry(HostKey(host)).or_default();
-                    name.listeners.insert(key.clone());
                     if name.certificate.is_none() {
                         name.certificate = l.certificate.clone();
                     }
@@ -647,9 +665,11 @@ fn attach(
                             rule.matches.iter().zip(&rule.weights).enumerate()
                         {
                             let mut config = route_config.clone();
-                            if let Some(r) = config.rules.as_mut().and_then(|r| r.redirect.as_mut())
-                            {
-                                r.listener_port = l.port;
+                            if let Some(r) = config.rules.as_mut() {
+                                r.port = Some(l.port);
+                                if let Some(redirect) = r.redirect.as_mut() {
+                                    redirect.listener_port = l.port;
+                                }
                             }
                             name.entries.push(Entry {
                                 order: (
@@ -662,6 +682,7 @@ fn attach(
                                     mi,
                                 ),
                                 listener: key.clone(),
+                                port: l.port,
                                 route: config,
                             });
                         }
@@ -1039,7 +1060,11 @@ fn modifier(full: Option<&str>, prefix: Option<&str>, field: &str) -> Result<Pat
             ))
         }
     };
-    let check = if text.is_empty() { "/" } else { text };
+    // An empty prefix replacement strips the prefix; a full path is a path.
+    let check = match (&rewrite, text.is_empty()) {
+        (PathRewrite::Prefix(_), true) => "/",
+        _ => text,
+    };
     normalized(check).map_err(|e| format!("{field}: `{text}`: {e}"))?;
     Ok(rewrite)
 }
@@ -1139,11 +1164,50 @@ fn backend(
     })
 }
 
-/// The names as vhosts: each name's own routes in precedence order, then the
-/// routes of wider names on the same listeners; with a catch-all answering 404
-/// when Gateways are served and nothing else takes every name.
+/// A usable listener, as the names see it: its key, port and hostname.
+struct Served {
+    key: String,
+    port: u16,
+    hostname: HostPattern,
+}
+
+/// The keys of some listeners, to compare sets of them.
+fn keys(listeners: Vec<&Served>) -> BTreeSet<&str> {
+    listeners.into_iter().map(|l| l.key.as_str()).collect()
+}
+
+/// How specific a name is: exact, then the longer wildcard, then `*`.
+fn specificity(p: &HostPattern) -> (u8, usize) {
+    match p {
+        HostPattern::Exact(s) => (2, s.len()),
+        HostPattern::Suffix(s) => (1, s.len()),
+        HostPattern::Any => (0, 0),
+    }
+}
+
+/// The listeners on `port` that take requests for `name`: the most specific
+/// of those whose hostname covers it (listener isolation), several when tied.
+fn best<'a>(served: &'a [Served], port: u16, name: &HostPattern) -> Vec<&'a Served> {
+    let covering: Vec<&Served> = served
+        .iter()
+        .filter(|l| l.port == port && covers(&l.hostname, name))
+        .collect();
+    let top = covering.iter().map(|l| specificity(&l.hostname)).max();
+    covering
+        .into_iter()
+        .filter(|l| Some(specificity(&l.hostname)) == top)
+        .collect()
+}
+
+/// The names as vhosts: each name's routes from the listeners that take its
+/// requests, in precedence order; on a port where that listener is wider than
+/// the name, a request none of them takes goes on to the next wider name of
+/// the same listener (a fallback, not a copy of its routes, so no name costs
+/// more than its own routes). A catch-all answering 404 when Gateways are
+/// served and nothing else takes every name.
 fn vhosts(
     names: BTreeMap<HostKey, Name>,
+    served: &[Served],
     taken: &[HostPattern],
     policy: Option<String>,
     any_gateway: bool,
@@ -1161,27 +1225,38 @@ fn vhosts(
             free
         })
         .collect();
+    let ports: BTreeSet<u16> = served.iter().map(|l| l.port).collect();
     let mut out = Vec::with_capacity(names.len() + 1);
     for (key, name) in &names {
-        let mut own: Vec<&Entry> = name.entries.iter().collect();
-        own.sort_by(|a, b| a.order.cmp(&b.order));
-        let mut wider: Vec<(&HostKey, &Entry)> = names
+        let mut own: Vec<&Entry> = name
+            .entries
             .iter()
-            .filter(|(k, _)| k.0 != key.0 && covers(&k.0, &key.0))
-            .flat_map(|(k, n)| n.entries.iter().map(move |e| (k, e)))
-            .filter(|(_, e)| name.listeners.contains(&e.listener))
+            .filter(|e| {
+                best(served, e.port, &key.0)
+                    .iter()
+                    .any(|l| l.key == e.listener)
+            })
             .collect();
-        // The narrower of two wider names first (fewer names covered).
-        wider.sort_by(|(ka, a), (kb, b)| {
-            let narrower = |k: &HostKey| Reverse(k.text().len());
-            (narrower(ka), &a.order).cmp(&(narrower(kb), &b.order))
-        });
-        let routes: Vec<RouteConfig> = own
-            .into_iter()
-            .chain(wider.into_iter().map(|(_, e)| e))
-            .map(|e| e.route.clone())
-            .collect();
-        out.push(vhost(key, routes, name.certificate.clone(), policy.clone()));
+        own.sort_by(|a, b| a.order.cmp(&b.order));
+        let routes: Vec<RouteConfig> = own.into_iter().map(|e| e.route.clone()).collect();
+        let mut v = vhost(key, routes, name.certificate.clone(), policy.clone());
+        for &port in &ports {
+            let takers = best(served, port, &key.0);
+            // A listener's own name never falls to a wider one.
+            if takers.is_empty() || takers.iter().any(|l| l.hostname == key.0) {
+                continue;
+            }
+            let takers = keys(takers);
+            let wider = names
+                .iter()
+                .filter(|(k, _)| k.0 != key.0 && covers(&k.0, &key.0))
+                .filter(|(k, _)| keys(best(served, port, &k.0)) == takers)
+                .max_by_key(|(k, _)| specificity(&k.0));
+            if let Some((k, _)) = wider {
+                v.fallback.push((port, k.text()));
+            }
+        }
+        out.push(v);
     }
     let catch_all = HostKey(HostPattern::Any);
     if any_gateway

@@ -9,6 +9,8 @@ use http::{HeaderName, HeaderValue, Method};
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteRules {
+    /// Only requests that arrived on this port (its listener's) take the route.
+    pub port: Option<u16>,
     /// Only requests with this method take the route.
     pub method: Option<Method>,
     /// Only requests carrying each of these headers with exactly this value.
@@ -26,7 +28,7 @@ pub struct RouteRules {
 impl RouteRules {
     /// Whether the route matches on more than its path.
     pub fn has_conditions(&self) -> bool {
-        self.method.is_some() || !self.headers.is_empty()
+        self.port.is_some() || self.method.is_some() || !self.headers.is_empty()
     }
 }
 

@@ -154,6 +154,11 @@ pub struct VhostConfig {
     /// gw.yaml vhosts name their files in `tls`).
     #[serde(skip)]
     pub certificate: Option<Arc<CertifiedKey>>,
+    /// From the cluster only: by local port, the vhost (by name) whose routes a
+    /// request none of this vhost's routes takes tries next (a Gateway API
+    /// name's wider name on the same listener).
+    #[serde(skip)]
+    pub fallback: Vec<(u16, String)>,
 }
 
 impl VhostConfig {
@@ -178,6 +183,7 @@ impl VhostConfig {
             escaped_slashes: Default::default(),
             check_ignore: Vec::new(),
             certificate: None,
+            fallback: Vec::new(),
         }
     }
 }

@@ -27,8 +27,15 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A Gateway's `status.addresses` entry: `IPAddress` or `Hostname`, and the value.
 pub type Address = (&'static str, String);
 
-/// Writes what differs.
-pub async fn write(client: &Client, api: &GatewayApi, addresses: &[Address]) {
+/// Writes what differs, while `holds` says this replica holds the Lease (asked
+/// before each write: one can take seconds, and the Lease can be lost meanwhile).
+pub async fn write(
+    client: &Client,
+    api: &GatewayApi,
+    addresses: &[Address],
+    holds: &tokio::sync::watch::Receiver<bool>,
+) {
+    let holds = || *holds.borrow();
     let now = Timestamp::now().to_string();
     if let Some(class) = &api.class {
         let current = class.status.as_ref().map(|s| json!(s.conditions));
@@ -43,7 +50,9 @@ pub async fn write(client: &Client, api: &GatewayApi, addresses: &[Address]) {
         let status = json!({"conditions": conditions});
         let had = json!({"conditions": current});
         let classes: Api<GatewayClass> = Api::all(client.clone());
-        patch(&classes, &class.name_any(), "GatewayClass", &had, status).await;
+        if holds() {
+            patch(&classes, &class.name_any(), "GatewayClass", &had, status).await;
+        }
     }
     for g in &api.gateways {
         let o = &g.object;
@@ -80,7 +89,9 @@ pub async fn write(client: &Client, api: &GatewayApi, addresses: &[Address]) {
         });
         let gateways: Api<Gateway> =
             Api::namespaced(client.clone(), &o.namespace().unwrap_or_default());
-        patch(&gateways, &o.name_any(), "Gateway", &current, status).await;
+        if holds() {
+            patch(&gateways, &o.name_any(), "Gateway", &current, status).await;
+        }
     }
     for r in &api.routes {
         let o = &r.object;
@@ -118,7 +129,9 @@ pub async fn write(client: &Client, api: &GatewayApi, addresses: &[Address]) {
         let status = json!({"parents": parents});
         let routes: Api<HttpRoute> =
             Api::namespaced(client.clone(), &o.namespace().unwrap_or_default());
-        patch(&routes, &o.name_any(), "HTTPRoute", &current, status).await;
+        if holds() {
+            patch(&routes, &o.name_any(), "HTTPRoute", &current, status).await;
+        }
     }
 }
 

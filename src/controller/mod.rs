@@ -162,7 +162,8 @@ impl BackgroundService for Controller {
                 let translation = latest.borrow_and_update().clone();
                 reports.report(&translation).await;
                 if *leader.borrow_and_update() {
-                    gateway_status::write(&client, &translation.gateway_api, &addresses).await;
+                    let api = &translation.gateway_api;
+                    gateway_status::write(&client, api, &addresses, &leader).await;
                 }
             }
         });

@@ -43,6 +43,7 @@ use crate::routing::Router;
 pub use canned::{Canned, CannedAnswers};
 use headers::ResponsePlan;
 pub use route::RoutePlan;
+use rules::Asked;
 pub use target::Target;
 pub use vhost::VhostPlan;
 
@@ -110,6 +111,27 @@ impl Plan {
     }
 
     /// [`Plan::compile`] from settings already resolved (`check` lints the same ones).
+    /// The vhost and route for a normalized path on vhost `vhost`: its route,
+    /// else its fallbacks' for the request's port, in turn; a request none takes
+    /// stays on `vhost`, with its own settings (route 0).
+    pub fn route(&self, vhost: usize, path: &str, asked: Asked) -> (usize, usize) {
+        let mut at = vhost;
+        // Fallbacks go to strictly wider names: bounded by the vhosts, a guard
+        // against a cycle all the same.
+        for _ in 0..=self.vhosts.len() {
+            let v = &self.vhosts[at];
+            let route = v.route_index(path, Some(asked));
+            if route != 0 {
+                return (at, route);
+            }
+            match v.fallback.iter().find(|(port, _)| *port == asked.port) {
+                Some((_, next)) => at = *next,
+                None => break,
+            }
+        }
+        (vhost, 0)
+    }
+
     pub fn compile_effective(
         loaded: &LoadedConfig,
         effective: &Effective,
@@ -164,6 +186,16 @@ impl Plan {
             })()
             .map_err(|e| e.under(&ev.key).in_file(file))?;
             vhosts.push(compiled);
+        }
+
+        // Fallbacks name vhosts of the same translation, compiled by now.
+        for (plan, ev) in vhosts.iter_mut().zip(&effective.vhosts) {
+            plan.fallback = ev
+                .config
+                .fallback
+                .iter()
+                .filter_map(|(port, name)| Some((*port, *names.get(name.as_str())?)))
+                .collect();
         }
 
         let unmatched = RouteLabels {

@@ -10,9 +10,18 @@ use pingora_http::RequestHeader;
 use crate::config::route_rules::{PathRewrite, RouteRedirect, RouteRules};
 use crate::config::KeyError;
 
+/// What a request brings to route matching besides its path: its head, and the
+/// local port it arrived on (its listener's).
+#[derive(Clone, Copy)]
+pub struct Asked<'a> {
+    pub req: &'a RequestHeader,
+    pub port: u16,
+}
+
 /// A route's matches beyond its path: all must hold.
 #[derive(Debug)]
 pub struct Conditions {
+    port: Option<u16>,
     method: Option<Method>,
     headers: Box<[(HeaderName, HeaderValue)]>,
 }
@@ -21,6 +30,7 @@ impl Conditions {
     pub fn of(rules: &RouteRules) -> Option<Box<Conditions>> {
         rules.has_conditions().then(|| {
             Box::new(Conditions {
+                port: rules.port,
                 method: rules.method.clone(),
                 headers: rules.headers.clone().into(),
             })
@@ -29,8 +39,10 @@ impl Conditions {
 
     /// Header names match in any case (`HeaderName` is lower case); a value
     /// matches exactly, on any of the header's lines.
-    pub fn matches(&self, req: &RequestHeader) -> bool {
-        self.method.as_ref().is_none_or(|m| *m == req.method)
+    pub fn matches(&self, asked: Asked) -> bool {
+        let req = asked.req;
+        self.port.is_none_or(|p| p == asked.port)
+            && self.method.as_ref().is_none_or(|m| *m == req.method)
             && self.headers.iter().all(|(name, value)| {
                 req.headers
                     .get_all(name)

@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use pingora_http::RequestHeader;
 use rustls::sign::CertifiedKey;
 
 use super::csp::collect_path;
 use super::route::{RouteParts, RoutePlan};
-use super::rules::{Conditions, RedirectTo, Rewrite};
+use super::rules::{Asked, Conditions, RedirectTo, Rewrite};
 use super::target::{route_target, split_target, vhost_target, TargetKeys};
 use crate::config::resolve::EffectiveVhost;
 use crate::config::route_rules::PathRewrite;
@@ -31,6 +30,9 @@ pub struct VhostPlan {
     paths: PathTable,
     /// Whether a route has conditions beyond its path (an HTTPRoute's).
     conditional: bool,
+    /// By local port: the vhost a request none of the routes takes tries next
+    /// (indices into the plan's vhosts, set once they are all compiled).
+    pub fallback: Vec<(u16, usize)>,
     /// By route (as in `paths`): the route that takes a request of the same path
     /// that this one's conditions refuse.
     next: Vec<Option<usize>>,
@@ -178,9 +180,14 @@ impl VhostPlan {
             .map(|(r, p)| (r.name.as_str(), *p))
             .collect();
         let reports = Collector::new(name, &collecting, metrics);
-        let paths = paths
-            .build()
-            .map_err(|e| KeyError::new("routes", format!("the route regexes together: {e}")))?;
+        let paths = paths.build().map_err(|(e, last)| {
+            // On the last regex route: the one a translation leaves out
+            // first (routes from the cluster come oldest first).
+            KeyError::new(
+                format!("routes[{last}].regex"),
+                format!("the route regexes together, with this one: {e}"),
+            )
+        })?;
         Ok(VhostPlan {
             name: name.to_string(),
             cert: v
@@ -192,6 +199,7 @@ impl VhostPlan {
             keep_escaped_slashes,
             paths,
             conditional: routes.iter().any(|r| r.when.is_some()),
+            fallback: Vec::new(),
             next,
             routes,
             reports,
@@ -201,7 +209,7 @@ impl VhostPlan {
     /// The index in `routes` of the route for a normalized path: among routes
     /// of one path, the first whose conditions the request meets (without a
     /// request, the first).
-    pub fn route_index(&self, path: &str, req: Option<&RequestHeader>) -> usize {
+    pub fn route_index(&self, path: &str, req: Option<Asked>) -> usize {
         let pick = |head: usize| {
             if !self.conditional {
                 return Some(head);
@@ -209,7 +217,7 @@ impl VhostPlan {
             let mut i = head;
             loop {
                 let met = match (&self.routes[i + 1].when, req) {
-                    (Some(when), Some(req)) => when.matches(req),
+                    (Some(when), Some(asked)) => when.matches(asked),
                     _ => true,
                 };
                 if met {

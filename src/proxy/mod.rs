@@ -68,6 +68,7 @@ impl ProxyHttp for Gateway {
             normalized_path: None,
             backend: 0,
             https: false,
+            local_port: 0,
             trusted_peer: false,
             client_ip: None,
             nonce_stream: None,

@@ -19,6 +19,7 @@ use crate::forwarded;
 use crate::framing;
 use crate::metrics::{ReportRejection, RouteMetrics, UNMATCHED, VHOST_ROUTE};
 use crate::policy::cors::Preflight;
+use crate::policy::rules::Asked;
 use crate::policy::{Plan, RoutePlan, Target, VhostPlan};
 use crate::reports::{self, Collector};
 use crate::rewrite::NonceStream;
@@ -54,6 +55,8 @@ pub struct RequestCtx {
     /// The normalized path, when it differs from the request's.
     pub(super) normalized_path: Option<String>,
     pub(super) https: bool,
+    /// The port the request arrived on: its listener's.
+    pub(super) local_port: u16,
     pub(super) trusted_peer: bool,
     pub(super) client_ip: Option<IpAddr>,
     /// The backend of a split route ([`Self::choose_backend`]).
@@ -95,6 +98,10 @@ impl RequestCtx {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        self.local_port = session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(0, |a| a.port());
         self.trusted_peer = forwarded::is_trusted(&self.plan.trusted_proxies, self.client_ip);
         let over_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         self.https =
@@ -130,17 +137,21 @@ impl RequestCtx {
             TargetForm::Asterisk => return None,
             TargetForm::Other => return refuse(&"not a path nor an http(s) URL"),
         }
-        let route = match normalize_path(req.uri.path(), vhost.keep_escaped_slashes) {
-            Ok(std::borrow::Cow::Borrowed(path)) => vhost.route_index(path, Some(req)),
+        let asked = Asked {
+            req,
+            port: self.local_port,
+        };
+        let (index, route) = match normalize_path(req.uri.path(), vhost.keep_escaped_slashes) {
+            Ok(std::borrow::Cow::Borrowed(path)) => self.plan.route(index, path, asked),
             Ok(std::borrow::Cow::Owned(path)) => {
-                let route = vhost.route_index(&path, Some(req));
+                let routed = self.plan.route(index, &path, asked);
                 self.normalized_path = Some(path);
-                route
+                routed
             }
             Err(why) => return refuse(&why),
         };
         self.routed = Some((index, route));
-        if let Some(cors) = &vhost.routes[route].cors {
+        if let Some(cors) = &self.plan.vhosts[index].routes[route].cors {
             self.cors_origin = cors.allowed_origin(&req.headers);
         }
         None

@@ -185,6 +185,10 @@ fn decode_unreserved(bytes: &[u8], keep_escaped_slashes: bool) -> Result<String,
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
+/// The compiled size of one vhost's regexes together (the regex crate's
+/// default, written down: a vhost's regexes cannot cost more memory).
+const REGEX_SET_LIMIT: usize = 10 << 20;
+
 /// The routes of one vhost, by match kind; values are route indices.
 #[derive(Debug, Clone, Default)]
 pub struct PathTable {
@@ -242,10 +246,15 @@ impl PathTable {
         Ok(())
     }
 
-    /// Compiles the regexes into one set, matched in one pass.
-    pub fn build(mut self) -> Result<PathTable, regex::Error> {
-        if !self.regex_patterns.is_empty() {
-            self.regexes = Some(RegexSet::new(&self.regex_patterns)?);
+    /// Compiles the regexes into one set, matched in one pass; an error comes
+    /// with the route of the last regex.
+    pub fn build(mut self) -> Result<PathTable, (regex::Error, usize)> {
+        if let Some(&last) = self.regex_routes.last() {
+            let set = regex::RegexSetBuilder::new(&self.regex_patterns)
+                .size_limit(REGEX_SET_LIMIT)
+                .build()
+                .map_err(|e| (e, last))?;
+            self.regexes = Some(set);
         }
         Ok(self)
     }
