@@ -91,14 +91,21 @@ fn test_with_cluster(
             for p in &composed.translation.problems {
                 eprintln!("Ingress {}: {} ({})", p.object_name(), p.message, p.reason);
             }
+            let gateway =
+                pingora_secgw::check::lints::gateway_problems(&composed.translation.gateway_api);
+            for f in &gateway {
+                eprintln!("{}: {}", f.key, f.message);
+            }
             println!(
                 "pingora-secgw: configuration {conf} is valid ({} vhosts, {} from the cluster; {} \
-                 Ingress problems)",
+                 Ingress problems, {} Gateway API problems)",
                 composed.plan.vhosts.len(),
                 composed.plan.vhosts.len() - own,
-                composed.translation.problems.len()
+                composed.translation.problems.len(),
+                gateway.len()
             );
-            ExitCode::from(u8::from(!composed.translation.problems.is_empty()))
+            let problems = !composed.translation.problems.is_empty() || !gateway.is_empty();
+            ExitCode::from(u8::from(problems))
         }
         Err(e) => {
             eprintln!("pingora-secgw: {e}");

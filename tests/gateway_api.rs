@@ -1081,6 +1081,25 @@ fn conformance_filters() {
     let bin = env!("CARGO_BIN_EXE_pingora-secgw");
     let (code, out) = common::run(
         std::process::Command::new(bin)
+            .arg("-t")
+            .arg("-c")
+            .arg(c.gw.dir.path().join("gw.yaml"))
+            .arg("--kubeconfig")
+            .arg(&c.cp.kubeconfig),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "HTTPRoute {INFRA}/filter-adds on Gateway {INFRA}/same-namespace: Accepted: vhosts["
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 Ingress problems, 1 Gateway API problems)"),
+        "{out}"
+    );
+    let (code, out) = common::run(
+        std::process::Command::new(bin)
             .args(["check", "--format", "json", "-c"])
             .arg(c.gw.dir.path().join("gw.yaml"))
             .arg("--kubeconfig")
