@@ -61,10 +61,14 @@ pub fn translate(
         .find(|c| c.name_any() == settings.ingress_class.0)
         .filter(|c| controller(c) == Some(INGRESS_CONTROLLER))
     else {
-        log::warn!(
-            "no IngressClass `{}` with controller {INGRESS_CONTROLLER}: no Ingress is served",
-            settings.ingress_class.0
-        );
+        // Said at every compile only while there are Ingresses it concerns: a
+        // cluster served through the Gateway API alone has none.
+        if !objects.ingresses.is_empty() {
+            log::warn!(
+                "no IngressClass `{}` with controller {INGRESS_CONTROLLER}: no Ingress is served",
+                settings.ingress_class.0
+            );
+        }
         return out;
     };
     let is_default = class
