@@ -1226,6 +1226,12 @@ fn vhosts(
         })
         .collect();
     let ports: BTreeSet<u16> = served.iter().map(|l| l.port).collect();
+    // Only a wildcard or `*` is wider than another name: the few a fallback
+    // is looked for among, however many exact names there are.
+    let wildcards: Vec<&(HostKey, Name)> = names
+        .iter()
+        .filter(|(k, _)| !matches!(k.0, HostPattern::Exact(_)))
+        .collect();
     let mut out = Vec::with_capacity(names.len() + 1);
     for (key, name) in &names {
         let mut own: Vec<&Entry> = name
@@ -1247,8 +1253,9 @@ fn vhosts(
                 continue;
             }
             let takers = keys(takers);
-            let wider = names
+            let wider = wildcards
                 .iter()
+                .copied()
                 .filter(|(k, _)| k.0 != key.0 && covers(&k.0, &key.0))
                 .filter(|(k, _)| keys(best(served, port, &k.0)) == takers)
                 .max_by_key(|(k, _)| specificity(&k.0));
