@@ -294,8 +294,10 @@ mod tests {
 
     /// Found by an adversarial review: regexes that together overflow a name's
     /// regex set (each alone is small enough) made the compiler refuse the
-    /// whole name, every team's routes with it. Only the route that overflows
-    /// it is left out now, all its copies at once, with its status saying why.
+    /// whole name, every team's routes with it, and then named the route of
+    /// the last regex in precedence, not the newest: an older team's regex
+    /// without conditions came after a newer one's with a method. The newest
+    /// route is left out now, all its copies at once, with its status saying why.
     #[test]
     fn a_route_whose_regexes_overflow_a_shared_name_is_refused_alone() {
         // A regex of under 1 MiB compiled, of which a dozen exceed the set's limit.
@@ -310,7 +312,7 @@ mod tests {
         let matches: Vec<String> = (0..16)
             .map(|i| {
                 format!(
-                    "{{path: {{type: RegularExpression, value: '{}/{i}'}}}}",
+                    "{{method: GET, path: {{type: RegularExpression, value: '{}/{i}'}}}}",
                     heavy(n)
                 )
             })
@@ -320,9 +322,10 @@ mod tests {
              ---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: a}}\n\
              spec: {{gatewayClassName: secgw, listeners: [{{name: http, port: 8080, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}]}}\n\
              ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: shop, namespace: a, creationTimestamp: '2026-01-01T00:00:00Z'}}\n\
-             spec: {{parentRefs: [{{name: gw}}], hostnames: [shop.test, other.test], rules: [{{matches: [{{path: {{type: PathPrefix, value: /}}}}]}}]}}\n\
+             spec: {{parentRefs: [{{name: gw}}], hostnames: [shop.test, other.test], rules: [{{matches: [{{path: {{type: PathPrefix, value: /}}}}, {{path: {{type: RegularExpression, value: '{}/shop'}}}}]}}]}}\n\
              ---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: heavy, namespace: b, creationTimestamp: '2026-01-01T00:00:01Z'}}\n\
              spec: {{parentRefs: [{{name: gw, namespace: a}}], hostnames: [shop.test, other.test], rules: [{{matches: [{}]}}]}}\n",
+            heavy(n),
             matches.join(", ")
         );
         let (_dir, mut loaded) = cluster::testing::gateway("vhosts: []\n");
@@ -354,7 +357,7 @@ mod tests {
                 .iter()
                 .filter_map(|r| r.object.as_deref())
                 .collect();
-            assert_eq!(objects, ["httproute:a/shop"], "{host}");
+            assert_eq!(objects, ["httproute:a/shop"; 2], "{host}");
         }
     }
 

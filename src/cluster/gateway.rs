@@ -197,7 +197,7 @@ pub fn translate(
         let report = attach(route, &mut listeners, &labels, index, &grants, &mut names);
         // A route that no longer names a served Gateway still gets a report
         // while its status holds an entry of ours, so that the entry goes.
-        if !report.parents.is_empty() || written_by_us(route) {
+        if !report.parents.is_empty() || written_by_us(route, &gateways) {
             out.routes.push(report);
         }
     }
@@ -258,13 +258,24 @@ pub fn translate(
     (vhosts, out)
 }
 
-/// Whether the route's status has a parent entry of this controller.
-fn written_by_us(route: &HttpRoute) -> bool {
+/// Whether the route's status has a parent entry of this gateway: of its
+/// controller, naming one of the Gateways it serves (another installation of
+/// the same controller serves another class, and keeps its own entries).
+fn written_by_us(route: &HttpRoute, gateways: &[&Arc<Gateway>]) -> bool {
+    let namespace = route.namespace().unwrap_or_default();
     route.status.as_ref().is_some_and(|s| {
-        s.parents
-            .iter()
-            .any(|p| p.controller_name == GATEWAY_CONTROLLER)
+        s.parents.iter().any(|p| {
+            let ns = p.parent_ref.namespace.as_deref().unwrap_or(&namespace);
+            p.controller_name == GATEWAY_CONTROLLER && serves(gateways, ns, &p.parent_ref.name)
+        })
     })
+}
+
+/// Whether `namespace/name` is one of the Gateways served.
+pub fn serves(gateways: &[&Arc<Gateway>], namespace: &str, name: &str) -> bool {
+    gateways
+        .iter()
+        .any(|g| g.name_any() == name && g.namespace().as_deref() == Some(namespace))
 }
 
 /// Oldest first, then by `namespace/name`: the Gateway API's tie-breakers.
@@ -860,9 +871,15 @@ fn rules(
                 }
             }
             let prefix_chars = config.prefix.as_ref().map_or(0, String::len);
-            translated
-                .weights
-                .push((prefix_chars, own.method.is_some(), own.headers.len()));
+            // Regexes (whose precedence the Gateway API leaves to implementations)
+            // go oldest route first whatever their conditions: the last one of a
+            // name is then the newest route's, the one left out when a name's
+            // regexes together are too large to compile.
+            let weight = match config.regex {
+                Some(_) => (0, false, 0),
+                None => (prefix_chars, own.method.is_some(), own.headers.len()),
+            };
+            translated.weights.push(weight);
             config.rules = Some(Box::new(own));
             translated.matches.push(config);
         }
@@ -1399,6 +1416,39 @@ mod tests {
         );
         let routes: usize = t.vhosts.iter().map(|v| v.routes.len()).sum();
         assert!(routes <= MAX_ROUTES, "{routes}");
+    }
+
+    /// Found by an adversarial review: two installations of the controller
+    /// serving two classes removed each other's entries from every route's
+    /// status, in a loop. An entry is ours only when it names a Gateway this
+    /// gateway serves; a route that no longer names one still gets a report
+    /// while an entry of ours is left, so that it goes.
+    #[test]
+    fn only_entries_naming_our_gateways_are_ours() {
+        let route = |name: &str, parent: &str, written_for: &str| {
+            format!(
+                "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: a}}\n\
+                 spec: {{parentRefs: [{{name: {parent}}}]}}\n\
+                 status: {{parents: [{{controllerName: secgw.io/gateway-controller, parentRef: {{name: {written_for}}}, \
+                 conditions: [{{type: Accepted, status: 'True', reason: Accepted, message: '', lastTransitionTime: '2026-01-01T00:00:00Z'}}]}}]}}\n"
+            )
+        };
+        let other_class = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: theirs, namespace: a}\n\
+                           spec: {gatewayClassName: other, listeners: [{name: http, port: 8080, protocol: HTTP}]}\n";
+        let yaml = format!(
+            "{CLASS}{}{other_class}{}{}",
+            gateway("  - {name: http, port: 8080, protocol: HTTP}\n"),
+            route("theirs", "theirs", "theirs"),
+            route("moved", "theirs", "gw"),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        let reported: Vec<(&str, usize)> = t
+            .gateway_api
+            .routes
+            .iter()
+            .map(|r| (r.object.metadata.name.as_deref().unwrap(), r.parents.len()))
+            .collect();
+        assert_eq!(reported, [("moved", 0)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use log::warn;
 use serde_json::{json, Value};
 use tokio::time::timeout;
 
-use crate::cluster::gateway::{Cond, GatewayApi, GROUP};
+use crate::cluster::gateway::{serves, Cond, GatewayApi, GROUP};
 use crate::config::kubernetes::GATEWAY_CONTROLLER;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,16 +93,22 @@ pub async fn write(
             patch(&gateways, &o.name_any(), "Gateway", &current, status).await;
         }
     }
+    let gateways: Vec<&std::sync::Arc<Gateway>> = api.gateways.iter().map(|g| &g.object).collect();
     for r in &api.routes {
         let o = &r.object;
         let generation = o.meta().generation;
         let current = o.status.as_ref().map(|s| json!(s)).unwrap_or(Value::Null);
         let theirs = current["parents"].as_array().cloned().unwrap_or_default();
-        let mut parents: Vec<Value> = theirs
-            .iter()
-            .filter(|p| p["controllerName"] != GATEWAY_CONTROLLER)
-            .cloned()
-            .collect();
+        // Ours: of this controller and naming a Gateway this gateway serves;
+        // another installation of the controller (another class) keeps its own.
+        let namespace = o.namespace().unwrap_or_default();
+        let ours = |p: &Value| {
+            let gateway = &p["parentRef"];
+            let ns = gateway["namespace"].as_str().unwrap_or(&namespace);
+            let name = gateway["name"].as_str().unwrap_or_default();
+            p["controllerName"] == GATEWAY_CONTROLLER && serves(&gateways, ns, name)
+        };
+        let mut parents: Vec<Value> = theirs.iter().filter(|p| !ours(p)).cloned().collect();
         for p in &r.parents {
             let mut parent_ref = json!({
                 "group": GROUP,

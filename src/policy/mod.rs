@@ -110,7 +110,6 @@ impl Plan {
         Plan::compile_effective(loaded, &resolve(loaded)?, metrics)
     }
 
-    /// [`Plan::compile`] from settings already resolved (`check` lints the same ones).
     /// The vhost and route for a normalized path on vhost `vhost`: its route,
     /// else its fallbacks' for the request's port, in turn; a request none takes
     /// stays on `vhost`, with its own settings (route 0).
@@ -132,6 +131,7 @@ impl Plan {
         (vhost, 0)
     }
 
+    /// [`Plan::compile`] from settings already resolved (`check` lints the same ones).
     pub fn compile_effective(
         loaded: &LoadedConfig,
         effective: &Effective,
