@@ -278,6 +278,15 @@ pub fn serves(gateways: &[&Arc<Gateway>], namespace: &str, name: &str) -> bool {
         .any(|g| g.name_any() == name && g.namespace().as_deref() == Some(namespace))
 }
 
+/// An enum value of the generated types as the API writes it (`GET`,
+/// `https`, `URLRewrite`, `Passthrough`, `Selector`).
+fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Oldest first, then by `namespace/name`: the Gateway API's tie-breakers.
 fn age<K: ResourceExt>(o: &K) -> (Option<String>, String) {
     (
@@ -446,7 +455,7 @@ fn listener_certificate(
     let tls = spec.tls.as_ref();
     if tls
         .and_then(|t| t.mode.as_ref())
-        .is_some_and(|m| format!("{m:?}") == "Passthrough")
+        .is_some_and(|m| wire_name(m) == "Passthrough")
     {
         return Err((
             "InvalidCertificateRef",
@@ -496,7 +505,7 @@ fn allows(l: &Listener, namespace: &str, labels: &HashMap<&str, &Namespace>) -> 
         .allowed_routes
         .as_ref()
         .and_then(|a| a.namespaces.as_ref());
-    let kind = from.and_then(|f| f.from.as_ref()).map(|f| format!("{f:?}"));
+    let kind = from.and_then(|f| f.from.as_ref()).map(wire_name);
     match kind.as_deref() {
         None | Some("Same") => namespace == own,
         Some("All") => true,
@@ -842,10 +851,7 @@ fn rules(
                 .method
                 .as_ref()
                 .map(|method| {
-                    let text = serde_json::to_value(method)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
+                    let text = wire_name(method);
                     Method::from_bytes(text.as_bytes())
                         .map_err(|_| format!("{mfield}.method: `{text}` is not a method"))
                 })
@@ -1016,12 +1022,7 @@ fn apply_filter(
                         .ok_or_else(|| format!("{field}.port: {p}"))
                 })
                 .transpose()?;
-            let scheme = r.scheme.as_ref().map(|s| {
-                serde_json::to_value(s)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            });
+            let scheme = r.scheme.as_ref().map(wire_name);
             if scheme
                 .as_deref()
                 .is_some_and(|s| s != "http" && s != "https")
@@ -1053,10 +1054,7 @@ fn apply_filter(
             rules.rewrite_path = path_modifier!(r.path, field)?;
         }
         ref other => {
-            let name = serde_json::to_value(other)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let name = wire_name(other);
             return Err(format!(
                 "{field}.type: the `{name}` filter is not supported"
             ));

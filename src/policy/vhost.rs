@@ -182,7 +182,7 @@ impl VhostPlan {
         let reports = Collector::new(name, &collecting, metrics);
         let paths = paths.build().map_err(|(e, last)| {
             // On the last regex route: the one a translation leaves out
-            // first (routes from the cluster come oldest first).
+            // first (regex routes from the cluster come oldest route first).
             KeyError::new(
                 format!("routes[{last}].regex"),
                 format!("the route regexes together, with this one: {e}"),
