@@ -26,7 +26,10 @@ struct Run {
     failed: Vec<String>,
 }
 
-fn run_h2spec(port: u16) -> Run {
+/// Runs h2spec against `port`; when it stops without a summary (it aborts on a
+/// connection closed during a handshake), the panic carries `log()`, the server's
+/// own account of that moment.
+fn run_h2spec(port: u16, log: impl Fn() -> String) -> Run {
     let out = Command::new(h2spec())
         .args(["--strict", "--tls", "--insecure", "--timeout", "2"])
         .args(["--port", &port.to_string()])
@@ -37,7 +40,7 @@ fn run_h2spec(port: u16) -> Run {
     let summary = text
         .lines()
         .find(|l| l.contains(" tests, "))
-        .unwrap_or_else(|| panic!("no summary from h2spec:\n{text}"))
+        .unwrap_or_else(|| panic!("no summary from h2spec:\n{text}\nserver log:\n{}", log()))
         .trim()
         .to_string();
     let failures = text.split("Failures:").nth(1).unwrap_or("");
@@ -101,7 +104,7 @@ fn h2spec_passes_every_case_against_the_gateway() {
         up.addr
     );
     let (gw, pki): (Gateway, TestPki) = gateway_with_tls("127.0.0.1", &rest);
-    let gateway = run_h2spec(gw.tls_addr.port());
+    let gateway = run_h2spec(gw.tls_addr.port(), || gw.log());
 
     let leaf = pki.leaf(&["127.0.0.1"]);
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +116,9 @@ fn h2spec_passes_every_case_against_the_gateway() {
     eventually("nginx listens", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    let nginx = run_h2spec(port);
+    let nginx = run_h2spec(port, || {
+        std::fs::read_to_string(dir.path().join("nginx.err")).unwrap_or_default()
+    });
 
     println!("h2spec --strict, gateway: {}", gateway.summary);
     println!("h2spec --strict, nginx:   {}", nginx.summary);

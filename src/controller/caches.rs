@@ -4,6 +4,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use gateway_api::gatewayclasses::GatewayClass;
@@ -25,6 +26,21 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::ClusterObjects;
 use crate::config::kubernetes::ObjectName;
+
+/// Retries of a failed watch start at 250 ms and double up to 2 s, each with up
+/// to as much again of jitter, so a restarted API server is caught up with in
+/// at most about 4 s (kube-runtime's default reaches 30 s, so an edge would
+/// keep an old plan for half a minute); a dozen watches per replica retrying at
+/// most every 2 s is no load for an API server.
+fn retries() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
+}
 
 /// Only TLS Secrets: the cache never holds the cluster's other Secrets.
 const TLS_SECRETS: &str = "type=kubernetes.io/tls";
@@ -208,7 +224,7 @@ where
 {
     let (store, writer) = reflector::store();
     let stream = watcher(api, config)
-        .default_backoff()
+        .backoff(retries())
         .modify(slim)
         .reflect(writer);
     tasks.push(tokio::spawn(async move {
@@ -292,5 +308,26 @@ pub async fn has_gateway_api(client: &Client) -> bool {
             warn!("the Gateway API is not served by this cluster ({e}); serving Ingresses only");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_watch_is_retried_within_a_quarter_second_then_at_most_every_four() {
+        let delays: Vec<Duration> = retries().take(50).collect();
+        assert_eq!(delays.len(), 50);
+        assert!(delays[0] >= Duration::from_millis(250), "{delays:?}");
+        assert!(delays[0] <= Duration::from_millis(500), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(4)),
+            "{delays:?}"
+        );
+        assert!(
+            delays[10..].iter().all(|d| *d >= Duration::from_secs(2)),
+            "{delays:?}"
+        );
     }
 }
