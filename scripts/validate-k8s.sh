@@ -209,6 +209,8 @@ CLUSTER_NEEDS = grants(
     ("events.k8s.io", ["events"], ["create", "patch"]),
     (GATEWAY_API_GROUP, ["gatewayclasses", "gateways", "httproutes", "referencegrants"], LIST_WATCH),
     (GATEWAY_API_GROUP, ["gatewayclasses/status", "gateways/status", "httproutes/status"], ["patch"]),
+    ("secgw.io", ["securitypolicies"], LIST_WATCH),
+    ("secgw.io", ["securitypolicies/status"], ["patch"]),
 )
 # The leader election's Lease, in the gateway's own namespace only.
 NAMESPACE_NEEDS = grants(("coordination.k8s.io", ["leases"], ["get", "create", "update"]))

@@ -172,6 +172,12 @@ pub const GATEWAY_REFUSED: Code = (
     "a Gateway API object, or part of it, is not served as written (`check --kubeconfig`)",
 );
 
+pub const POLICY_REFUSED: Code = (
+    "SECGW-E108",
+    Severity::Error,
+    "a SecurityPolicy is not accepted on one of its targets (`check --kubeconfig` or `--manifests`)",
+);
+
 /// Every code `check` reports, for the docs and for `check_ignore`.
 pub const CODES: &[Code] = &[
     HSTS_OFF,
@@ -203,6 +209,7 @@ pub const CODES: &[Code] = &[
     REDIRECT_LOOP,
     INGRESS_REFUSED,
     GATEWAY_REFUSED,
+    POLICY_REFUSED,
 ];
 
 #[cfg(test)]

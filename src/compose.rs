@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 
-use crate::cluster::{self, ClusterObjects, Owners, Problem, Translation};
+use crate::cluster::{self, ClusterObjects, Previous, Problem, Translation};
 use crate::config::{ConfigError, LoadedConfig};
 use crate::metrics::{metrics, Metrics};
 use crate::policy::Plan;
@@ -27,11 +27,11 @@ pub struct Composed {
 
 /// Compiles gw.yaml's configuration with the cluster's objects, if any: what a
 /// reload, a cluster change, and `-t` and `check` with `--kubeconfig` do.
-/// `owners`: which namespace owned each host in the plan being replaced.
+/// `previous`: what the translation of the plan being replaced hands on.
 pub fn compose(
     loaded: &mut LoadedConfig,
     objects: Option<&ClusterObjects>,
-    owners: &Owners,
+    previous: &Previous,
     metrics: &Metrics,
 ) -> Result<Composed, ConfigError> {
     let Some(objects) = objects else {
@@ -41,7 +41,7 @@ pub fn compose(
             translation: Translation::default(),
         });
     };
-    let translation = cluster::translate(objects, loaded, owners);
+    let translation = cluster::translate(objects, loaded, previous);
     let (plan, translation) = compile_with(loaded, translation, objects, metrics)?;
     Ok(Composed {
         plan,
@@ -165,8 +165,8 @@ struct Sources {
     /// The last snapshot of the cluster's objects; `None` before the first one
     /// (or without Kubernetes mode).
     cluster: Option<Arc<ClusterObjects>>,
-    /// Which namespace owns each host from the cluster in the served plan.
-    owners: Owners,
+    /// What the served plan's translation hands the next one.
+    previous: Previous,
 }
 
 impl Composer {
@@ -176,7 +176,7 @@ impl Composer {
             state: Mutex::new(Sources {
                 file,
                 cluster: None,
-                owners: Owners::new(),
+                previous: Previous::default(),
             }),
         })
     }
@@ -197,12 +197,12 @@ impl Composer {
         let composed = compose(
             &mut loaded,
             state.cluster.as_deref(),
-            &state.owners,
+            &state.previous,
             metrics(),
         )?;
         let seen = inspect(&loaded, &composed);
         if state.cluster.is_some() {
-            state.owners = composed.translation.owners.clone();
+            state.previous = composed.translation.previous();
         }
         self.swap(composed.plan, composed.hash);
         state.file = loaded;
@@ -214,8 +214,8 @@ impl Composer {
     pub fn update_cluster(&self, objects: Arc<ClusterObjects>) -> Result<Translation, ConfigError> {
         let mut guard = self.lock();
         let state = &mut *guard;
-        let composed = compose(&mut state.file, Some(&objects), &state.owners, metrics())?;
-        state.owners = composed.translation.owners.clone();
+        let composed = compose(&mut state.file, Some(&objects), &state.previous, metrics())?;
+        state.previous = composed.translation.previous();
         state.cluster = Some(objects);
         self.swap(composed.plan, composed.hash);
         Ok(composed.translation)
@@ -330,8 +330,13 @@ mod tests {
         );
         let (_dir, mut loaded) = cluster::testing::gateway("vhosts: []\n");
         let objects = cluster::testing::objects(&yaml);
-        let composed =
-            compose(&mut loaded, Some(&objects), &Owners::new(), &Metrics::new()).unwrap();
+        let composed = compose(
+            &mut loaded,
+            Some(&objects),
+            &Previous::default(),
+            &Metrics::new(),
+        )
+        .unwrap();
         let t = &composed.translation;
         let accepted = |name: &str| {
             let r = t
@@ -438,7 +443,7 @@ mod tests {
             std::fs::write(&gw, "listeners: [{address: \"127.0.0.1:8080\"}]\nvhosts: []\n").unwrap();
             let mut loaded = crate::config::load(&gw).unwrap();
             let cluster = cluster(&objects);
-            let composed = compose(&mut loaded, Some(&cluster), &Owners::new(), &Metrics::new()).unwrap();
+            let composed = compose(&mut loaded, Some(&cluster), &Previous::default(), &Metrics::new()).unwrap();
             let t = &composed.translation;
             prop_assert!(t.problems.iter().all(|p| p.reason != "Invalid"), "{:?}", t.problems);
             prop_assert_eq!(
@@ -630,7 +635,7 @@ mod tests {
             std::fs::write(&gw, "listeners: [{address: \"127.0.0.1:8080\"}]\nvhosts: []\n").unwrap();
             let mut loaded = crate::config::load(&gw).unwrap();
             let cluster = gateway_cluster(&routes);
-            let composed = compose(&mut loaded, Some(&cluster), &Owners::new(), &Metrics::new()).unwrap();
+            let composed = compose(&mut loaded, Some(&cluster), &Previous::default(), &Metrics::new()).unwrap();
             let t = &composed.translation;
             prop_assert!(t.gateway_api.routes.iter().all(|r| r.parents[0].conditions[0].ok), "{:?}", t.gateway_api.routes);
             let (v, _) = composed.plan.router.route("any.test").unwrap();

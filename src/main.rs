@@ -1,5 +1,5 @@
-//! The `pingora-secgw` command: the gateway itself (with Pingora's own flags), `check`
-//! and `audit`.
+//! The `pingora-secgw` command: the gateway itself (with Pingora's own flags), `check`,
+//! `audit`, and `crd` (the SecurityPolicy resource's definition).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -40,6 +40,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Grade a live site the way the MDN HTTP Observatory does.
     Audit(audit::AuditArgs),
+    /// Print the SecurityPolicy CustomResourceDefinition (secgw.io/v1alpha1), for
+    /// `kubectl apply -f -`; k8s/crds/securitypolicy.yaml holds the same.
+    Crd,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,10 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::Check(args)) => return check::run(args),
         Some(Command::Audit(args)) => return audit::run(args),
+        Some(Command::Crd) => {
+            print!("{}", pingora_secgw::cluster::security_policy::crd_yaml());
+            return ExitCode::SUCCESS;
+        }
         None => {}
     }
     let Some(conf) = cli.opt.conf.clone() else {
@@ -91,20 +98,24 @@ fn test_with_cluster(
             for p in &composed.translation.problems {
                 eprintln!("Ingress {}: {} ({})", p.object_name(), p.message, p.reason);
             }
-            let gateway =
-                pingora_secgw::check::lints::gateway_problems(&composed.translation.gateway_api);
-            for f in &gateway {
+            use pingora_secgw::check::lints;
+            let gateway = lints::gateway_problems(&composed.translation.gateway_api);
+            let policies = lints::policy_problems(&composed.translation.policies);
+            for f in gateway.iter().chain(&policies) {
                 eprintln!("{}: {}", f.key, f.message);
             }
             println!(
                 "pingora-secgw: configuration {conf} is valid ({} vhosts, {} from the cluster; {} \
-                 Ingress problems, {} Gateway API problems)",
+                 Ingress problems, {} Gateway API problems, {} SecurityPolicy problems)",
                 composed.plan.vhosts.len(),
                 composed.plan.vhosts.len() - own,
                 composed.translation.problems.len(),
-                gateway.len()
+                gateway.len(),
+                policies.len()
             );
-            let problems = !composed.translation.problems.is_empty() || !gateway.is_empty();
+            let problems = !composed.translation.problems.is_empty()
+                || !gateway.is_empty()
+                || !policies.is_empty();
             ExitCode::from(u8::from(problems))
         }
         Err(e) => {

@@ -118,18 +118,8 @@ fn sites() -> Sites {
 /// Runs `audit` on `host` through the gateway: its exit code and its output.
 fn audit(s: &Sites, host: &str, extra: &[&str]) -> (i32, String, String) {
     let (hp, tp) = (s.gw.addr.port(), s.gw.tls_addr.port());
-    let out = Command::new(BIN)
-        .arg("audit")
-        .arg(format!("https://{host}/"))
+    let out = audit_through(host, hp, tp)
         .args(["--cacert", s.ca_file.path().to_str().unwrap()])
-        .args(["--resolve", &format!("{host}:{hp}:127.0.0.1")])
-        .args(["--resolve", &format!("{host}:{tp}:127.0.0.1")])
-        .args([
-            "--http-port",
-            &hp.to_string(),
-            "--https-port",
-            &tp.to_string(),
-        ])
         .args(extra)
         .output()
         .unwrap();
@@ -510,16 +500,8 @@ fn min_grade_exit_codes_text_output_and_errors() {
     // Without the CA the chain does not verify: the Observatory goes on unverified
     // and scores HSTS and the redirect chain as invalid.
     let (hp, tp) = (s.gw.addr.port(), s.gw.tls_addr.port());
-    let out = Command::new(BIN)
-        .args(["audit", "https://strict.test/", "--format", "json"])
-        .args(["--resolve", &format!("strict.test:{hp}:127.0.0.1")])
-        .args(["--resolve", &format!("strict.test:{tp}:127.0.0.1")])
-        .args([
-            "--http-port",
-            &hp.to_string(),
-            "--https-port",
-            &tp.to_string(),
-        ])
+    let out = audit_through("strict.test", hp, tp)
+        .args(["--format", "json"])
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout)

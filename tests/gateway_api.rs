@@ -177,6 +177,19 @@ impl Conformance {
         );
     }
 
+    /// Waits until the route is refused on `same-namespace` (`UnsupportedValue`);
+    /// the condition's message.
+    fn refused(&self, route: &str) -> String {
+        let gateway = "same-namespace";
+        let refused = ("Accepted", "False", "UnsupportedValue");
+        self.route_condition(INFRA, route, gateway, refused);
+        let parent = self.route_parent(INFRA, route, gateway).unwrap();
+        parent["conditions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Accepted, but a reference not resolved, for `reason`.
     fn route_refs_refused(&self, route: &str, reason: &str) {
         let gateway = "same-namespace";
@@ -221,10 +234,11 @@ impl Conformance {
             streak = 0;
             assert!(
                 Instant::now() < deadline,
-                "{what}: {method} {host}{path} {headers:?} got {} from {:?}: {:?}",
+                "{what}: {method} {host}{path} {headers:?} got {} from {:?}: {:?}\n{:?}",
                 r.status,
                 r.headers.get("x-upstream"),
-                r.body
+                r.body,
+                r.headers
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -1060,19 +1074,7 @@ fn conformance_filters() {
     );
     assert_eq!(r.all("x-frame-options"), ["SAMEORIGIN"]);
     assert_eq!(r.one("x-content-type-options"), "nosniff");
-    c.route_condition(
-        INFRA,
-        "filter-adds",
-        "same-namespace",
-        ("Accepted", "False", "UnsupportedValue"),
-    );
-    let parent = c
-        .route_parent(INFRA, "filter-adds", "same-namespace")
-        .unwrap();
-    let message = parent["conditions"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = c.refused("filter-adds");
     assert!(
         message.contains("`X-Frame-Options` is managed by this policy"),
         "{message}"
@@ -1095,7 +1097,7 @@ fn conformance_filters() {
         "{out}"
     );
     assert!(
-        out.contains("0 Ingress problems, 1 Gateway API problems)"),
+        out.contains("0 Ingress problems, 1 Gateway API problems, 0 SecurityPolicy problems)"),
         "{out}"
     );
     let (code, out) = common::run(
@@ -1144,6 +1146,7 @@ fn conformance_filters() {
 fn filter(kind: &str, body: &str) -> String {
     let field = match kind {
         "URLRewrite" => "urlRewrite".to_string(),
+        "CORS" => "cors".to_string(),
         _ => kind[..1].to_ascii_lowercase() + &kind[1..],
     };
     format!("    filters:\n    - type: {kind}\n      {field}:\n{body}")
@@ -1838,4 +1841,202 @@ fn listeners_keep_their_own_routes_by_port_and_by_name() {
     c.served_by("b.example.com", "/login", NO_HEADERS, "web-backend");
     c.served_by("a.example.com", "/login", NO_HEADERS, "infra-backend-v1");
     c.delete(&intruder);
+}
+
+/// HTTPRouteCORS, every case but those of its `cors-wildcard-methods-headers`
+/// route, whose first rule asks for `*` with credentials: answering that by
+/// echoing any Origin with `Access-Control-Allow-Credentials: true` is the
+/// credentialed reflection the gateway refuses, so that route is not accepted
+/// (`UnsupportedValue`) and its four cases (the suite's last four) fail here.
+#[test]
+fn conformance_cors() {
+    let c = Conformance::start();
+    let gw_host = "10.244.0.1";
+    let cors_route = |name: &str, prefix: &str, cors: &str| {
+        route(
+            INFRA,
+            name,
+            &format!(
+                "  parentRefs:\n  - name: same-namespace\n  rules:\n  - matches:\n    \
+                 - path: {{type: PathPrefix, value: {prefix}}}\n{}{}",
+                filter("CORS", cors),
+                to("infra-backend-v1")
+            ),
+        )
+    };
+    c.apply(&cors_route(
+        "cors-multiple-origins-methods-headers",
+        "/cors-1",
+        "        allowOrigins: [\"https://www.foo.com\", \"https://*.bar.com\"]\n        \
+         allowMethods: [GET, OPTIONS]\n        allowHeaders: [x-header-1, x-header-2]\n        \
+         exposeHeaders: [x-header-3, x-header-4]\n        allowCredentials: true\n        maxAge: 3600\n",
+    ));
+    c.apply(&cors_route(
+        "cors-wildcard-methods",
+        "/cors-2",
+        "        allowOrigins: [\"https://www.foo.com\"]\n        allowMethods: [\"*\"]\n",
+    ));
+    c.apply(&cors_route(
+        "cors-wildcard-origin",
+        "/cors-wildcard-origin",
+        "        allowOrigins: [\"*\"]\n        allowMethods: [PUT]\n        allowCredentials: false\n",
+    ));
+    let all_wildcards = "        allowOrigins: [\"*\"]\n        allowMethods: [\"*\"]\n        allowHeaders: [\"*\"]\n";
+    c.apply(&route(
+        INFRA,
+        "cors-wildcard-methods-headers",
+        &format!(
+            "  parentRefs:\n  - name: same-namespace\n  rules:\n  - matches:\n    \
+             - path: {{type: PathPrefix, value: /cors-wildcard-methods-headers}}\n{}{}  - matches:\n    \
+             - path: {{type: PathPrefix, value: /cors-wildcard-methods-headers-unauth}}\n{}{}",
+            filter("CORS", &format!("{all_wildcards}        allowCredentials: true\n")),
+            to("infra-backend-v1"),
+            filter("CORS", &format!("{all_wildcards}        allowCredentials: false\n")),
+            to("infra-backend-v1"),
+        ),
+    ));
+    for name in [
+        "cors-multiple-origins-methods-headers",
+        "cors-wildcard-methods",
+        "cors-wildcard-origin",
+    ] {
+        c.route_accepted(INFRA, name, "same-namespace");
+    }
+    let message = c.refused("cors-wildcard-methods-headers");
+    assert!(
+        message.starts_with(
+            "spec.rules[0].filters[0].cors: allowCredentials with `*` in allowOrigins"
+        ),
+        "{message}"
+    );
+
+    // The harness's comparison: names case-insensitive, several values joined
+    // with ",", whitespace ignored; any of the listed values.
+    type Want<'a> = &'a [(&'a str, &'a [&'a str])];
+    let case = |what: &str,
+                (method, path): (&str, &str),
+                headers: &[(&str, &str)],
+                statuses: &[u16],
+                want: Want,
+                absent: &[&str]| {
+        let local = method == "OPTIONS";
+        c.expect(what, (method, gw_host, path, headers), |r, _| {
+            let value = |name: &str| r.all(name).join(",").replace([' ', '\t'], "");
+            statuses.contains(&r.status)
+                && want
+                    .iter()
+                    .all(|(name, ok)| ok.contains(&value(name).as_str()))
+                && absent.iter().all(|name| r.all(name).is_empty())
+                && r.all("x-upstream").is_empty() == local
+        });
+    };
+    const OK: &[u16] = &[200, 204];
+    let cors_1 = |origin: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-header-1, x-header-2"),
+        ]
+    };
+    for origin in [
+        "https://www.foo.com",
+        "https://www.bar.com",
+        "https://xpto.www.bar.com",
+    ] {
+        case(
+            &format!("1-3: preflight from {origin}"),
+            ("OPTIONS", "/cors-1"),
+            &cors_1(origin),
+            OK,
+            &[
+                ("access-control-allow-origin", &[origin]),
+                (
+                    "access-control-allow-methods",
+                    &["GET,OPTIONS", "OPTIONS,GET"],
+                ),
+                (
+                    "access-control-allow-headers",
+                    &["x-header-1,x-header-2", "x-header-2,x-header-1"],
+                ),
+                (
+                    "access-control-expose-headers",
+                    &["x-header-3,x-header-4", "x-header-4,x-header-3"],
+                ),
+                ("access-control-max-age", &["3600"]),
+                ("access-control-allow-credentials", &["true"]),
+            ],
+            &[],
+        );
+    }
+    case(
+        "4: preflight from an origin not allowed",
+        ("OPTIONS", "/cors-1"),
+        &[
+            ("Origin", "https://foobar.com"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+        &[200, 204, 403],
+        &[],
+        &["access-control-allow-origin"],
+    );
+    for origin in ["https://www.foo.com", "https://www.bar.com"] {
+        case(
+            &format!("5-6: GET from {origin}"),
+            ("GET", "/cors-1"),
+            &cors_1(origin),
+            &[200],
+            &[("access-control-allow-origin", &[origin])],
+            &[],
+        );
+    }
+    case(
+        "7: GET from an origin not allowed",
+        ("GET", "/cors-1"),
+        &cors_1("https://foobar.com"),
+        &[200],
+        &[],
+        &["access-control-allow-origin"],
+    );
+    case(
+        "8-9: preflight on wildcard methods",
+        ("OPTIONS", "/cors-2"),
+        &[
+            ("Origin", "https://www.foo.com"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        OK,
+        &[
+            ("access-control-allow-methods", &["POST", "*"]),
+            ("access-control-allow-origin", &["https://www.foo.com"]),
+        ],
+        &["access-control-allow-credentials"],
+    );
+    for origin in ["https://foobar.com", "https://foobar.com:12345"] {
+        case(
+            &format!("10-11: preflight on a wildcard origin from {origin}"),
+            ("OPTIONS", "/cors-wildcard-origin"),
+            &[("Origin", origin), ("Access-Control-Request-Method", "PUT")],
+            OK,
+            &[
+                ("access-control-allow-origin", &[origin, "*"]),
+                ("access-control-allow-methods", &["PUT"]),
+            ],
+            &["access-control-allow-credentials"],
+        );
+    }
+    for origin in ["https://foobar.com:12345", "https://foobar.com"] {
+        case(
+            &format!("12-13: PUT on a wildcard origin from {origin}"),
+            ("PUT", "/cors-wildcard-origin"),
+            &[("Origin", origin)],
+            &[200],
+            &[("access-control-allow-origin", &[origin, "*"])],
+            &["access-control-allow-credentials"],
+        );
+    }
+    // 14-17: the refused route serves nothing.
+    c.status(
+        ("GET", gw_host, "/cors-wildcard-methods-headers", NO_HEADERS),
+        404,
+    );
 }

@@ -296,7 +296,7 @@ fn what_cannot_be_served_gets_an_event_and_the_rest_is_served() {
     }
     assert!(
         out.contains(
-            "is valid (3 vhosts, 2 from the cluster; 4 Ingress problems, 0 Gateway API problems)"
+            "is valid (3 vhosts, 2 from the cluster; 4 Ingress problems, 0 Gateway API problems, 0 SecurityPolicy problems)"
         ),
         "{out}"
     );

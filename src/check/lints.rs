@@ -130,6 +130,37 @@ pub fn cluster_problem(p: &crate::cluster::Problem) -> Finding {
     }
 }
 
+/// Each SecurityPolicy not accepted on a target, as its status says
+/// (SECGW-E108).
+pub fn policy_problems(a: &crate::cluster::attachments::Attachments) -> Vec<Finding> {
+    let code = &crate::codes::POLICY_REFUSED;
+    let mut out = Vec::new();
+    for r in &a.reports {
+        let name = crate::cluster::object_name(r.object.as_ref());
+        for (target, c) in r.targets.iter().filter(|(_, c)| !c.ok) {
+            let section = target
+                .section_name
+                .as_ref()
+                .map_or(String::new(), |s| format!(" rule {s}"));
+            out.push(Finding {
+                code: code.0,
+                severity: code.1,
+                vhost: String::new(),
+                route: None,
+                key: format!(
+                    "SecurityPolicy {name} on {} {}{section}",
+                    target.kind, target.name
+                ),
+                message: format!("{} ({})", c.message, c.reason),
+                fix: "change the field the message names; the gateway writes the same condition \
+                      in the policy's status"
+                    .into(),
+            });
+        }
+    }
+    out
+}
+
 /// What the Gateway API's objects get in their status that says they are not
 /// served as written, as `check --kubeconfig` reports it (SECGW-E107).
 pub fn gateway_problems(api: &crate::cluster::gateway::GatewayApi) -> Vec<Finding> {

@@ -40,6 +40,11 @@ pub struct CheckArgs {
     /// they would give, as Kubernetes mode would serve them.
     #[arg(long)]
     pub kubeconfig: Option<std::path::PathBuf>,
+    /// Or read the cluster's objects from a file of manifests (SecurityPolicies
+    /// with the Gateways, HTTPRoutes, Ingresses and Services they attach to) and
+    /// lint the hosts they would give.
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub manifests: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,19 +66,25 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     // Counters of its own: checking registers nothing in the process's metrics.
     let metrics = crate::metrics::Metrics::new();
     let mut loaded = crate::config::load(Path::new(&args.conf));
-    let mut problems = Vec::new();
-    let mut gateway_api = crate::cluster::gateway::GatewayApi::default();
-    if let (Ok(loaded), Some(kubeconfig)) = (&mut loaded, &args.kubeconfig) {
-        match crate::controller::compose_once(loaded, kubeconfig, &metrics) {
-            Ok(composed) => {
-                loaded.gateway.vhosts.extend(composed.translation.vhosts);
-                problems = composed.translation.problems;
-                gateway_api = composed.translation.gateway_api;
+    let mut translation = crate::cluster::Translation::default();
+    if let Ok(loaded) = &mut loaded {
+        let composed = match (&args.kubeconfig, &args.manifests) {
+            (Some(kubeconfig), _) => Some(crate::controller::compose_once(
+                loaded, kubeconfig, &metrics,
+            )),
+            (None, Some(file)) => Some(compose_manifests(loaded, file, &metrics)),
+            (None, None) => None,
+        };
+        match composed {
+            Some(Ok(composed)) => {
+                translation = composed.translation;
+                loaded.gateway.vhosts.append(&mut translation.vhosts);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 eprintln!("pingora-secgw: {e}");
                 return ExitCode::from(2);
             }
+            None => {}
         }
     }
     // One resolution of layers, which the plan is compiled from and the lints read.
@@ -90,8 +101,9 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         }
     };
     let mut findings = lints::findings(loaded, &effective);
-    findings.extend(problems.iter().map(lints::cluster_problem));
-    findings.extend(lints::gateway_problems(&gateway_api));
+    findings.extend(translation.problems.iter().map(lints::cluster_problem));
+    findings.extend(lints::gateway_problems(&translation.gateway_api));
+    findings.extend(lints::policy_problems(&translation.policies));
     let predicted = predict::predict(loaded, &plan);
     let out = match args.format {
         Format::Json => {
@@ -122,6 +134,20 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The objects of a file of manifests, composed with gw.yaml as the cluster
+/// would give them.
+fn compose_manifests(
+    loaded: &mut crate::config::LoadedConfig,
+    file: &Path,
+    metrics: &crate::metrics::Metrics,
+) -> Result<crate::compose::Composed, String> {
+    let at = |why: String| format!("{}: {why}", file.display());
+    let text = std::fs::read_to_string(file).map_err(|e| at(e.to_string()))?;
+    let objects = crate::cluster::ClusterObjects::from_yaml(&text).map_err(at)?;
+    crate::compose::compose(loaded, Some(&objects), &Default::default(), metrics)
+        .map_err(|e| e.to_string())
 }
 
 /// The human-readable report: findings, predicted grades, then the counts.

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use gateway_api::gateways::{Gateway, GatewayListeners};
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesFilters,
-    HttpRouteRulesFiltersType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeadersType,
-    HttpRouteRulesMatchesPathType,
+    HttpRouteRulesFiltersCors, HttpRouteRulesFiltersType, HttpRouteRulesMatches,
+    HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPathType,
 };
 use gateway_api::referencegrants::ReferenceGrant;
 use http::{HeaderName, HeaderValue, Method};
@@ -28,49 +28,27 @@ use k8s_openapi::api::networking::v1::{IngressServiceBackend, ServiceBackendPort
 use kube::ResourceExt;
 use rustls::sign::CertifiedKey;
 
+use super::attachments::{Attachments, Kind};
 use super::backends::Index;
+pub use super::condition::Cond;
 use super::hostnames::{covers, intersect};
 use super::ingress::{normalized, HostKey, MAX_ADDRESSES, MAX_PATHS};
-use super::{object_name, ClusterObjects};
+use super::{age, frames, object_name, ClusterObjects};
+use crate::config::cors::CorsOrigin;
 use crate::config::kubernetes::GATEWAY_CONTROLLER;
 use crate::config::route_rules::{PathRewrite, RouteRedirect, RouteRules, WeightedBackend};
-use crate::config::schema::{HeaderActions, RespondConfig, RouteConfig, VhostConfig};
-use crate::config::values::{HeaderNameText, HeaderValueText, HostPattern, OneOrMany, VhostName};
+use crate::config::schema::{
+    HeaderActions, RespondConfig, RouteConfig, SecurityOptions, VhostConfig,
+};
+use crate::config::values::{
+    HeaderNameText, HeaderValueText, HostPattern, OneOrMany, Token, VhostName,
+};
 use crate::config::LoadedConfig;
 
-pub const GROUP: &str = "gateway.networking.k8s.io";
+pub use super::GATEWAY_API_GROUP as GROUP;
 
 /// Routes one HTTPRoute may become: its matches times the names it is served on.
 const MAX_ROUTES: usize = 10_000;
-
-/// A condition of a status, before the writer gives it its times.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cond {
-    pub kind: &'static str,
-    pub ok: bool,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Cond {
-    fn yes(kind: &'static str, reason: &'static str) -> Cond {
-        Cond {
-            kind,
-            ok: true,
-            reason,
-            message: String::new(),
-        }
-    }
-
-    fn no(kind: &'static str, reason: &'static str, message: String) -> Cond {
-        Cond {
-            kind,
-            ok: false,
-            reason,
-            message,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerReport {
@@ -163,6 +141,7 @@ pub fn translate(
     loaded: &LoadedConfig,
     index: &Index,
     taken: &[HostPattern],
+    policies: &Attachments,
 ) -> (Vec<VhostConfig>, GatewayApi) {
     let settings = &loaded.gateway.kubernetes;
     let mut out = GatewayApi::default();
@@ -194,7 +173,17 @@ pub fn translate(
         .collect();
     let mut names: BTreeMap<HostKey, Name> = BTreeMap::new();
     for route in routes {
-        let report = attach(route, &mut listeners, &labels, index, &grants, &mut names);
+        let report = attach(
+            route,
+            &mut listeners,
+            &labels,
+            Context {
+                index,
+                grants: &grants,
+                policies,
+            },
+            &mut names,
+        );
         // A route that no longer names a served Gateway still gets a report
         // while its status holds an entry of ours, so that the entry goes.
         if !report.parents.is_empty() || written_by_us(route, &gateways) {
@@ -288,13 +277,6 @@ fn wire_name<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// Oldest first, then by `namespace/name`: the Gateway API's tie-breakers.
-fn age<K: ResourceExt>(o: &K) -> (Option<String>, String) {
-    (
-        o.creation_timestamp().map(|t| t.0.to_string()),
-        object_name(o),
-    )
-}
-
 fn listener_key(l: &Listener) -> String {
     format!("{}/{}", object_name(l.gateway.as_ref()), l.spec.name)
 }
@@ -547,12 +529,19 @@ struct Rule {
 }
 
 /// Attaches a route to the listeners its parentRefs select, and says how.
+/// What a route's translation reads besides the route and its listeners.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    index: &'a Index<'a>,
+    grants: &'a Grants<'a>,
+    policies: &'a Attachments,
+}
+
 fn attach(
     route: &Arc<HttpRoute>,
     listeners: &mut [Listener],
     labels: &HashMap<&str, &Namespace>,
-    index: &Index,
-    grants: &Grants,
+    cx: Context,
     names: &mut BTreeMap<HostKey, Name>,
 ) -> RouteReport {
     let namespace = route.namespace().unwrap_or_default();
@@ -582,7 +571,7 @@ fn attach(
     if ours.is_empty() {
         return report;
     }
-    let translated = rules(route, &namespace, &label, index, grants);
+    let translated = rules(route, &namespace, &label, cx);
     let hostnames: Result<Vec<HostPattern>, String> = match route.spec.hostnames.as_deref() {
         None | Some([]) => Ok(vec![HostPattern::Any]),
         Some(h) => h
@@ -675,6 +664,12 @@ fn attach(
                 budget -= wanted;
                 attached += 1;
                 let key = listener_key(l);
+                let gateway_policy = cx.policies.get(
+                    &l.gateway.namespace().unwrap_or_default(),
+                    Kind::Gateway,
+                    &l.gateway.name_any(),
+                    None,
+                );
                 for host in common {
                     let name = names.entry(HostKey(host)).or_default();
                     if name.certificate.is_none() {
@@ -685,6 +680,10 @@ fn attach(
                             rule.matches.iter().zip(&rule.weights).enumerate()
                         {
                             let mut config = route_config.clone();
+                            // The weakest of the route's attached policies.
+                            if let Some(p) = &gateway_policy {
+                                config.attached.insert(0, p.clone());
+                            }
                             if let Some(r) = config.rules.as_mut() {
                                 r.port = Some(l.port);
                                 if let Some(redirect) = r.redirect.as_mut() {
@@ -745,9 +744,17 @@ fn rules(
     route: &HttpRoute,
     namespace: &str,
     label: &str,
-    index: &Index,
-    grants: &Grants,
+    cx: Context,
 ) -> Result<(Vec<Rule>, Cond), String> {
+    let Context { index, grants, .. } = cx;
+    let policy = |rule: Option<&String>| {
+        cx.policies.get(
+            namespace,
+            Kind::HttpRoute,
+            &route.name_any(),
+            rule.map(String::as_str),
+        )
+    };
     let default_rule = [HttpRouteRules::default()];
     let spec_rules = route.spec.rules.as_deref().unwrap_or(&default_rule);
     let count: usize = spec_rules
@@ -765,6 +772,11 @@ fn rules(
     for (ri, rule) in spec_rules.iter().enumerate() {
         let field = format!("spec.rules[{ri}]");
         let mut base = RouteConfig::from_cluster(label);
+        // The route's policy, then its rule's, stronger.
+        base.attached = policy(None)
+            .into_iter()
+            .chain(rule.name.as_ref().and_then(|n| policy(Some(n))))
+            .collect();
         let mut rules = RouteRules::default();
         for (fi, filter) in rule.filters.iter().flatten().enumerate() {
             apply_filter(
@@ -929,20 +941,6 @@ fn path_match(
     Ok(())
 }
 
-/// Header names no filter may set, add or remove: they frame the message or
-/// the connection (and Host has URLRewrite).
-const FRAMING_HEADERS: [&str; 9] = [
-    "host",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "content-length",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
 /// A header modifier's lists as header actions: the request's and the
 /// response's modifiers are two generated types of one shape.
 macro_rules! modifier_actions {
@@ -1037,6 +1035,7 @@ fn apply_filter(
                 path,
                 status,
                 listener_port: 0,
+                keep_query: true,
             });
         }
         HttpRouteRulesFiltersType::UrlRewrite => {
@@ -1053,6 +1052,11 @@ fn apply_filter(
             }
             rules.rewrite_path = path_modifier!(r.path, field)?;
         }
+        HttpRouteRulesFiltersType::Cors => {
+            let c = filter.cors.as_ref();
+            let c = c.ok_or_else(|| format!("{field}.cors: missing"))?;
+            cors(c, &format!("{field}.cors"), &mut config.security)?;
+        }
         ref other => {
             let name = wire_name(other);
             return Err(format!(
@@ -1060,6 +1064,56 @@ fn apply_filter(
             ));
         }
     }
+    Ok(())
+}
+
+/// The `CORS` filter as the route's own CORS keys: preflights answered at the
+/// edge, the origin echoed with `Vary: Origin` (`*` stays `*`).
+fn cors(
+    c: &HttpRouteRulesFiltersCors,
+    field: &str,
+    security: &mut SecurityOptions,
+) -> Result<(), String> {
+    let origins = c.allow_origins.as_deref().unwrap_or_default();
+    if origins.is_empty() {
+        return Err(format!(
+            "{field}.allowOrigins: empty; no origin could be allowed"
+        ));
+    }
+    let origins = origins
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            CorsOrigin::try_from(o.clone()).map_err(|e| format!("{field}.allowOrigins[{i}]: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let credentials = c.allow_credentials == Some(true);
+    if credentials && origins.contains(&CorsOrigin::Any) {
+        return Err(format!(
+            "{field}: allowCredentials with `*` in allowOrigins would send any site's \
+             credentialed requests their answers (the origin echoed back); the gateway refuses \
+             that credentialed reflection, as gw.yaml does: list the allowed origins"
+        ));
+    }
+    let tokens = |list: &Option<Vec<String>>, key: &str| {
+        list.iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, t)| {
+                Token::try_from(t.clone()).map_err(|e| format!("{field}.{key}[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    security.cors_enabled = Some(true);
+    security.allowed_origins = Some(origins);
+    security.allowed_methods = Some(tokens(&c.allow_methods, "allowMethods")?);
+    security.allowed_headers = Some(tokens(&c.allow_headers, "allowHeaders")?);
+    security.expose_headers = Some(tokens(&c.expose_headers, "exposeHeaders")?);
+    // The API's default when the field is left out.
+    let max_age = c.max_age.unwrap_or(5);
+    security.max_age =
+        Some(u64::try_from(max_age).map_err(|_| format!("{field}.maxAge: {max_age}"))?);
+    security.allow_credentials = Some(credentials);
     Ok(())
 }
 
@@ -1086,7 +1140,7 @@ fn modifier(full: Option<&str>, prefix: Option<&str>, field: &str) -> Result<Pat
 
 fn header_name(name: &str, field: &str) -> Result<HeaderNameText, String> {
     let parsed = HeaderNameText::try_from(name.to_string()).map_err(|e| format!("{field}: {e}"))?;
-    if FRAMING_HEADERS.contains(&parsed.name.as_str()) {
+    if frames(&parsed.name) {
         return Err(format!(
             "{field}: `{name}` frames the message or the connection; no filter may change it"
         ));
@@ -1447,6 +1501,75 @@ mod tests {
             .map(|r| (r.object.metadata.name.as_deref().unwrap(), r.parents.len()))
             .collect();
         assert_eq!(reported, [("moved", 0)]);
+    }
+
+    #[test]
+    fn the_cors_filter_becomes_the_routes_cors_and_refuses_credentialed_reflection() {
+        let route = |name: &str, cors: &str| {
+            format!(
+                "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: a}}\n\
+                 spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [{name}.test]\n  rules:\n  \
+                 - filters: [{{type: CORS, cors: {cors}}}]\n"
+            )
+        };
+        let yaml = format!(
+            "{CLASS}{}{}{}{}",
+            gateway("  - {name: http, port: 8080, protocol: HTTP}\n"),
+            route(
+                "listed",
+                "{allowOrigins: [\"https://www.foo.com\", \"https://*.bar.com\"], allowMethods: [GET, OPTIONS], \
+                 allowHeaders: [x-header-1], exposeHeaders: [x-header-3], allowCredentials: true, maxAge: 3600}"
+            ),
+            route("defaults", "{allowOrigins: [\"*\"]}"),
+            route("reflect", "{allowOrigins: [\"*\"], allowCredentials: true}"),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        let security = |host: &str| {
+            let v = t.vhosts.iter().find(|v| v.name.0 == host).unwrap();
+            v.routes[0].security.clone()
+        };
+        let listed = security("listed.test");
+        assert_eq!(listed.cors_enabled, Some(true));
+        assert_eq!(
+            listed.allowed_origins.unwrap(),
+            [
+                CorsOrigin::Exact("https://www.foo.com".into()),
+                CorsOrigin::Subdomains {
+                    scheme: "https".into(),
+                    suffix: "bar.com".into(),
+                    port: None
+                }
+            ]
+        );
+        let names = |t: Option<Vec<Token>>| t.unwrap().into_iter().map(|t| t.0).collect::<Vec<_>>();
+        assert_eq!(names(listed.allowed_methods), ["GET", "OPTIONS"]);
+        assert_eq!(names(listed.expose_headers), ["x-header-3"]);
+        assert_eq!(
+            (listed.max_age, listed.allow_credentials),
+            (Some(3600), Some(true))
+        );
+        let defaults = security("defaults.test");
+        assert_eq!(defaults.allowed_origins.unwrap(), [CorsOrigin::Any]);
+        assert_eq!(
+            (defaults.max_age, defaults.allow_credentials),
+            (Some(5), Some(false))
+        );
+        let reflect = t
+            .gateway_api
+            .routes
+            .iter()
+            .find(|r| r.object.metadata.name.as_deref() == Some("reflect"))
+            .unwrap();
+        let accepted = &reflect.parents[0].conditions[0];
+        assert_eq!((accepted.ok, accepted.reason), (false, "UnsupportedValue"));
+        assert!(
+            accepted
+                .message
+                .starts_with("spec.rules[0].filters[0].cors: allowCredentials with `*`"),
+            "{}",
+            accepted.message
+        );
+        assert!(t.vhosts.iter().all(|v| v.name.0 != "reflect.test"));
     }
 
     #[test]

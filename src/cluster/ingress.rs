@@ -17,9 +17,12 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use kube::ResourceExt;
 use rustls::sign::CertifiedKey;
 
+use super::attachments::{Attachments, Kind};
 use super::backends::Index;
-use super::{file_hosts, object_name, ClusterObjects, Problem, Translation};
+use super::nginx;
+use super::{file_hosts, object_name, ClusterObjects, Previous, Problem, Translation};
 use crate::config::kubernetes::INGRESS_CONTROLLER;
+use crate::config::route_rules::{RouteRedirect, RouteRules};
 use crate::config::schema::{RespondConfig, RouteConfig, VhostConfig};
 use crate::config::values::{HostPattern, VhostName};
 use crate::config::LoadedConfig;
@@ -34,6 +37,9 @@ pub const MAX_ADDRESSES: usize = 100_000;
 pub type Owners = HashMap<String, String>;
 
 const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+/// A named policy of `policy_files` for the Ingress's paths, over
+/// `kubernetes.default_policy` and under the SecurityPolicies attached to it.
+pub const POLICY_ANNOTATION: &str = "secgw.io/policy";
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 
 /// One host's routes, as the Ingresses that own it give them.
@@ -46,12 +52,14 @@ struct Host {
 }
 
 /// The Ingresses of the configured class, as vhosts after gw.yaml's own;
-/// `previous`: the owners of the previous plan's hosts.
+/// `previous`: the owners of the previous plan's hosts and the annotations
+/// last accepted; `policies`: the SecurityPolicies attached to Ingresses.
 pub fn translate(
     objects: &ClusterObjects,
     loaded: &LoadedConfig,
     index: &Index,
-    previous: &Owners,
+    previous: &Previous,
+    policies: &Attachments,
 ) -> Translation {
     let settings = &loaded.gateway.kubernetes;
     let mut out = Translation::default();
@@ -87,8 +95,10 @@ pub fn translate(
     });
 
     let taken_by_file = file_hosts(loaded);
-    out.owners = owners(&ingresses, previous);
+    out.owners = owners(&ingresses, &previous.owners);
     let mut hosts: BTreeMap<HostKey, Host> = BTreeMap::new();
+    // `from-to-www-redirect`: (Ingress, its name, whether it has TLS there).
+    let mut www: Vec<(Arc<Ingress>, String, bool)> = Vec::new();
     for ingress in ingresses {
         let mut served = false;
         let mut problem = |reason, message: String| {
@@ -103,6 +113,55 @@ pub fn translate(
         let Some(spec) = ingress.spec.as_ref() else {
             continue;
         };
+        let named = ingress.annotations().get(POLICY_ANNOTATION).cloned();
+        if let Some(policy) = named.as_ref().filter(|p| !loaded.policies.contains_key(*p)) {
+            problem(
+                "UnsupportedValue",
+                format!(
+                    "metadata.annotations[{POLICY_ANNOTATION}]: no policy `{policy}` in the \
+                     gateway's policy_files; the Ingress is not served until there is"
+                ),
+            );
+            continue;
+        }
+        let attached: Vec<_> = policies
+            .get(&namespace, Kind::Ingress, &ingress.name_any(), None)
+            .into_iter()
+            .collect();
+        let has_tls = spec.tls.as_ref().is_some_and(|t| !t.is_empty());
+        let uid = ingress.uid().unwrap_or_default();
+        let nginx = match nginx::read(ingress.annotations(), has_tls) {
+            Ok(n) => Arc::new(n),
+            // Served before: its last accepted annotations stay, and the
+            // Event says why the new ones are not.
+            Err(message) => match previous.annotations.get(&uid).filter(|_| !uid.is_empty()) {
+                Some(kept) => {
+                    problem(
+                        "UnsupportedValue",
+                        format!(
+                            "metadata.annotations: {message}; its last accepted annotations \
+                             stay in force"
+                        ),
+                    );
+                    kept.clone()
+                }
+                None => {
+                    problem(
+                        "UnsupportedValue",
+                        format!("metadata.annotations: {message}"),
+                    );
+                    continue;
+                }
+            },
+        };
+        if !uid.is_empty() {
+            out.annotations.insert(uid, nginx.clone());
+        }
+        out.notices.extend(nginx.warnings.iter().map(|w| Problem {
+            object: ingress.clone(),
+            reason: "Translated",
+            message: format!("metadata.annotations: {w}"),
+        }));
         let paths: usize = spec
             .rules
             .iter()
@@ -204,6 +263,9 @@ pub fn translate(
                 }
             };
             host.certificate = host.certificate.take().or(certificate);
+            if let (true, HostPattern::Exact(name)) = (nginx.www_redirect, &pattern) {
+                www.push((ingress.clone(), name.clone(), host.certificate.is_some()));
+            }
             if i == usize::MAX {
                 if host.default_backend.is_none() {
                     host.default_backend = default_backend.clone();
@@ -268,13 +330,81 @@ pub fn translate(
                     continue;
                 }
                 host.taken.insert(match_key, name.clone());
-                host.routes.push(route(exact, text, &upstreams, &name));
+                let mut route = route(exact, text, &upstreams, &name);
+                route.policy.clone_from(&named);
+                route.attached.clone_from(&attached);
+                // The annotations are the Ingress's own keys: its strongest layer.
+                route.security = nginx.security.clone();
+                route.headers = nginx.headers.clone();
+                route.rules = nginx.redirect.clone().map(|redirect| {
+                    Box::new(RouteRules {
+                        redirect: Some(redirect),
+                        ..RouteRules::default()
+                    })
+                });
+                host.routes.push(route);
                 served = true;
             }
         }
         if served {
             out.served.push(ingress.clone());
         }
+    }
+    let mut redirected = std::collections::HashSet::new();
+    for (ingress, name, https) in www {
+        if !redirected.insert(name.clone()) {
+            continue;
+        }
+        let other = match name.strip_prefix("www.") {
+            Some(bare) => bare.to_string(),
+            None => format!("www.{name}"),
+        };
+        let key = HostKey(HostPattern::Exact(other.clone()));
+        let namespace = ingress.namespace().unwrap_or_default();
+        // As ingress-nginx: skipped when the other name is served already.
+        let elsewhere = hosts.contains_key(&key)
+            || taken_by_file
+                .iter()
+                .any(|(p, n)| *p == key.0 || *n == other)
+            || out
+                .owners
+                .get(&other)
+                .is_some_and(|owner| *owner != namespace);
+        if elsewhere {
+            out.notices.push(Problem {
+                object: ingress.clone(),
+                reason: "NotTranslated",
+                message: format!(
+                    "metadata.annotations: nginx.ingress.kubernetes.io/from-to-www-redirect: \
+                     `{other}` is served already, so it does not redirect to `{name}`"
+                ),
+            });
+            continue;
+        }
+        let mut redirect = RouteConfig::from_cluster(&object_name(ingress.as_ref()));
+        redirect.prefix = Some("/".into());
+        redirect.rules = Some(Box::new(RouteRules {
+            redirect: Some(RouteRedirect {
+                scheme: Some(if https { "https" } else { "http" }.into()),
+                hostname: Some(name.clone()),
+                port: None,
+                path: None,
+                status: 308,
+                listener_port: 0,
+                keep_query: true,
+            }),
+            ..RouteRules::default()
+        }));
+        out.owners.insert(other, namespace);
+        hosts.insert(
+            key,
+            Host {
+                routes: vec![redirect],
+                taken: HashMap::new(),
+                certificate: None,
+                default_backend: None,
+            },
+        );
     }
     out.vhosts = hosts
         .into_iter()
@@ -685,14 +815,62 @@ mod tests {
         );
         let (_dir, loaded) = gateway("vhosts: []\n");
         let served_by_a = Owners::from([("shop.test".to_string(), "a".to_string())]);
-        let t = crate::cluster::translate(&objects(&yaml), &loaded, &served_by_a);
+        let previous = crate::cluster::Previous {
+            owners: served_by_a,
+            ..Default::default()
+        };
+        let t = crate::cluster::translate(&objects(&yaml), &loaded, &previous);
         assert_eq!(problems(&t)[0].0, "b/old");
         assert_eq!(t.vhosts[0].routes[0].upstreams, ["10.0.0.1:8080"]);
         assert_eq!(t.owners["shop.test"], "a");
         // Without that history (a restart), the oldest Ingress's namespace has it.
-        let t = crate::cluster::translate(&objects(&yaml), &loaded, &Owners::new());
+        let t = crate::cluster::translate(&objects(&yaml), &loaded, &Default::default());
         assert_eq!(problems(&t)[0].0, "a/shop");
         assert_eq!(t.owners["shop.test"], "b");
+    }
+
+    #[test]
+    fn from_to_www_redirect_serves_the_other_name_unless_it_is_taken() {
+        let annotated = |ns: &str, name: &str, host: &str| {
+            ingress(ns, name, "2026-01-01T00:00:00Z", &rule(host, "/", "web")).replace(
+                "creationTimestamp",
+                "annotations: {nginx.ingress.kubernetes.io/from-to-www-redirect: \"true\"}, creationTimestamp",
+            )
+        };
+        let yaml = format!(
+            "{CLASS}{}{}{}{}",
+            service("a", "web", "[{addresses: [10.0.0.1]}]"),
+            annotated("a", "shop", "shop.test"),
+            annotated("a", "blog", "www.blog.test"),
+            annotated("a", "docs", "docs.test")
+                + &ingress(
+                    "a",
+                    "www-docs",
+                    "2026-01-01T00:00:00Z",
+                    &rule("www.docs.test", "/", "web")
+                ),
+        );
+        let t = translated(&yaml, "vhosts: []\n");
+        let redirect = |host: &str| {
+            let v = t.vhosts.iter().find(|v| v.name.0 == host)?;
+            let r = v.routes[0].rules.as_ref()?.redirect.as_ref()?;
+            Some((r.scheme.clone()?, r.hostname.clone()?, r.status))
+        };
+        assert_eq!(
+            redirect("www.shop.test"),
+            Some(("http".into(), "shop.test".into(), 308))
+        );
+        assert_eq!(
+            redirect("blog.test"),
+            Some(("http".into(), "www.blog.test".into(), 308))
+        );
+        assert_eq!(redirect("www.docs.test"), None);
+        let notes: Vec<&str> = t.notices.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            notes,
+            ["metadata.annotations: nginx.ingress.kubernetes.io/from-to-www-redirect: `www.docs.test` \
+              is served already, so it does not redirect to `docs.test`"]
+        );
     }
 
     #[test]
@@ -852,7 +1030,7 @@ mod tests {
         // A gw.yaml catch-all keeps `*`.
         let (_dir, loaded) =
             gateway("vhosts:\n  - {name: all, hosts: [\"*\"], respond: {status: 200}}\n");
-        let t = crate::cluster::translate(&objects(&yaml), &loaded, &Owners::new());
+        let t = crate::cluster::translate(&objects(&yaml), &loaded, &Default::default());
         assert_eq!(t.vhosts.len(), 1);
         assert_eq!(
             problems(&t),

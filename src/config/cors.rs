@@ -2,13 +2,15 @@
 //! `allowed_headers`, `expose_headers`, `max_age`, `allow_credentials`): the origin
 //! type and its validation. Compiled by `policy/cors.rs`, linted by `check/cors.rs`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::values::{check_origin, split_host_port};
 
 /// A CORS allowed origin: `*`, an exact origin, or `scheme://*.suffix` for subdomains.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub enum CorsOrigin {
     Any,
     Exact(String),

@@ -4,6 +4,7 @@
 //! `check/csp.rs`.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub const CSP: &str = "Content-Security-Policy";
@@ -69,8 +70,9 @@ const KEYWORDS: &[&str] = &[
 
 /// A CSP: directive -> sources, in the order written. A directive mapped to `null`
 /// removes the one a weaker layer set.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(try_from = "IndexMap<String, Option<Vec<String>>>")]
+#[schemars(with = "IndexMap<String, Option<Vec<String>>>")]
 pub struct CspPolicy(pub IndexMap<String, Option<Vec<String>>>);
 
 impl TryFrom<IndexMap<String, Option<Vec<String>>>> for CspPolicy {
@@ -178,8 +180,9 @@ fn check_source(s: &str) -> Result<(), String> {
 
 /// `csp_report_uri`: an external collector's absolute http(s) URL, written into
 /// the CSP and `Reporting-Endpoints` as the URL parser serializes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub struct ReportUri(pub String);
 
 impl TryFrom<String> for ReportUri {
@@ -205,8 +208,9 @@ impl TryFrom<String> for ReportUri {
 
 /// `csp_report_path`: where the gateway answers reports on the vhost itself. A
 /// normalized absolute path (the form requests are routed by), in plain characters.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub struct ReportPath(pub String);
 
 impl TryFrom<String> for ReportPath {

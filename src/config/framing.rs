@@ -2,11 +2,12 @@
 //! becomes CSP `frame-ancestors`), and the header they write. Rendered by
 //! `policy/framing.rs`, linted by `check/framing.rs`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub const HEADER: &str = "X-Frame-Options";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum FrameOptions {
     #[serde(rename = "DENY", alias = "deny")]
     Deny,

@@ -278,6 +278,17 @@ fn deserialize_value<T: DeserializeOwned>(file: &Path, value: Value) -> Result<T
 }
 
 fn path_error(file: &Path, e: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
+    key_error(e).in_file(file)
+}
+
+/// One policy's keys (`extends`, `security`, `headers`, `request_headers`) from
+/// outside a policy file: a SecurityPolicy's spec. The same types and checks as
+/// `policy_files`, the error at the key path under the policy.
+pub fn parse_policy(value: Value) -> Result<PolicyDef, KeyError> {
+    serde_path_to_error::deserialize(value).map_err(key_error)
+}
+
+fn key_error(e: serde_path_to_error::Error<serde_yaml::Error>) -> KeyError {
     let key = e.path().to_string();
     let key = if key == "." { String::new() } else { key };
     // serde_yaml starts its own message with its view of the path (the same one,
@@ -287,7 +298,7 @@ fn path_error(file: &Path, e: serde_path_to_error::Error<serde_yaml::Error>) -> 
         Some((head, rest)) if !head.is_empty() && key.starts_with(head) => rest.to_string(),
         _ => reason,
     };
-    ConfigError::new(file, key, reason)
+    KeyError::new(key, reason)
 }
 
 fn load_policies(

@@ -2,6 +2,7 @@
 //! (`'none'`, `'self'`, `*`, origins) and serialized later as an RFC 8941 dictionary.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::values::{check_origin, OneOrMany};
@@ -18,8 +19,9 @@ pub enum Allow {
 }
 
 /// A feature's allowlist; empty means `'none'` (serialized as `()`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "OneOrMany<String>")]
+#[schemars(with = "OneOrMany<String>")]
 pub struct Allowlist(pub Vec<Allow>);
 
 impl TryFrom<OneOrMany<String>> for Allowlist {
@@ -55,8 +57,9 @@ impl TryFrom<OneOrMany<String>> for Allowlist {
 }
 
 /// Feature -> allowlist in the order written; `null` removes a weaker layer's entry.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, JsonSchema)]
 #[serde(try_from = "IndexMap<String, Option<Allowlist>>")]
+#[schemars(with = "IndexMap<String, Option<Allowlist>>")]
 pub struct PermissionsPolicy(pub IndexMap<String, Option<Allowlist>>);
 
 impl TryFrom<IndexMap<String, Option<Allowlist>>> for PermissionsPolicy {

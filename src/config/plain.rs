@@ -3,6 +3,7 @@
 //! keys, their values and headers. Rendered by `policy/plain.rs`, linted by
 //! `check/plain.rs`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub const XSS: &str = "X-XSS-Protection";
@@ -11,14 +12,14 @@ pub const CACHE_CONTROL: &str = "Cache-Control";
 pub const CLEAR_SITE_DATA: &str = "Clear-Site-Data";
 pub const EXPECT_CT: &str = "Expect-CT";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum XssMode {
     Block,
     Filter,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum ClearSiteDataType {
     #[serde(rename = "cache")]
     Cache,

@@ -2,12 +2,14 @@
 //! `ssl_permanent`, `ssl_redirect_exempt`): the exempt rule and its validation.
 //! Compiled by `policy/redirect.rs`, linted by `check/redirect.rs`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// A path the HTTPS redirect leaves alone: a prefix starting with `/`, or a regex
 /// starting with `^`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub enum ExemptRule {
     Prefix(String),
     Regex(String),

@@ -2,13 +2,15 @@
 //! know, and the header it writes. Rendered by `policy/referrer.rs`, linted by
 //! `check/referrer.rs`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub const HEADER: &str = "Referrer-Policy";
 
 /// `Referrer-Policy`: one token or a comma-separated fallback list of known tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub struct ReferrerPolicy(pub String);
 
 pub const REFERRER_POLICIES: &[&str] = &[

@@ -1,7 +1,8 @@
 //! The one resolution of layers: every vhost's and every route's effective
 //! settings, merged from weakest to strongest (built-in defaults < the vhost's
-//! policy chain < the vhost's inline keys < the route's policy chain < the route's
-//! inline keys), with their labels and key paths. `Plan::compile`, the lints of
+//! policy chain < the vhost's inline keys < the route's policy chain < the
+//! SecurityPolicies attached to the route from the cluster < the route's inline
+//! keys), with their labels and key paths. `Plan::compile`, the lints of
 //! `check` and, through the plan, the predicted grade all read this one result.
 
 use super::defaults::builtin_layer;
@@ -60,11 +61,7 @@ pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
                     .map(|(j, r)| EffectiveRoute {
                         config: r,
                         key: format!("routes[{j}]"),
-                        layer: policies.layer(
-                            vhost_layer.clone(),
-                            r.policy.as_deref(),
-                            r.inline_layer(),
-                        ),
+                        layer: route_layer(&policies, vhost_layer, r),
                     })
                     .collect(),
                 Err(_) => Vec::new(),
@@ -78,6 +75,26 @@ pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
         })
         .collect();
     Ok(Effective { builtin, vhosts })
+}
+
+/// A route's layer over its vhost's: its named policy, the policies attached from
+/// the cluster (weakest first), its inline keys.
+fn route_layer(
+    policies: &ResolvedPolicies,
+    vhost: &PolicyLayer,
+    route: &RouteConfig,
+) -> Result<PolicyLayer, KeyError> {
+    let named = policies.layer(
+        vhost.clone(),
+        route.policy.as_deref(),
+        PolicyLayer::default(),
+    )?;
+    let attached = route.attached.iter().try_fold(named, |weaker, a| {
+        policies
+            .layer(weaker, a.def.extends.as_deref(), a.def.layer())
+            .map_err(|e| e.under(&a.source))
+    })?;
+    Ok(route.inline_layer().merge_over(attached))
 }
 
 impl RouteConfig {

@@ -50,6 +50,9 @@ pub struct RouteRedirect {
     /// The port of the listener the route is attached to: a redirect without
     /// scheme nor port keeps it.
     pub listener_port: u16,
+    /// The request's query goes on the Location (the Gateway API's redirects);
+    /// `false`: the path given is the whole of it (nginx's `return CODE URL`).
+    pub keep_query: bool,
 }
 
 /// One backend of a route and its share of the requests.

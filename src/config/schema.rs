@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rustls::sign::CertifiedKey;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::cors::CorsOrigin;
@@ -270,6 +271,19 @@ pub struct RouteConfig {
     /// Matches, filters and weighted backends of an HTTPRoute rule (never from YAML).
     #[serde(skip)]
     pub rules: Option<Box<super::route_rules::RouteRules>>,
+    /// SecurityPolicies attached from the cluster, weakest first (a Gateway's,
+    /// then the HTTPRoute's or Ingress's, then the rule's), layered between
+    /// `policy` and the inline keys (never from YAML).
+    #[serde(skip)]
+    pub attached: Vec<std::sync::Arc<AttachedPolicy>>,
+}
+
+/// A policy attached from the cluster: its keys, as a policy file holds them.
+#[derive(Debug)]
+pub struct AttachedPolicy {
+    /// `securitypolicy:namespace/name`, the key its errors are under.
+    pub source: String,
+    pub def: PolicyDef,
 }
 
 impl RouteConfig {
@@ -304,7 +318,7 @@ pub struct PolicyFile {
     pub policies: IndexMap<String, PolicyDef>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDef {
     pub extends: Option<String>,
@@ -375,7 +389,7 @@ macro_rules! security_options {
 security_options! {
 /// The SecurityMiddleware keyword arguments (seed 000), every one optional so that
 /// layers can leave a key to the weaker layer.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityOptions {
     pub csp_enabled: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
@@ -461,7 +475,9 @@ replaced!(
 );
 
 /// What the gateway does when the upstream already sent a header the policy manages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, strum::IntoStaticStr, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum ConflictMode {
@@ -475,8 +491,9 @@ pub enum ConflictMode {
 }
 
 /// Key of the `conflict` map: a header name, or `*` for every managed header.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub enum ConflictKey {
     All,
     Header(http::HeaderName),
@@ -494,7 +511,7 @@ impl TryFrom<String> for ConflictKey {
 
 /// Generic header actions, for responses (`headers`) and for requests sent upstream
 /// (`request_headers`, where `conflict` does not apply).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderActions {
     /// Managed headers: written on every response, upstream copies handled per `conflict`.

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use http::HeaderName;
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 
@@ -47,6 +48,23 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Toggle<T> {
     }
 }
 
+/// A Kubernetes structural schema cannot say "`false` or a value", so the
+/// SecurityPolicy resource's schema holds the value alone and turns keys off with
+/// `security.disable` (cluster/security_policy.rs).
+impl<T: JsonSchema> JsonSchema for Toggle<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
 /// One value or a list of them, for keys where both read naturally.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OneOrMany<T>(pub Vec<T>);
@@ -64,6 +82,22 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
     }
 }
 
+/// A list only in the SecurityPolicy resource's schema: a structural schema has
+/// no "one item or a list".
+impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        Vec::<T>::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Vec::<T>::json_schema(generator)
+    }
+}
+
 /// serde_yaml appends " at line L column C" to errors from re-deserialized values,
 /// where the position is relative to a fragment and therefore misleading.
 fn strip_location(msg: &str) -> String {
@@ -75,8 +109,9 @@ fn strip_location(msg: &str) -> String {
 
 /// A response or request header name, kept with the case the user wrote it in
 /// (HTTP/1 responses show that case). Equality ignores case, as header names do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub struct HeaderNameText {
     pub name: HeaderName,
     pub text: String,
@@ -113,8 +148,9 @@ impl fmt::Display for HeaderNameText {
 
 /// A header value: visible ASCII, spaces and tabs only. CR, LF, NUL and other control
 /// or non-ASCII bytes are rejected, so no configuration can split a response.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub struct HeaderValueText(pub String);
 
 impl TryFrom<String> for HeaderValueText {
@@ -145,8 +181,9 @@ pub fn check_header_value(text: &str) -> Result<(), String> {
 }
 
 /// A header removal rule: an exact name, or a prefix written as `X-Prefix-*`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub enum RemovePattern {
     Exact(HeaderName),
     /// Lower-cased prefix, matched against lower-case header names.
@@ -180,8 +217,9 @@ impl fmt::Display for RemovePattern {
 }
 
 /// A host name pattern of a virtual host: `example.com`, `*.example.com` or `*`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub enum HostPattern {
     /// `*`: the default virtual host.
     Any,
@@ -356,8 +394,9 @@ pub fn check_origin(text: &str) -> Result<(), String> {
 }
 
 /// An exact origin, as used by `frame_options_allow_from` and Permissions-Policy.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub struct Origin(pub String);
 
 impl TryFrom<String> for Origin {
@@ -372,8 +411,9 @@ impl TryFrom<String> for Origin {
 }
 
 /// An HTTP token (RFC 9110 `tchar`s): methods and header names in CORS lists.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(try_from = "String")]
+#[schemars(with = "String")]
 pub struct Token(pub String);
 
 impl TryFrom<String> for Token {

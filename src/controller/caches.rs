@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
+use crate::cluster::security_policy::SecurityPolicy;
 use crate::cluster::ClusterObjects;
 use crate::config::kubernetes::ObjectName;
 
@@ -55,7 +56,27 @@ pub struct Caches {
     secrets: Vec<Store<Secret>>,
     /// Without the Gateway API's CRDs in the cluster, none of these is watched.
     gateway_api: Option<GatewayApiStores>,
+    /// Without the SecurityPolicy CRD, not watched.
+    security_policies: Option<Vec<Store<SecurityPolicy>>>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Which optional kinds the cluster serves (their CRDs are installed).
+#[derive(Debug, Clone, Copy)]
+pub struct Kinds {
+    pub gateway_api: bool,
+    pub security_policies: bool,
+}
+
+impl Kinds {
+    /// Asks the API server once; a kind it does not serve is not watched, and
+    /// the log says so, until the next start.
+    pub async fn served(client: &Client) -> Kinds {
+        Kinds {
+            gateway_api: serves::<GatewayClass>(Api::all(client.clone())).await,
+            security_policies: serves::<SecurityPolicy>(Api::all(client.clone())).await,
+        }
+    }
 }
 
 struct GatewayApiStores {
@@ -91,12 +112,12 @@ where
 }
 
 impl Caches {
-    /// Starts every watch (the Gateway API's kinds with `gateway_api`); each
-    /// change (after the first complete list) is signalled on `changed`.
+    /// Starts every watch (the optional kinds the cluster serves); each change
+    /// (after the first complete list) is signalled on `changed`.
     pub fn start(
         client: &Client,
         namespaces: &[ObjectName],
-        gateway_api: bool,
+        kinds: Kinds,
         changed: UnboundedSender<()>,
     ) -> Caches {
         let mut tasks = Vec::new();
@@ -117,7 +138,10 @@ impl Caches {
             &changed,
             &mut tasks,
         );
-        let gateway_api = gateway_api.then(|| GatewayApiStores {
+        let security_policies = kinds
+            .security_policies
+            .then(|| watch_each(apis(client, namespaces), &all, &changed, &mut tasks));
+        let gateway_api = kinds.gateway_api.then(|| GatewayApiStores {
             classes: watch(
                 Api::all(client.clone()),
                 all.clone(),
@@ -142,6 +166,7 @@ impl Caches {
             slices,
             secrets,
             gateway_api,
+            security_policies,
             tasks,
         }
     }
@@ -168,6 +193,9 @@ impl Caches {
             all(&g.routes).await;
             all(&g.grants).await;
         }
+        if let Some(p) = &self.security_policies {
+            all(p).await;
+        }
     }
 
     pub fn snapshot(&self) -> ClusterObjects {
@@ -191,6 +219,9 @@ impl Caches {
             objects.http_routes = all(&g.routes);
             objects.grants = all(&g.grants);
             objects.namespaces = g.namespaces.state();
+        }
+        if let Some(p) = &self.security_policies {
+            objects.security_policies = all(p);
         }
         objects
     }
@@ -275,7 +306,7 @@ pub async fn list_once(
         Ok(out)
     }
     let all = ListParams::default();
-    let gateway_api = has_gateway_api(client).await;
+    let kinds = Kinds::served(client).await;
     let mut objects = ClusterObjects {
         classes: list(vec![Api::all(client.clone())], &all).await?,
         ingresses: list(apis(client, namespaces), &all).await?,
@@ -288,7 +319,10 @@ pub async fn list_once(
         secrets: list(apis(client, namespaces), &all.clone().fields(TLS_SECRETS)).await?,
         ..ClusterObjects::default()
     };
-    if gateway_api {
+    if kinds.security_policies {
+        objects.security_policies = list(apis(client, namespaces), &all).await?;
+    }
+    if kinds.gateway_api {
         objects.gateway_classes = list(vec![Api::all(client.clone())], &all).await?;
         objects.gateways = list(apis(client, namespaces), &all).await?;
         objects.http_routes = list(apis(client, namespaces), &all).await?;
@@ -298,14 +332,18 @@ pub async fn list_once(
     Ok(objects)
 }
 
-/// Whether the cluster serves the Gateway API (its CRDs are installed): when it
-/// does not, its kinds are not watched, and the Ingresses are served alone.
-pub async fn has_gateway_api(client: &Client) -> bool {
-    let api: Api<GatewayClass> = Api::all(client.clone());
-    match api.list(&ListParams::default().limit(1)).await {
+/// Whether the cluster serves a kind (its CRD is installed).
+async fn serves<K>(api: Api<K>) -> bool
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    K::DynamicType: Default,
+{
+    match api.list_metadata(&ListParams::default().limit(1)).await {
         Ok(_) => true,
         Err(e) => {
-            warn!("the Gateway API is not served by this cluster ({e}); serving Ingresses only");
+            let kind = K::DynamicType::default();
+            let plural = K::plural(&kind);
+            warn!("this cluster does not serve {plural} ({e}): they are not read until the next start");
             false
         }
     }

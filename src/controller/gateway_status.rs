@@ -143,7 +143,7 @@ pub async fn write(
 
 /// The conditions as the API has them; one whose status is unchanged keeps its
 /// `lastTransitionTime` from `had`.
-fn conditions(
+pub(super) fn conditions(
     wanted: &[Cond],
     generation: Option<i64>,
     had: Option<&Value>,
@@ -183,7 +183,7 @@ fn truncate(text: &str) -> String {
 }
 
 /// Writes `status` unless `had` (the object's status) says the same already.
-async fn patch<K>(api: &Api<K>, name: &str, kind: &str, had: &Value, status: Value)
+pub(super) async fn patch<K>(api: &Api<K>, name: &str, kind: &str, had: &Value, status: Value)
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {

@@ -11,6 +11,7 @@ mod caches;
 mod client;
 mod gateway_status;
 mod lease;
+mod policy_status;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -131,8 +132,9 @@ impl BackgroundService for Controller {
             }
         };
         let (changed, mut changes) = mpsc::unbounded_channel();
-        let gateway_api = caches::has_gateway_api(&client).await;
-        let caches = Caches::start(&client, &self.settings.namespaces, gateway_api, changed);
+        let kinds = caches::Kinds::served(&client).await;
+        let gateway_api = kinds.gateway_api;
+        let caches = Caches::start(&client, &self.settings.namespaces, kinds, changed);
         tokio::select! {
             _ = caches.ready() => {}
             _ = shutdown.changed() => return,
@@ -141,8 +143,9 @@ impl BackgroundService for Controller {
         // delays the next plan.
         let (translations, mut latest) = watch::channel(Arc::new(Translation::default()));
         let mut reports = Reports::new(client.clone(), self.settings.status_address.as_ref());
-        // Without the Gateway API no Lease is taken: the receiver stays false.
-        let mut leader = match gateway_api {
+        // Without the Gateway API and SecurityPolicies no Lease is taken: the
+        // receiver stays false.
+        let mut leader = match gateway_api || kinds.security_policies {
             true => {
                 let namespace = std::env::var("POD_NAMESPACE")
                     .unwrap_or_else(|_| client.default_namespace().to_string());
@@ -164,6 +167,7 @@ impl BackgroundService for Controller {
                 if *leader.borrow_and_update() {
                     let api = &translation.gateway_api;
                     gateway_status::write(&client, api, &addresses, &leader).await;
+                    policy_status::write(&client, &translation.policies, &leader).await;
                 }
             }
         });
@@ -211,6 +215,6 @@ pub fn compose_once(
         let client = connect(Some(kubeconfig)).await?;
         list_once(&client, &namespaces).await
     })?;
-    let owners = crate::cluster::Owners::new();
-    crate::compose::compose(loaded, Some(&objects), &owners, metrics).map_err(|e| e.to_string())
+    let previous = crate::cluster::Previous::default();
+    crate::compose::compose(loaded, Some(&objects), &previous, metrics).map_err(|e| e.to_string())
 }

@@ -75,7 +75,9 @@ impl Reports {
     async fn publish(&mut self, translation: &Translation) {
         let mut current = HashSet::new();
         let mut sent: HashMap<String, usize> = HashMap::new();
-        for p in &translation.problems {
+        let problems = translation.problems.iter().map(|p| (p, "not served"));
+        let notices = translation.notices.iter().map(|p| (p, "served, changed"));
+        for (p, what) in problems.chain(notices) {
             let key = (
                 p.object.uid().unwrap_or_default(),
                 p.reason,
@@ -92,7 +94,7 @@ impl Reports {
             *count += 1;
             // A path can hold a newline: the log line stays one line.
             warn!(
-                "Ingress {}: not served: {}",
+                "Ingress {}: {what}: {}",
                 p.object_name(),
                 truncate(&p.message, 1000).escape_debug()
             );

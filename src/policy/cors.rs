@@ -240,6 +240,11 @@ impl CorsPlan {
             resp.insert_header(ALLOW_HEADERS, headers).ok()?;
         }
         resp.insert_header(MAX_AGE, self.max_age.clone()).ok()?;
+        // Browsers read it on the actual response only; the Gateway API's
+        // conformance (HTTPRouteCORS) asks for it on the preflight too.
+        if let Some(expose) = &self.expose {
+            resp.insert_header(EXPOSE_HEADERS, expose.clone()).ok()?;
+        }
         if self.varies_by_origin() {
             merge_vary(&mut resp, "Origin");
         }

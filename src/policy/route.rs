@@ -103,6 +103,27 @@ impl RoutePlan {
     }
 }
 
+/// Whether a layer would compile as a route's, without serving it: a
+/// SecurityPolicy is checked this way on its own, so that its problem is its
+/// status, never the routes' it attaches to. Its metrics go to a registry of
+/// its own, thrown away.
+pub fn validate(layer: &PolicyLayer) -> Result<(), KeyError> {
+    let metrics = Metrics::new();
+    let at = RouteLabels {
+        vhost: "-",
+        route: "-",
+    };
+    let layer = &layer.resolved();
+    let sec = &layer.security;
+    check_security(sec, false)?;
+    ResponsePlan::compile(layer, at, &metrics)?;
+    RequestPlan::compile(layer)?;
+    RedirectPlan::from_options(sec, at.vhost, &metrics)?;
+    CorsPlan::from_options(sec, at.vhost, &metrics)?;
+    NoncePlan::compile(layer, at, &metrics)?;
+    Ok(())
+}
+
 /// Rules that span several keys, checked on the merged options.
 fn check_security(sec: &SecurityOptions, catch_all: bool) -> Result<(), KeyError> {
     let wildcard_origin = sec

@@ -102,6 +102,7 @@ pub struct RedirectTo {
     path: Option<Rewrite>,
     pub status: StatusCode,
     listener_port: u16,
+    keep_query: bool,
 }
 
 impl RedirectTo {
@@ -121,6 +122,7 @@ impl RedirectTo {
                 .transpose()?,
             status,
             listener_port: r.listener_port,
+            keep_query: r.keep_query,
         })
     }
 
@@ -149,7 +151,7 @@ impl RedirectTo {
             out.push_str(&format!(":{port}"));
         }
         out.push_str(&path);
-        if let Some(q) = query {
+        if let Some(q) = query.filter(|_| self.keep_query) {
             out.push('?');
             out.push_str(q);
         }
@@ -192,6 +194,7 @@ mod tests {
             path: None,
             status: 302,
             listener_port,
+            keep_query: true,
         };
         RedirectTo::compile(&r, None).unwrap()
     }
@@ -229,8 +232,27 @@ mod tests {
                 path: None,
                 status: 0,
                 listener_port: 80,
+                keep_query: true,
             }
         };
         assert!(RedirectTo::compile(&bad, None).is_err());
+        // nginx's `return CODE URL`: the URL as written, not the request's query.
+        let fixed = RouteRedirect {
+            path: Some(PathRewrite::Full("/docs?v=2".into())),
+            keep_query: false,
+            ..RouteRedirect::clone(&bad)
+        };
+        let fixed = RedirectTo::compile(
+            &RouteRedirect {
+                status: 301,
+                ..fixed
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            fixed.location(true, "a.test", "/x", Some("token=secret")),
+            "https://a.test:80/docs?v=2"
+        );
     }
 }

@@ -141,6 +141,20 @@ impl ControlPlane {
         }
     }
 
+    /// Applies one object with strict field validation, as `kubectl apply`
+    /// does by default: an unknown or duplicated field is an error, not pruned.
+    pub fn try_apply_strict(&self, yaml: &str) -> Result<(), String> {
+        let value: Value = serde_yaml::from_str(yaml).unwrap();
+        let (api, name) = self.api_for(&value);
+        let params = PatchParams::apply("secgw-tests")
+            .force()
+            .validation_strict();
+        self.rt
+            .block_on(api.patch(&name, &params, &Patch::Apply(&value)))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     pub fn delete(&self, yaml: &str) {
         let value: Value = serde_yaml::from_str(yaml).unwrap();
         let (api, name) = self.api_for(&value);

@@ -743,3 +743,21 @@ pub fn shipped_demo() -> Gateway {
         .collect();
     Gateway::start_with_files(&gw_yaml, &files)
 }
+
+/// `pingora-secgw audit https://HOST/` through a gateway on loopback: both
+/// ports resolved to it and given as the site's HTTP and HTTPS ports.
+pub fn audit_through(host: &str, http: u16, https: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .arg("audit")
+        .arg(format!("https://{host}/"))
+        .args(["--resolve", &format!("{host}:{http}:127.0.0.1")])
+        .args(["--resolve", &format!("{host}:{https}:127.0.0.1")])
+        .args([
+            "--http-port",
+            &http.to_string(),
+            "--https-port",
+            &https.to_string(),
+        ]);
+    command
+}
