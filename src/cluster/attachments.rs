@@ -11,7 +11,9 @@ use kube::ResourceExt;
 use super::condition::Cond;
 use super::security_policy::{read, SecurityPolicy, TargetRef};
 use super::ClusterObjects;
-use super::{age, frames, object_name, removes_framing, GATEWAY_API_GROUP as GROUP};
+use super::{
+    age, frames, object_name, removes_framing, CLASS_ANNOTATION, GATEWAY_API_GROUP as GROUP,
+};
 use crate::config::defaults::builtin_layer;
 use crate::config::kubernetes::KubernetesConfig;
 use crate::config::policies::ResolvedPolicies;
@@ -293,7 +295,7 @@ fn target(
             // The default class may take Ingresses without one: only a named
             // other class is surely not ours.
             let class = i.spec.as_ref().and_then(|s| s.ingress_class_name.as_ref());
-            let class = class.or_else(|| i.annotations().get("kubernetes.io/ingress.class"));
+            let class = class.or_else(|| i.annotations().get(CLASS_ANNOTATION));
             if let Some(class) = class.filter(|c| **c != settings.ingress_class.0) {
                 return Err(format!(
                     "Ingress `{}` is of class `{class}`, which this gateway does not serve",

@@ -20,7 +20,9 @@ use rustls::sign::CertifiedKey;
 use super::attachments::{Attachments, Kind};
 use super::backends::Index;
 use super::nginx;
-use super::{file_hosts, object_name, ClusterObjects, Previous, Problem, Translation};
+use super::{
+    file_hosts, object_name, ClusterObjects, Previous, Problem, Translation, CLASS_ANNOTATION,
+};
 use crate::config::kubernetes::INGRESS_CONTROLLER;
 use crate::config::route_rules::{RouteRedirect, RouteRules};
 use crate::config::schema::{RespondConfig, RouteConfig, VhostConfig};
@@ -36,7 +38,6 @@ pub const MAX_ADDRESSES: usize = 100_000;
 /// Which namespace owns each host (by its text, `*` for the catch-all).
 pub type Owners = HashMap<String, String>;
 
-const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 /// A named policy of `policy_files` for the Ingress's paths, over
 /// `kubernetes.default_policy` and under the SecurityPolicies attached to it.
 pub const POLICY_ANNOTATION: &str = "secgw.io/policy";

@@ -68,6 +68,9 @@ pub(crate) fn removes_framing(pattern: &crate::config::values::RemovePattern) ->
     }
 }
 
+/// The legacy annotation naming an Ingress's class.
+const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
 /// The Gateway API's group, of its Gateways and HTTPRoutes.
 pub const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
 
