@@ -2,8 +2,9 @@
 """Instructions per request, counted by callgrind: repeatable where CPU time is not.
 
 `benches/instructions.py [TARGET ...]` with TARGETs among `bare` (bare Pingora,
-examples/bare-pingora.rs), `empty` and `production` (pingora-secgw with that policy);
-all three by default. Each target runs under `valgrind --tool=callgrind` in front of the
+examples/bare-pingora.rs), `empty` and `production` (pingora-secgw with that policy),
+all three by default, and `json-log`, `combined-log` (the production policy with
+access logs in that format to a file; benches/access-log.sh). Each target runs under `valgrind --tool=callgrind` in front of the
 nginx upstream of benches/load.py, with the load benchmark's settings. After a warm-up,
 the counters are zeroed, wrk sends `--seconds` of requests over `--connections`
 connections, and the counters are dumped: the instructions of those requests alone
@@ -18,7 +19,10 @@ import argparse, glob, os, re, shutil, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (the same set-up as the load benchmark)
 
-NAMES = {"bare": load.BARE, "empty": "pingora-secgw empty", "production": "pingora-secgw"}
+NAMES = {"bare": load.BARE, "empty": "pingora-secgw empty", "production": "pingora-secgw",
+         "json-log": "production, JSON log", "combined-log": "production, combined log"}
+DEFAULT = ["bare", "empty", "production"]
+LOGS = {"json-log": "json", "combined-log": "combined"}
 
 
 def wrk(port, seconds, connections):
@@ -46,6 +50,9 @@ def measure(workdir, target, up_port, args):
     port = load.free_port()
     if target == "bare":
         proc = load.start_bare(workdir, port, up_port, wrapper)
+    elif target in LOGS:
+        log = f"access_log: {{enabled: true, format: {LOGS[target]}, path: {out_dir}/access.log}}"
+        proc = load.start_gateway(workdir, target, port, up_port, "production", wrapper, log)
     else:
         proc = load.start_gateway(workdir, target, port, up_port, target, wrapper)
     try:
@@ -94,7 +101,7 @@ def main():
     ap.add_argument("--top", type=int, default=0, help="print each target's N costliest functions")
     ap.add_argument("--keep", metavar="DIR", help="copy the callgrind dumps into DIR")
     args = ap.parse_args()
-    args.targets = args.targets or list(NAMES)
+    args.targets = args.targets or DEFAULT
     if unknown := set(args.targets) - set(NAMES):
         ap.error(f"unknown targets: {', '.join(sorted(unknown))}")
     workdir = tempfile.mkdtemp(prefix="secgw-instructions-")
@@ -111,6 +118,10 @@ def main():
             print(f"{NAMES[target]:<22} {ir:>10,.0f} instructions/request ({requests} requests)")
             for cost, name in top_functions(dump, requests, args.top):
                 print(f"    {cost:>10,.0f}  {name[:150]}")
+        for target in LOGS:
+            if target in per_request and "production" in per_request:
+                ratio = per_request[target] / per_request["production"]
+                print(f"{NAMES[target]} / logs off: {ratio:.4f} ({(ratio - 1) * 100:+.2f}%)")
         if "bare" in per_request:
             for target, ir in per_request.items():
                 if target != "bare":

@@ -131,8 +131,9 @@ def worker_pid(master):
     sys.exit("nginx worker not found")
 
 
-def start_gateway(workdir, name, port, upstream, policy, wrapper=()):
-    """`wrapper`: a command to run the gateway under (valgrind, say)."""
+def start_gateway(workdir, name, port, upstream, policy, wrapper=(), extra=""):
+    """`wrapper`: a command to run the gateway under (valgrind, say); `extra`:
+    more top-level gw.yaml keys."""
     conf = os.path.join(workdir, f"{name}.yaml")
     with open(conf, "w") as f:
         f.write(f"""
@@ -150,6 +151,7 @@ vhosts:
     hosts: ["*"]
     upstreams: ["127.0.0.1:{upstream}"]
     policy: {policy}
+{extra}
 """)
     env = dict(os.environ, RUST_LOG="error")
     return subprocess.Popen([*wrapper, BIN, "-c", conf], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, f"{name}.log"), "w"))
@@ -273,12 +275,18 @@ def stop(procs, workdir):
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def rounds_parser(doc):
+    """The options of a benchmark run in alternating wrk rounds."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--bin", help="the pingora-secgw binary to measure (default: the release build)")
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--connections", type=int, default=16)
+    return ap
+
+
+def main():
+    ap = rounds_parser(__doc__)
+    ap.add_argument("--bin", help="the pingora-secgw binary to measure (default: the release build)")
     args = ap.parse_args()
     if args.bin:
         global BIN

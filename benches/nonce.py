@@ -12,7 +12,7 @@ production policy, with and without `csp_nonce` (and `csp_nonce_styles`).
    the gateway process (from /proc), and the paired CPU ratio nonce / plain.
 Loopback only; every run is bounded by wrk's duration.
 """
-import argparse, os, re, socket, statistics, sys, tempfile, time
+import os, re, socket, statistics, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (the shared parts of the load benchmark)
@@ -69,10 +69,7 @@ def dechunk(raw):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=6)
-    ap.add_argument("--connections", type=int, default=16)
+    ap = load.rounds_parser(__doc__)
     ap.add_argument("--samples", type=int, default=300, help="sequential requests for the latency figures")
     args = ap.parse_args()
 

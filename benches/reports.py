@@ -9,7 +9,7 @@ and the gateway's CPU per request from /proc, so reports per second per core
 is 1e6 / (CPU us per report). Loopback only; every run is bounded by wrk's
 duration.
 """
-import argparse, json, os, sys, tempfile, urllib.request
+import json, os, sys, tempfile, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402  (the shared parts of the load benchmark)
@@ -45,10 +45,7 @@ def post_once(port):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=int, default=6)
-    ap.add_argument("--connections", type=int, default=16)
+    ap = load.rounds_parser(__doc__)
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="secgw-reports-")

@@ -87,6 +87,40 @@ pub fn is_trusted(trusted: &[IpNet], ip: Option<IpAddr>) -> bool {
     ip.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)))
 }
 
+/// The client as the gateway trusts it: the peer itself, unless it is a
+/// trusted proxy; then the nearest address of its `X-Forwarded-For` chain
+/// that is not a trusted proxy (nginx's `real_ip_recursive on`), read from the
+/// right and stopping at the first entry that is no address.
+pub fn client_address(
+    req: &RequestHeader,
+    peer: Option<IpAddr>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    if !is_trusted(trusted, peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let values: SmallVec<[&HeaderValue; 2]> =
+        req.headers.get_all(&X_FORWARDED_FOR).iter().collect();
+    for value in values.into_iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for hop in text.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = Some(ip);
+                    if !is_trusted(trusted, client) {
+                        return client;
+                    }
+                }
+                Err(_) => return client,
+            }
+        }
+    }
+    client
+}
+
 /// The first value of `X-Forwarded-Proto` is `https` (as Django's
 /// SECURE_PROXY_SSL_HEADER compares it). Call only for trusted peers.
 pub fn forwarded_https(req: &RequestHeader) -> bool {
@@ -195,6 +229,38 @@ mod tests {
 
     fn get(r: &RequestHeader, name: &str) -> Option<String> {
         r.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_hop() {
+        let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let client = |peer: &str, xff: &[&str]| {
+            let headers: Vec<_> = xff.iter().map(|v| ("X-Forwarded-For", *v)).collect();
+            client_address(&request(&headers), Some(peer.parse().unwrap()), &nets)
+                .map(|ip| ip.to_string())
+        };
+        let some = |s: &str| Some(s.to_string());
+        // An untrusted peer's claims are ignored.
+        assert_eq!(client("192.0.2.1", &["203.0.113.9"]), some("192.0.2.1"));
+        assert_eq!(
+            client("10.0.0.1", &["203.0.113.9, 10.0.0.2"]),
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            client("10.0.0.1", &["198.51.100.1", "203.0.113.9 , 10.0.0.2"]),
+            some("203.0.113.9")
+        );
+        assert_eq!(
+            client("10.0.0.1", &["10.0.0.3", "10.0.0.2"]),
+            some("10.0.0.3")
+        );
+        // A forged entry ends the walk at the last address read.
+        assert_eq!(
+            client("10.0.0.1", &["203.0.113.9, x\"y, 10.0.0.2"]),
+            some("10.0.0.2")
+        );
+        assert_eq!(client("10.0.0.1", &[]), some("10.0.0.1"));
+        assert_eq!(client("::1", &["2001:db8::1"]), some("::1"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! in Pingora's hooks, with [`routing`] picking the vhost and the route and
 //! [`forwarded`] deciding what a client may claim.
 
+pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod check;

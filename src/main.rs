@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
 
-use pingora_secgw::{audit, check, controller, logging, metrics::metrics, policy, server};
+use pingora_secgw::{
+    access_log, audit, check, controller, logging, metrics::metrics, policy, server,
+};
 
 // Heap profilers (heaptrack, massif) see only the system allocator: the
 // `system-allocator` feature builds the gateway for them (benches/idle-heap.sh).
@@ -82,6 +84,8 @@ fn main() -> ExitCode {
     }
     let (server, run_args) = server::build(cli.opt, loaded, plan);
     server.run(run_args);
+    // The last requests' lines are still on their way to the files.
+    access_log::sink::flush_all(std::time::Duration::from_secs(2));
     ExitCode::SUCCESS
 }
 

@@ -40,7 +40,9 @@ pub struct Metrics {
     cors_preflights: IntCounterVec,
     requests: IntCounterVec,
     duration: HistogramVec,
+    upstream_duration: HistogramVec,
     upstream_errors: IntCounterVec,
+    access_log_dropped: IntCounter,
     config_reloads: IntCounterVec,
     config_last_reload_successful: IntGauge,
     config_last_reload_timestamp: Gauge,
@@ -77,19 +79,35 @@ impl Metrics {
     /// plans count into; `check` compiles against a fresh one.
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "secgw_request_duration_seconds",
-                "Time from the request's arrival to the end of its response, by vhost and route.",
-            )
-            .buckets(vec![
+        let seconds = |name: &str, help: &str| {
+            let buckets = vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0, 30.0,
-            ]),
-            &["vhost", "route"],
-        )
-        .expect("valid metric");
-        let duration = register(&r, duration);
+            ];
+            let opts = HistogramOpts::new(name, help).buckets(buckets);
+            register(
+                &r,
+                HistogramVec::new(opts, &["vhost", "route"]).expect("valid metric"),
+            )
+        };
+        let duration = seconds(
+            "secgw_request_duration_seconds",
+            "Time from the request's arrival to the end of its response, by vhost and route.",
+        );
+        let upstream_duration = seconds(
+            "secgw_upstream_duration_seconds",
+            "Time from choosing the upstream (before connecting) to the last byte of its \
+             response, by vhost and route.",
+        );
+        let access_log_dropped = register(
+            &r,
+            IntCounter::new(
+                "secgw_access_log_dropped_total",
+                "Access-log lines dropped because their writer's buffer was full (or the file \
+                 could not be written).",
+            )
+            .expect("valid metric"),
+        );
         let config_last_reload_successful = IntGauge::new(
             "secgw_config_last_reload_successful",
             "1 if the last configuration load or reload succeeded, else 0.",
@@ -193,6 +211,8 @@ impl Metrics {
                 &["vhost", "route", "status_class"],
             ),
             duration,
+            upstream_duration,
+            access_log_dropped,
             upstream_errors: counter_vec(
                 &r,
                 "secgw_upstream_errors_total",
@@ -298,6 +318,10 @@ impl Metrics {
         self.tls_handshake_failures[reason as usize].inc();
     }
 
+    pub fn access_log_dropped(&self) {
+        self.access_log_dropped.inc();
+    }
+
     pub fn request_rejected(&self, reason: Rejection) {
         self.requests_rejected[reason as usize].inc();
     }
@@ -367,6 +391,7 @@ impl Metrics {
             requests: STATUS_CLASSES
                 .map(|c| self.requests.with_label_values(&[at.vhost, at.route, c])),
             duration: self.duration.with_label_values(&labels),
+            upstream_duration: self.upstream_duration.with_label_values(&labels),
             upstream_errors: labelled::<UpstreamErrorKind, _>(&self.upstream_errors, &labels),
         }
     }
@@ -602,6 +627,7 @@ impl ReportRejection {
 pub struct RouteMetrics {
     requests: [IntCounter; 6],
     duration: Histogram,
+    upstream_duration: Histogram,
     upstream_errors: [IntCounter; UpstreamErrorKind::COUNT],
 }
 
@@ -614,6 +640,11 @@ impl RouteMetrics {
         };
         self.requests[class].inc();
         self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// From choosing the upstream to the last byte of its response.
+    pub fn upstream_done(&self, elapsed: Duration) {
+        self.upstream_duration.observe(elapsed.as_secs_f64());
     }
 
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {

@@ -20,6 +20,7 @@ use pingora_core::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::access_log::sink::is_log_file;
 use crate::compose::Composer;
 use crate::config::kubernetes::ObjectName;
 use crate::config::{LoadedConfig, Sources};
@@ -28,6 +29,7 @@ use crate::metrics::metrics;
 /// How long the files must stay quiet after an event before reloading; editors and
 /// `kubectl` write in several steps.
 const DEBOUNCE: Duration = Duration::from_millis(25);
+const DEBOUNCE_MAX: Duration = Duration::from_millis(250);
 /// The safety-net content check.
 const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -183,8 +185,13 @@ impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let (tx, mut events) = mpsc::unbounded_channel::<()>();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Reads (including the gateway's own) are not changes.
-            if event.is_ok_and(|e| !matches!(e.kind, EventKind::Access(_))) {
+            // Reads (including the gateway's own) are not changes, nor are the
+            // access log's writes.
+            let change = |e: &notify::Event| {
+                !matches!(e.kind, EventKind::Access(_))
+                    && (e.paths.is_empty() || !e.paths.iter().all(|p| is_log_file(p)))
+            };
+            if event.is_ok_and(|e| change(&e)) {
                 let _ = tx.send(());
             }
         });
@@ -211,7 +218,15 @@ impl BackgroundService for Reloader {
             let force = tokio::select! {
                 _ = shutdown.changed() => return,
                 Some(()) = events.recv() => {
-                    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, events.recv()).await {}
+                    // Quiet for DEBOUNCE, or DEBOUNCE_MAX at most: a file written
+                    // without pause beside gw.yaml must not hold reloads back.
+                    let until = tokio::time::Instant::now() + DEBOUNCE_MAX;
+                    while let Ok(Some(())) = tokio::time::timeout_at(
+                        until.min(tokio::time::Instant::now() + DEBOUNCE),
+                        events.recv(),
+                    )
+                    .await
+                    {}
                     false
                 }
                 Some(()) = async { hangup.as_mut()?.recv().await } => {

@@ -17,6 +17,7 @@ use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 use pingora_proxy::http_proxy;
 
+use crate::access_log::reopen::Reopener;
 use crate::admin::AdminApp;
 use crate::compose::Composer;
 use crate::config::LoadedConfig;
@@ -102,6 +103,7 @@ pub fn build(mut opt: Opt, mut loaded: LoadedConfig, plan: Plan) -> (Server, Run
         server.add_service(background_service("kubernetes", controller));
     }
     server.add_service(background_service("allocator purge", AllocatorPurge));
+    server.add_service(background_service("access log reopen", Reopener));
 
     if let Some(admin) = &admin {
         let public = listeners.iter().map(|l| l.address).collect();

@@ -381,6 +381,7 @@ fn the_seed_preflight_curl_gives_the_documented_answer() {
         .lines()
         .map(|l| l.trim_end().to_string())
         .filter(|l| !l.is_empty() && !l.starts_with("Date:"))
+        .map(|l| common::docs::any_request_id(&l).to_string())
         .collect();
     let documented: Vec<String> = common::docs::shown(
         "docs/configuration/cors.md",
@@ -388,7 +389,7 @@ fn the_seed_preflight_curl_gives_the_documented_answer() {
         "```",
     )
     .lines()
-    .map(str::to_string)
+    .map(|l| common::docs::any_request_id(l).to_string())
     .collect();
     assert_eq!(shown, documented);
     assert_eq!(up.hits(), 0);

@@ -27,12 +27,11 @@ fn a_dead_upstream_gives_502_with_the_policy() {
     assert_eq!(r.one("content-type"), "text/plain; charset=utf-8");
     assert_eq!(r.one("x-vhost"), "app");
     assert_default_headers(&r, true);
-    assert!(
-        gw.log()
-            .contains("vhost=app route=_vhost path=/ status=502"),
-        "{}",
-        gw.log()
+    let line = format!(
+        "vhost=app route=_vhost path=/ request_id={} status=502",
+        r.one("x-request-id")
     );
+    assert!(gw.log().contains(&line), "{}", gw.log());
 }
 
 #[test]

@@ -228,7 +228,8 @@ vhosts:
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("status=502")).collect();
     assert_eq!(lines.len(), 1, "{log}");
     assert!(
-        lines[0].contains("vhost=down route=_vhost path=/ status=502 reason="),
+        lines[0].contains("vhost=down route=_vhost path=/ request_id=")
+            && lines[0].contains(" status=502 reason="),
         "{}",
         lines[0]
     );

@@ -4,6 +4,7 @@
 //! side at the top level. The keys Pingora knows are split off for `ServerConf`; the
 //! rest must be the gateway's, and an unknown key is an error.
 
+pub mod access_log;
 pub mod cors;
 pub mod cross_origin;
 pub mod csp;

@@ -5,6 +5,7 @@
 //! keys), with their labels and key paths. `Plan::compile`, the lints of
 //! `check` and, through the plan, the predicted grade all read this one result.
 
+use super::access_log::AccessLogConfig;
 use super::defaults::builtin_layer;
 use super::policies::ResolvedPolicies;
 use super::schema::{PolicyLayer, RouteConfig, VhostConfig};
@@ -17,6 +18,8 @@ pub struct Effective<'a> {
     pub builtin: PolicyLayer,
     /// In configuration order.
     pub vhosts: Vec<EffectiveVhost<'a>>,
+    /// The top level's `access_log`, for requests no vhost takes.
+    pub access_log: AccessLogConfig,
 }
 
 /// One vhost's merged settings, and its routes'.
@@ -30,6 +33,8 @@ pub struct EffectiveVhost<'a> {
     pub layer: Result<PolicyLayer, KeyError>,
     /// One per configured route, in order; empty when `layer` is an error.
     pub routes: Vec<EffectiveRoute<'a>>,
+    /// The vhost's `access_log` keys over the top level's.
+    pub access_log: AccessLogConfig,
 }
 
 /// One route's merged settings: its vhost's, then its own policy and keys.
@@ -39,6 +44,8 @@ pub struct EffectiveRoute<'a> {
     /// `routes[j]`, under its vhost's key.
     pub key: String,
     pub layer: Result<PolicyLayer, KeyError>,
+    /// The route's `access_log` keys over its vhost's (policies have none).
+    pub access_log: AccessLogConfig,
 }
 
 /// Merges every layer of a loaded configuration. An `extends` chain that names an
@@ -46,12 +53,14 @@ pub struct EffectiveRoute<'a> {
 pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
     let builtin = builtin_layer();
     let policies = ResolvedPolicies::resolve(&loaded.policies)?;
+    let top_log = &loaded.gateway.access_log;
     let vhosts = loaded
         .gateway
         .vhosts
         .iter()
         .enumerate()
         .map(|(i, v)| {
+            let vhost_log = v.access_log.over(top_log);
             let layer = policies.layer(builtin.clone(), v.policy.as_deref(), v.inline_layer());
             let routes = match &layer {
                 Ok(vhost_layer) => v
@@ -62,6 +71,7 @@ pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
                         config: r,
                         key: format!("routes[{j}]"),
                         layer: route_layer(&policies, vhost_layer, r),
+                        access_log: r.access_log.over(&vhost_log),
                     })
                     .collect(),
                 Err(_) => Vec::new(),
@@ -71,10 +81,15 @@ pub fn resolve(loaded: &LoadedConfig) -> Result<Effective<'_>, ConfigError> {
                 key: format!("vhosts[{i}]"),
                 layer,
                 routes,
+                access_log: vhost_log,
             }
         })
         .collect();
-    Ok(Effective { builtin, vhosts })
+    Ok(Effective {
+        builtin,
+        vhosts,
+        access_log: top_log.clone(),
+    })
 }
 
 /// A route's layer over its vhost's: its named policy, the policies attached from

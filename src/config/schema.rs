@@ -54,6 +54,9 @@ pub struct GatewayConfig {
     /// Hosts and routes from the cluster's Ingress objects, beside `vhosts`.
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
+    /// A line per request; a vhost or a route may override each key.
+    #[serde(default)]
+    pub access_log: super::access_log::AccessLogConfig,
 }
 
 /// `limits:` in gw.yaml; defaults in [`super::defaults::LIMITS`].
@@ -122,6 +125,9 @@ pub struct UpstreamTlsConfig {
 #[serde(deny_unknown_fields)]
 pub struct VhostConfig {
     pub name: VhostName,
+    /// Over the top level's `access_log`, key by key.
+    #[serde(default)]
+    pub access_log: super::access_log::AccessLogConfig,
     pub hosts: Vec<HostPattern>,
     /// `host:port` or `tls://host:port` upstreams, balanced round-robin.
     #[serde(default)]
@@ -168,6 +174,7 @@ impl VhostConfig {
     pub fn from_cluster(name: VhostName, host: HostPattern, policy: Option<String>) -> VhostConfig {
         VhostConfig {
             name,
+            access_log: Default::default(),
             hosts: vec![host],
             upstreams: Vec::new(),
             upstream_tls: None,
@@ -264,6 +271,9 @@ pub struct RouteConfig {
     pub connect_timeout_ms: Option<Positive>,
     pub read_timeout_ms: Option<Positive>,
     pub write_timeout_ms: Option<Positive>,
+    /// Over its vhost's `access_log`, key by key.
+    #[serde(default)]
+    pub access_log: super::access_log::AccessLogConfig,
     /// `namespace/name` of the Ingress this route was translated from (never from
     /// YAML): its label, shared by the Ingress's other paths.
     #[serde(skip)]

@@ -23,9 +23,11 @@ use pingora_core::protocols::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::access_log::line::Entry;
 use crate::flood::FrameCounter;
 use crate::framing::ChunkCheck;
-use crate::metrics::{metrics, Closure, Rejection};
+use crate::metrics::{metrics, Closure, Rejection, UNMATCHED, VHOST_ROUTE};
+use crate::policy::access_log::LogPlan;
 use crate::policy::{Canned, ConnectionLimits};
 
 use super::deadline::{Connection, BUSY, HEAD};
@@ -56,6 +58,9 @@ pub(super) struct Guarded {
     connection: Arc<Connection>,
     limits: ConnectionLimits,
     canned: Canned,
+    /// The top level's access log: the connection layer's own answers are logged
+    /// under `_unmatched`, as no vhost took them.
+    log: Option<Arc<LogPlan>>,
     /// The head deadline (from the accept, then from each head's first byte), or
     /// the idle limit while waiting for the next request, or the answer's.
     deadline: Instant,
@@ -91,7 +96,7 @@ impl Guarded {
         inner: Stream,
         connection: Arc<Connection>,
         limits: ConnectionLimits,
-        canned: Canned,
+        (canned, log): (Canned, Option<Arc<LogPlan>>),
         protocol: Protocol,
         deadline: Instant,
     ) -> Guarded {
@@ -103,6 +108,7 @@ impl Guarded {
             timer: Box::pin(tokio::time::sleep_until(deadline)),
             limits,
             canned,
+            log,
             stash: Bytes::new(),
             stash_at: 0,
             beyond_stash: Vec::new(),
@@ -284,6 +290,14 @@ impl Guarded {
 
     fn answer_with(&mut self, bytes: Bytes, rejection: Rejection) {
         if !self.answered {
+            if let Some(log) = &self.log {
+                let peer = self.inner.get_socket_digest().and_then(|d| {
+                    d.peer_addr()
+                        .and_then(|a| a.as_inet())
+                        .map(|a| a.ip().to_string())
+                });
+                log_rejection(log, &bytes, rejection, peer.as_deref().unwrap_or("-"));
+            }
             self.answered = true;
             self.answer = Some((bytes, 0));
             self.set_deadline(Instant::now() + self.limits.send_timeout);
@@ -431,3 +445,31 @@ impl Shutdown for Guarded {
 }
 
 pass_through!(Guarded, inner);
+
+/// The access line of a head the connection layer refused (`answer`: the
+/// canned response, head and body): no request was parsed, so no method, path
+/// or id; the status and the reason say what happened.
+fn log_rejection(log: &LogPlan, answer: &[u8], rejection: Rejection, client: &str) {
+    let (status, reason) = match rejection {
+        Rejection::HeaderTimeout => (408, "header_timeout"),
+        _ => (400, "malformed_head"),
+    };
+    let body_at = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(answer.len(), |at| at + 4);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    log.write(&Entry {
+        time_ms: i64::try_from(now.as_millis()).unwrap_or(0),
+        vhost: UNMATCHED,
+        route: VHOST_ROUTE,
+        status,
+        bytes_sent: (answer.len() - body_at) as u64,
+        protocol: "h1",
+        client,
+        reason: Some(reason),
+        ..Entry::default()
+    });
+}

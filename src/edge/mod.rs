@@ -129,7 +129,7 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
     ) -> Option<Stream> {
         let acceptor = self.acceptor(&stream);
         let https = acceptor.is_some();
-        let (limits, canned, counted_ip) = {
+        let (limits, answers, counted_ip) = {
             let plan = self.plan.load();
             // The socket's peer, never a forwarded header; trusted proxies are exempt.
             let counted_ip = (plan.limits.max_connections_per_ip > 0)
@@ -142,7 +142,8 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
                 })
                 .flatten()
                 .filter(|ip| !forwarded::is_trusted(&plan.trusted_proxies, Some(*ip)));
-            (plan.limits, plan.canned.pick(https), counted_ip)
+            let answers = (plan.canned.pick(https), plan.unmatched_log.clone());
+            (plan.limits, answers, counted_ip)
         };
         let per_ip = limits.max_connections_per_ip;
         let _ip_slot = match counted_ip {
@@ -198,7 +199,7 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
                 stream,
                 connection,
                 limits,
-                canned,
+                answers,
                 Protocol::h2(),
                 first_head_by,
             );
@@ -219,7 +220,7 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for EdgeApp<P> {
             stream,
             connection.clone(),
             limits,
-            canned,
+            answers,
             Protocol::Http1,
             first_head_by,
         ));

@@ -5,6 +5,7 @@
 //! registers its counters in the [`Metrics`] it is given. The plan reads
 //! `vhost -> route -> policy`.
 
+pub mod access_log;
 pub mod canned;
 pub mod cors;
 pub mod cross_origin;
@@ -40,6 +41,7 @@ use crate::config::schema::LimitsConfig;
 use crate::config::{ConfigError, KeyError, LoadedConfig};
 use crate::metrics::{Metrics, RouteLabels, RouteMetrics, UNMATCHED, VHOST_ROUTE};
 use crate::routing::Router;
+use access_log::LogPlan;
 pub use canned::{Canned, CannedAnswers};
 use headers::ResponsePlan;
 pub use route::RoutePlan;
@@ -55,6 +57,8 @@ pub struct Plan {
     pub baseline: ResponsePlan,
     /// Counters for requests no vhost takes.
     pub unmatched: RouteMetrics,
+    /// The top level's access log, for requests no vhost takes.
+    pub unmatched_log: Option<Arc<LogPlan>>,
     pub trusted_proxies: Vec<IpNet>,
     /// Keep request headers with `_` in their names (`underscores_in_headers`).
     pub underscores_in_headers: bool,
@@ -211,6 +215,8 @@ impl Plan {
             vhosts,
             baseline,
             unmatched: metrics.route(unmatched),
+            unmatched_log: LogPlan::compile(&effective.access_log, base_dir)
+                .map_err(|e| e.in_file(file))?,
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
             underscores_in_headers: loaded.gateway.underscores_in_headers,
             shutdown_drain: Duration::from_secs(loaded.gateway.shutdown_drain_seconds.0),

@@ -2,10 +2,12 @@
 //! A vhost's own settings are its `_vhost` route.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use http::HeaderValue;
 use pingora_http::ResponseHeader;
 
+use super::access_log::LogPlan;
 use super::cors::CorsPlan;
 use super::headers::{RequestPlan, ResponsePlan};
 use super::nonce::NoncePlan;
@@ -40,6 +42,8 @@ pub struct RoutePlan {
     /// With `csp_nonce`: a fresh nonce per HTML response.
     pub nonce: Option<NoncePlan>,
     pub metrics: RouteMetrics,
+    /// Where and how its requests are logged; `None`: not at all.
+    pub access_log: Option<Arc<LogPlan>>,
 }
 
 /// What a route is compiled from, besides its merged policy layer.
@@ -52,6 +56,7 @@ pub struct RouteParts<'a> {
     pub redirect_to: Option<Box<RedirectTo>>,
     /// The vhost takes any Host (`*`): redirects need `ssl_host`.
     pub catch_all: bool,
+    pub access_log: Option<Arc<LogPlan>>,
 }
 
 impl RoutePlan {
@@ -77,6 +82,7 @@ impl RoutePlan {
             cors: CorsPlan::from_options(sec, at.vhost, metrics)?,
             nonce: NoncePlan::compile(layer, at, metrics)?,
             metrics: metrics.route(at),
+            access_log: parts.access_log,
         })
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
 
+use super::access_log::LogPlan;
 use super::csp::collect_path;
 use super::route::{RouteParts, RoutePlan};
 use super::rules::{Asked, Conditions, RedirectTo, Rewrite};
@@ -72,6 +73,7 @@ impl VhostPlan {
             when: None,
             redirect_to: None,
             catch_all,
+            access_log: LogPlan::compile(&ev.access_log, base_dir)?,
         };
         let mut routes = vec![RoutePlan::compile(layer, own, metrics)?];
         let mut collect_paths = vec![collect_path(&layer.security)];
@@ -168,6 +170,7 @@ impl VhostPlan {
                     when: rules.and_then(Conditions::of),
                     redirect_to,
                     catch_all,
+                    access_log: LogPlan::compile(&er.access_log, base_dir)?,
                 };
                 RoutePlan::compile(route_layer, parts, metrics)
             })()

@@ -21,21 +21,24 @@ pub struct Answer {
     pub(super) body: Bytes,
     /// Close the connection after it (the request may not have been read whole).
     pub(super) close: bool,
+    /// Why the gateway answers, for the access line (`redirect`, `unknown_host` ...).
+    pub(super) reason: &'static str,
 }
 
 impl Answer {
-    pub(super) fn empty(status: StatusCode) -> Answer {
+    pub(super) fn empty(status: StatusCode, reason: &'static str) -> Answer {
         Answer {
             // Cannot fail: a StatusCode is already a valid status.
             head: ResponseHeader::build(status, Some(4)).unwrap_or_else(|_| unreachable!()),
             body: Bytes::new(),
             close: false,
+            reason,
         }
     }
 
     /// `404 Not Found\n` as text/plain.
-    pub(super) fn text(status: StatusCode) -> Answer {
-        let mut answer = Answer::empty(status);
+    pub(super) fn text(status: StatusCode, reason: &'static str) -> Answer {
+        let mut answer = Answer::empty(status, reason);
         answer.header("Content-Type", TEXT_PLAIN);
         answer.body = status_body(status);
         answer

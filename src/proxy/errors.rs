@@ -31,6 +31,17 @@ pub(super) fn is_send_timeout(e: &Error) -> bool {
     e.etype() == &ErrorType::WriteTimedout && e.esource() == &ErrorSource::Downstream
 }
 
+/// The access line's `reason` for a failure of the client or the gateway
+/// (an upstream's is its [`UpstreamErrorKind`]).
+pub(super) fn failure_reason(status: u16) -> &'static str {
+    match status {
+        0 => "client_gone",
+        400 => "bad_request_body",
+        408 => "body_timeout",
+        _ => "internal_error",
+    }
+}
+
 /// 504 for upstream timeouts, 502 for other upstream failures, 0 when the client is
 /// gone or stopped reading (nothing more can reach it); the client's faults while
 /// its body is read: 400 for a chunked body that broke the grammar, 408 for one

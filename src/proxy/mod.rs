@@ -5,8 +5,9 @@
 //!
 //! The files: this one holds [`Gateway`] and its hooks; `request.rs` the request's
 //! state and the early answers, `answer.rs` the answers the gateway writes itself,
-//! `errors.rs` the status and the metric of each failure.
+//! `errors.rs` the status and the metric of each failure, `access.rs` the access line.
 
+mod access;
 mod answer;
 mod errors;
 mod request;
@@ -29,6 +30,7 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::access_log::request_id;
 use crate::edge;
 use crate::forwarded;
 use crate::metrics::{metrics, Rejection};
@@ -36,7 +38,7 @@ use crate::policy::{Plan, Target};
 use crate::rewrite;
 use crate::routing::HostMatch;
 
-use errors::{error_status, is_send_timeout, upstream_error_kind};
+use errors::{error_status, failure_reason, is_send_timeout, upstream_error_kind};
 use request::{refuse_bad_framing, refuse_method};
 
 pub struct Gateway {
@@ -72,6 +74,11 @@ impl ProxyHttp for Gateway {
             trusted_peer: false,
             client_ip: None,
             nonce_stream: None,
+            request_id: http::HeaderValue::from_static(""),
+            upstream_start: None,
+            upstream_end: None,
+            upstream_addr: None,
+            reason: None,
         }
     }
 
@@ -120,6 +127,7 @@ impl ProxyHttp for Gateway {
             .or_else(|| ctx.choose_backend());
         match answer {
             Some(answer) => {
+                ctx.reason = Some(answer.reason);
                 Box::pin(answer.send(session, ctx)).await?;
                 Ok(true)
             }
@@ -132,6 +140,8 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        // A retry's time counts too: the upstream time is what the client waited for.
+        ctx.upstream_start.get_or_insert_with(Instant::now);
         let pool = match ctx.route().map(|r| &r.target) {
             Some(Target::Proxy {
                 upstreams,
@@ -172,6 +182,7 @@ impl ProxyHttp for Gateway {
             ctx.plan.underscores_in_headers,
         );
         forwarded::rewrite(upstream_request, ctx.client_ip, ctx.trusted_peer, ctx.https);
+        upstream_request.insert_header(request_id::HEADER, ctx.request_id.clone())?;
         if let Some(r) = ctx.route() {
             if let Some(host) = &r.upstream_host {
                 upstream_request.insert_header(http::header::HOST, host.clone())?;
@@ -198,6 +209,33 @@ impl ProxyHttp for Gateway {
         }
         edge::body_read(end_of_stream);
         Ok(())
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_addr = peer._address.as_inet().copied();
+        Ok(())
+    }
+
+    /// The upstream's time ends with the last byte of its response.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if end_of_stream {
+            ctx.upstream_end = Some(Instant::now());
+        }
+        Ok(None)
     }
 
     /// The route's response plan and CORS headers on whatever the upstream sent;
@@ -261,15 +299,25 @@ impl ProxyHttp for Gateway {
         }
         let (vhost, route) = ctx.labels();
         let path = session.req_header().uri.path();
+        let id = ctx.request_id.to_str().unwrap_or_default();
         // The one log line per failure (Pingora's own is suppressed below).
         match code {
-            0 => debug!("vhost={vhost} route={route} path={path} client gone: {e}"),
-            400..=499 => warn!("vhost={vhost} route={route} path={path} status={code} reason={e}"),
-            _ => error!("vhost={vhost} route={route} path={path} status={code} reason={e}"),
+            0 => debug!("vhost={vhost} route={route} path={path} request_id={id} client gone: {e}"),
+            400..=499 => warn!(
+                "vhost={vhost} route={route} path={path} request_id={id} status={code} reason={e}"
+            ),
+            _ => error!(
+                "vhost={vhost} route={route} path={path} request_id={id} status={code} reason={e}"
+            ),
         }
-        if *e.esource() == ErrorSource::Upstream {
-            ctx.metrics().upstream_error(upstream_error_kind(e));
-        }
+        let reason = if *e.esource() == ErrorSource::Upstream {
+            let kind = upstream_error_kind(e);
+            ctx.metrics().upstream_error(kind);
+            kind.into()
+        } else {
+            failure_reason(code)
+        };
+        ctx.reason = Some(reason);
         let already_sent = session
             .as_downstream()
             .response_written()
@@ -277,7 +325,7 @@ impl ProxyHttp for Gateway {
         if code > 0 && !already_sent {
             session.set_keepalive(None);
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-            if let Err(err) = Answer::text(status).send(session, ctx).await {
+            if let Err(err) = Answer::text(status, reason).send(session, ctx).await {
                 let (vhost, route) = ctx.labels();
                 debug!("vhost={vhost} route={route} could not send the error response: {err}");
             }
@@ -292,12 +340,14 @@ impl ProxyHttp for Gateway {
         true
     }
 
-    /// Counts every request once, whichever way it ended.
+    /// Counts every request once, whichever way it ended, and logs it.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session
             .as_downstream()
             .response_written()
             .map_or(0, |r| r.status.as_u16());
-        ctx.metrics().request_done(status, ctx.start.elapsed());
+        let elapsed = ctx.start.elapsed();
+        ctx.metrics().request_done(status, elapsed);
+        access::request_done(session, ctx, status, elapsed);
     }
 }

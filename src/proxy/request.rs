@@ -14,10 +14,12 @@ use pingora_error::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
+use crate::access_log::request_id;
 use crate::edge;
 use crate::forwarded;
 use crate::framing;
 use crate::metrics::{ReportRejection, RouteMetrics, UNMATCHED, VHOST_ROUTE};
+use crate::policy::access_log::LogPlan;
 use crate::policy::cors::Preflight;
 use crate::policy::rules::Asked;
 use crate::policy::{Plan, RoutePlan, Target, VhostPlan};
@@ -37,6 +39,10 @@ impl Finish for RequestCtx {
             // A preflight answer already carries its CORS headers.
             Some(r) if self.preflight_answered => r.response.apply(resp, self.https),
             Some(r) => r.apply_response(resp, self.https, self.cors_origin.as_ref()),
+        }
+        if !self.request_id.is_empty() {
+            // Replaces any the upstream sent: the client gets the id the logs have.
+            let _ = resp.insert_header(request_id::HEADER, self.request_id.clone());
         }
     }
 }
@@ -63,6 +69,14 @@ pub struct RequestCtx {
     pub(super) backend: usize,
     /// The body rewriter of a response that gets a CSP nonce.
     pub(super) nonce_stream: Option<Box<NonceStream>>,
+    /// Empty until the request is classified ([`Self::classify_client`]).
+    pub(super) request_id: HeaderValue,
+    /// When the upstream was chosen (before connecting), and when its response ended.
+    pub(super) upstream_start: Option<Instant>,
+    pub(super) upstream_end: Option<Instant>,
+    pub(super) upstream_addr: Option<std::net::SocketAddr>,
+    /// Why the gateway answered itself, for the access line.
+    pub(super) reason: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -72,6 +86,14 @@ impl RequestCtx {
 
     pub(super) fn route(&self) -> Option<&RoutePlan> {
         self.routed.map(|(v, r)| &self.plan.vhosts[v].routes[r])
+    }
+
+    /// How this request is logged: its route's settings, else the top level's.
+    pub(super) fn log_plan(&self) -> Option<&LogPlan> {
+        match self.route() {
+            Some(r) => r.access_log.as_deref(),
+            None => self.plan.unmatched_log.as_deref(),
+        }
     }
 
     pub(super) fn metrics(&self) -> &RouteMetrics {
@@ -87,7 +109,7 @@ impl RequestCtx {
     }
 
     /// The path as routed: normalized.
-    fn path<'a>(&'a self, req: &'a RequestHeader) -> &'a str {
+    pub(super) fn path<'a>(&'a self, req: &'a RequestHeader) -> &'a str {
         self.normalized_path.as_deref().unwrap_or(req.uri.path())
     }
 
@@ -103,6 +125,7 @@ impl RequestCtx {
             .and_then(|a| a.as_inet())
             .map_or(0, |a| a.port());
         self.trusted_peer = forwarded::is_trusted(&self.plan.trusted_proxies, self.client_ip);
+        self.request_id = request_id::request_id(session.req_header(), self.trusted_peer);
         let over_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         self.https =
             over_tls || (self.trusted_peer && forwarded::forwarded_https(session.req_header()));
@@ -112,10 +135,13 @@ impl RequestCtx {
     /// routed, redirected to, or forwarded: `400`; an unknown one gets `421`.
     pub(super) fn route_host(&mut self, req: &RequestHeader) -> Option<Answer> {
         let Some(host) = request_host(req) else {
-            return Some(Answer::text(StatusCode::BAD_REQUEST).closing());
+            return Some(Answer::text(StatusCode::BAD_REQUEST, "bad_host").closing());
         };
         let Some((vhost, matched)) = self.plan.router.route(&host) else {
-            return Some(Answer::text(StatusCode::MISDIRECTED_REQUEST));
+            return Some(Answer::text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown_host",
+            ));
         };
         self.routed = Some((vhost, 0));
         self.host_match = matched;
@@ -129,7 +155,7 @@ impl RequestCtx {
         let (index, vhost) = self.routed.map(|(v, _)| (v, &self.plan.vhosts[v]))?;
         let refuse = |why: &dyn std::fmt::Display| {
             debug!("vhost={} path refused: {why}", vhost.name);
-            Some(Answer::text(StatusCode::BAD_REQUEST).closing())
+            Some(Answer::text(StatusCode::BAD_REQUEST, "bad_path").closing())
         };
         match request_target_form(req) {
             TargetForm::Path => {}
@@ -177,13 +203,19 @@ impl RequestCtx {
             Some(path) => std::borrow::Cow::Owned(path_and_query(path, req.uri.query())),
         };
         let Some(location) = redirect.location(own_host, &target) else {
-            return Some(Answer::text(StatusCode::MISDIRECTED_REQUEST));
+            return Some(Answer::text(
+                StatusCode::MISDIRECTED_REQUEST,
+                "no_redirect_host",
+            ));
         };
         let status = redirect.status(&req.method);
         redirect.count(status);
         // The host was checked and the path came from a parsed URI: always valid.
         let location = HeaderValue::try_from(location).ok()?;
-        let mut answer = Answer::empty(StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND));
+        let mut answer = Answer::empty(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND),
+            "https_redirect",
+        );
         answer.header("Location", location);
         Some(answer)
     }
@@ -196,7 +228,7 @@ impl RequestCtx {
         // The host was checked, the path normalized, the query came from a
         // parsed URI, and the translation checked the redirect's own parts.
         let location = HeaderValue::try_from(location).ok()?;
-        let mut answer = Answer::empty(redirect.status);
+        let mut answer = Answer::empty(redirect.status, "redirect");
         answer.header("Location", location);
         Some(answer)
     }
@@ -209,11 +241,19 @@ impl RequestCtx {
             return None;
         };
         let Some(index) = split.pick() else {
-            return Some(Answer::text(StatusCode::INTERNAL_SERVER_ERROR));
+            return Some(Answer::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no_backend",
+            ));
         };
         let answer = match split.backend(index) {
-            None => Some(Answer::text(StatusCode::INTERNAL_SERVER_ERROR)),
-            Some(pool) if pool.is_empty() => Some(Answer::text(StatusCode::SERVICE_UNAVAILABLE)),
+            None => Some(Answer::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no_backend",
+            )),
+            Some(pool) if pool.is_empty() => {
+                Some(Answer::text(StatusCode::SERVICE_UNAVAILABLE, "no_endpoint"))
+            }
             Some(_) => None,
         };
         self.backend = index;
@@ -230,12 +270,13 @@ impl RequestCtx {
                     head: *resp,
                     body: Bytes::new(),
                     close: false,
+                    reason: "preflight",
                 })
             }
             Preflight::Denied => {
                 // The origin may be allowed while the method or headers are not.
                 self.cors_origin = None;
-                Some(Answer::text(StatusCode::FORBIDDEN))
+                Some(Answer::text(StatusCode::FORBIDDEN, "preflight_denied"))
             }
         }
     }
@@ -261,11 +302,11 @@ impl RequestCtx {
         let received = taken
             .and_then(|body| collector.receive(path, &body, |doc| vhost.route_of_reported(doc)));
         let Err(why) = received else {
-            return Ok(Answer::empty(StatusCode::NO_CONTENT));
+            return Ok(Answer::empty(StatusCode::NO_CONTENT, "csp_report"));
         };
         collector.reject(why);
         let status = StatusCode::from_u16(why.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut answer = Answer::text(status);
+        let mut answer = Answer::text(status, "csp_report_rejected");
         if why == ReportRejection::Method {
             answer.header("Allow", HeaderValue::from_static("POST"));
         }
@@ -282,7 +323,7 @@ impl RequestCtx {
             return None;
         };
         let status = StatusCode::from_u16(direct.status).unwrap_or(StatusCode::OK);
-        let mut answer = Answer::empty(status);
+        let mut answer = Answer::empty(status, "direct_response");
         answer.header("Content-Type", direct.content_type.clone());
         answer.body = direct.body.clone();
         Some(answer)
@@ -353,7 +394,7 @@ pub(super) fn refuse_method(req: &RequestHeader) -> Option<Answer> {
     if req.method != Method::CONNECT && req.method != Method::TRACE {
         return None;
     }
-    let mut answer = Answer::text(StatusCode::METHOD_NOT_ALLOWED).closing();
+    let mut answer = Answer::text(StatusCode::METHOD_NOT_ALLOWED, "method_refused").closing();
     answer.header("Allow", ALLOW_METHODS);
     Some(answer)
 }
@@ -370,7 +411,7 @@ pub(super) fn refuse_bad_framing(session: &mut Session) -> Option<Answer> {
         .and_then(|()| edge::check_chunked(session.as_downstream()).map_err(|e| e.to_string()));
     let why = refused.err()?;
     debug!("request framing refused: {why}");
-    Some(Answer::text(StatusCode::BAD_REQUEST).closing())
+    Some(Answer::text(StatusCode::BAD_REQUEST, "bad_framing").closing())
 }
 
 #[cfg(test)]

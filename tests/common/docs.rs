@@ -77,6 +77,16 @@ pub fn shown(page: &str, after: &str, until: &str) -> String {
     rest.split(until).next().unwrap().to_string()
 }
 
+/// A response line with the request id's value replaced: ids are new on
+/// every request, so a documented answer and a real one differ only there.
+pub fn any_request_id(line: &str) -> &str {
+    if line.starts_with("X-Request-Id: ") {
+        "X-Request-Id: (an id)"
+    } else {
+        line
+    }
+}
+
 impl Page {
     /// The fenced blocks, in order. A fence opens with three or more backticks or tildes
     /// at the start of a line (indentation allowed) and closes with a run of the same

@@ -342,6 +342,30 @@ impl Gateway {
         Gateway::spawn(dir, &conf, &listen, &admin, &tls)
     }
 
+    /// Starts the binary with its stdout on a pipe the caller holds (and may
+    /// leave unread), and waits for it to listen.
+    pub fn start_piped(gw_yaml: &str) -> (Gateway, std::process::ChildStdout) {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        let tls = format!("127.0.0.1:{}", free_port());
+        let (dir, conf) = write_config(gw_yaml, &[], &listen, &admin, &tls);
+        let mut child = binary(dir.path(), &conf, false)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut gw = Gateway {
+            addr: listen.parse().unwrap(),
+            admin: admin.parse().unwrap(),
+            tls_addr: tls.parse().unwrap(),
+            dir,
+            conf,
+            child,
+        };
+        gw.wait_for(gw.addr);
+        (gw, stdout)
+    }
+
     /// Starts the binary on a configuration the caller laid out in `dir`, whose
     /// listener and admin addresses are `listen` and `admin`.
     pub fn spawn(
@@ -461,6 +485,11 @@ impl Drop for Gateway {
 
 /// The binary on `conf`, its stderr appended to `dir/gateway.log`.
 fn run_binary(dir: &Path, conf: &Path, upgrade: bool) -> Child {
+    binary(dir, conf, upgrade).spawn().unwrap()
+}
+
+/// The command [`run_binary`] runs, stdout discarded.
+fn binary(dir: &Path, conf: &Path, upgrade: bool) -> Command {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -475,9 +504,8 @@ fn run_binary(dir: &Path, conf: &Path, upgrade: bool) -> Child {
         .arg(conf)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    command
 }
 
 pub fn send_signal(child: &Child, signal: i32) {
