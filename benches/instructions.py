@@ -100,7 +100,10 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--top", type=int, default=0, help="print each target's N costliest functions")
     ap.add_argument("--keep", metavar="DIR", help="copy the callgrind dumps into DIR")
+    ap.add_argument("--bin", help="the pingora-secgw binary to measure (default: the release build)")
     args = ap.parse_args()
+    if args.bin:
+        load.BIN = os.path.abspath(args.bin)
     args.targets = args.targets or DEFAULT
     if unknown := set(args.targets) - set(NAMES):
         ap.error(f"unknown targets: {', '.join(sorted(unknown))}")

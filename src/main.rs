@@ -48,6 +48,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SIGUSR1 (logrotate's "reopen") would end the process by default until
+    // the reopen service installs its handler: a rotation during start-up or
+    // an upgrade must not kill the new process.
+    // SAFETY: setting a disposition to SIG_IGN runs no handler code.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
     logging::init();
     let cli = Cli::parse();
     match &cli.command {

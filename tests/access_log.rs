@@ -205,6 +205,9 @@ fn no_request_can_forge_or_split_a_line() {
         b"\" 200 0 \"-\" \"forged".to_vec(),
         b"a\\\"b\\\\".to_vec(),
         b"\t\x80\xff\xc3\xa9\xe2\x80\xa8".to_vec(),
+        // NEL, PARAGRAPH SEPARATOR, RIGHT-TO-LEFT OVERRIDE, CSI: they split or
+        // disguise lines in the tools that read logs.
+        b"a\xc2\x85b\xe2\x80\xa9c\xe2\x80\xaed\xc2\x9b[2J".to_vec(),
         b"{\"time\":\"1970\"}".to_vec(),
         b"\\x22 \\n \\u0000 \\\\x41".to_vec(),
     ];
@@ -250,7 +253,12 @@ fn no_request_can_forge_or_split_a_line() {
         assert!(parsed > 300, "{parsed}");
         let all = wait_lines(&log, answered.len());
         for (line, (id, path, value)) in all.iter().zip(&answered) {
-            assert!(line.bytes().all(|b| b >= 0x20 && b != 0x7f), "{line:?}");
+            let disguising = |c: char| {
+                c < ' '
+                    || ('\u{7f}'..='\u{9f}').contains(&c)
+                    || ('\u{2028}'..='\u{202e}').contains(&c)
+            };
+            assert!(!line.chars().any(disguising), "{line:?}");
             let Some(id) = id else {
                 // Refused by the connection layer: a line without the request.
                 if format == "json" {
@@ -592,6 +600,14 @@ fn log_paths_are_checked_at_load_with_their_key() {
     let (code, out, _dir) = check_config(&vhost("{fields: [status, colour]}"), &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("unknown field `colour`"), "{out}");
+    // Lines appended to gw.yaml would break the next reload.
+    let (code, out, _dir) = check_config(&vhost("{enabled: true, path: ./gw.yaml}"), &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("vhosts[0].routes[0].access_log.path"), "{out}");
+    assert!(
+        out.contains("one of the configuration's own files"),
+        "{out}"
+    );
     // A FIFO where the file should be.
     let up = Upstream::start("a");
     let gw = Gateway::start(&format!(
@@ -734,4 +750,46 @@ fn a_log_beside_gw_yaml_does_not_hold_back_reloads() {
     let sent: usize = load.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(sent > 50, "{sent}");
     assert_eq!(gw.metric(successes), Some(1.0));
+}
+
+/// Stopping under load: every request a client got its answer to has its line
+/// in the file when the process has exited. (The writer flushes after each
+/// batch, so the wait for the writers at exit rarely has lines left to save;
+/// this holds the whole stop path to the promise either way.)
+#[test]
+fn lines_are_flushed_when_the_process_stops() {
+    let up = Upstream::start("a");
+    let mut gw = Gateway::start(&logging(
+        &up.addr.to_string(),
+        "enabled: true, path: access.log, fields: [request_id]",
+        "shutdown_drain_seconds: 0\ngrace_period_seconds: 1\ngraceful_shutdown_timeout_seconds: 1",
+    ));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (answered, url) = (answered.clone(), gw.url("/"));
+            std::thread::spawn(move || {
+                let c = client();
+                while let Ok(r) = c.get(&url).header("Host", "app.test").send() {
+                    if r.status() == 200 {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually("requests are answered", || {
+        answered.load(Ordering::SeqCst) > 200
+    });
+    gw.signal(libc::SIGTERM);
+    assert!(gw.wait_exit(Duration::from_secs(30)).success());
+    for t in load {
+        t.join().unwrap();
+    }
+    let written = lines(&gw.dir.path().join("access.log")).len();
+    let answered = answered.load(Ordering::SeqCst);
+    assert!(
+        written >= answered,
+        "{written} lines for {answered} answers"
+    );
 }

@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use log::{error, info};
@@ -33,10 +33,19 @@ const IDLE_WAKE: Duration = Duration::from_millis(100);
 /// Bumped by each SIGUSR1; a writer whose file predates the bump reopens it.
 static REOPEN: AtomicU64 = AtomicU64::new(0);
 
-static SINKS: LazyLock<Mutex<HashMap<Target, Arc<Sink>>>> = LazyLock::new(Default::default);
+/// Weak: a destination no plan names any more loses its sink, and with the
+/// last reference its buffer; its writer then flushes, closes and exits.
+static SINKS: LazyLock<Mutex<HashMap<Target, Weak<Sink>>>> = LazyLock::new(Default::default);
 
-/// A destination, with a file's path already resolved against gw.yaml's
-/// folder and made absolute.
+/// Lines a writer takes before it flushes and looks for a reopen request:
+/// a writer that never catches up must still follow a rotation.
+const BATCH: usize = 256;
+
+/// How long a woken writer waits for more lines before it writes.
+const COALESCE: Duration = Duration::from_millis(25);
+
+/// A destination, with a file's path resolved against gw.yaml's folder and
+/// that folder's links and `..` resolved ([`canonical`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     Stderr,
@@ -63,19 +72,21 @@ pub struct Sink {
     queued: Arc<AtomicUsize>,
 }
 
-/// The sink of `target`, the same one for every plan that names it.
+/// The sink of `target`, the same one for every plan that names it while
+/// one does.
 pub fn sink(target: Target) -> Arc<Sink> {
     let mut sinks = SINKS.lock().unwrap_or_else(|e| e.into_inner());
-    sinks
-        .entry(target.clone())
-        .or_insert_with(|| {
-            Arc::new(Sink {
-                target,
-                buffer: OnceLock::new(),
-                queued: Arc::default(),
-            })
-        })
-        .clone()
+    sinks.retain(|_, s| s.strong_count() > 0);
+    if let Some(sink) = sinks.get(&target).and_then(Weak::upgrade) {
+        return sink;
+    }
+    let sink = Arc::new(Sink {
+        target: target.clone(),
+        buffer: OnceLock::new(),
+        queued: Arc::default(),
+    });
+    sinks.insert(target, Arc::downgrade(&sink));
+    sink
 }
 
 impl Sink {
@@ -98,13 +109,19 @@ impl Sink {
     fn start(&self) -> SyncSender<Message> {
         let (tx, rx) = sync_channel(BUFFER_LINES);
         let target = self.target.clone();
+        RUNNING.fetch_add(1, Ordering::SeqCst);
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
             .spawn({
                 let queued = self.queued.clone();
-                move || Writer::new(target).run(&rx, &queued)
+                move || {
+                    // Returns once the sink is gone, its output flushed and closed.
+                    Writer::new(target).run(&rx, &queued);
+                    RUNNING.fetch_sub(1, Ordering::SeqCst);
+                }
             });
         if let Err(e) = spawned {
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
             // The receiver is gone with the closure: every line counts as dropped.
             error!("access log {}: cannot start its writer: {e}", self.target);
         }
@@ -142,11 +159,20 @@ enum Message {
 /// Whether `path` is an access-log file: the configuration watcher ignores
 /// their writes (a log beside gw.yaml would otherwise wake it on every flush).
 pub fn is_log_file(path: &Path) -> bool {
-    let Ok(path) = std::path::absolute(path) else {
+    let Some(path) = canonical(path) else {
         return false;
     };
     let sinks = SINKS.lock().unwrap_or_else(|e| e.into_inner());
     sinks.contains_key(&Target::File(path))
+}
+
+/// A file's path with its folder resolved (links, `..`): one spelling per
+/// file, so two spellings share one writer. `None` when the folder is not there.
+pub fn canonical(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = std::fs::canonicalize(dir.unwrap_or(Path::new("."))).ok()?;
+    Some(dir.join(name))
 }
 
 /// Asks every writer to reopen its file before its next line (SIGUSR1).
@@ -154,17 +180,27 @@ pub fn reopen_all() {
     REOPEN.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Writers running: one per started sink, until its last line is written
+/// after the sink is gone.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
 /// Waits (up to `bound` per sink) until every line handed over is written:
-/// the process is about to exit.
+/// the process is about to exit. Sinks still named are drained; the writers
+/// of sinks already dropped (with the server's plans) are waited for.
 pub fn flush_all(bound: Duration) {
     let sinks: Vec<Arc<Sink>> = SINKS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .values()
-        .cloned()
+        .filter_map(Weak::upgrade)
         .collect();
-    for sink in sinks {
+    for sink in &sinks {
         sink.drain(bound);
+    }
+    let alive = sinks.iter().filter(|s| s.buffer.get().is_some()).count();
+    let deadline = Instant::now() + bound;
+    while RUNNING.load(Ordering::SeqCst) > alive && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -195,9 +231,14 @@ impl Writer {
             };
             self.reopen_if_asked();
             let Some(first) = first else { continue };
+            // The lines of the next moment join this write: one `write` per
+            // COALESCE under load instead of one per line, and no request
+            // wakes the writer while it sleeps here (a sender wakes only a
+            // receiver that waits in `recv`).
+            std::thread::sleep(COALESCE);
             let mut asked = Vec::new();
             let mut next = Some(first);
-            // Everything already queued goes out in one flush.
+            let mut taken = 0;
             while let Some(m) = next {
                 match m {
                     Message::Line(line) => {
@@ -206,15 +247,24 @@ impl Writer {
                     }
                     Message::Flush(done) => asked.push(done),
                 }
+                taken += 1;
+                if taken % BATCH == 0 {
+                    self.flush();
+                    self.reopen_if_asked();
+                }
                 next = rx.try_recv().ok();
             }
-            if let Some(out) = &mut self.out {
-                if let Err(e) = out.flush() {
-                    self.failed(&e);
-                }
-            }
+            self.flush();
             for done in asked {
                 let _ = done.try_send(());
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(out) = &mut self.out {
+            if let Err(e) = out.flush() {
+                self.failed(&e);
             }
         }
     }
@@ -283,7 +333,8 @@ fn open_append(path: &PathBuf) -> io::Result<File> {
         .append(true)
         .create(true)
         .mode(0o640)
-        // A FIFO swapped in after load must not block the writer at open.
-        .custom_flags(libc::O_NONBLOCK)
+        // A FIFO swapped in after load must not block the writer at open, and
+        // a link swapped in must not point the gateway's writes elsewhere.
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
 }

@@ -169,20 +169,29 @@ impl Sources {
     /// A hash of the contents of every source file, to tell whether anything the
     /// configuration reads has changed, whatever the file system reported.
     pub fn fingerprint(&self) -> u64 {
-        let mut files = vec![self.path.clone()];
         let mut hasher = DefaultHasher::new();
-        for spec in &self.policy_specs {
-            match files::policy_paths(&self.base_dir, spec) {
-                Ok(paths) => files.extend(paths),
-                Err(e) => e.hash(&mut hasher),
-            }
-        }
-        files.extend(self.tls_files.iter().cloned());
+        let files = self.files(|e| e.hash(&mut hasher));
         for f in &files {
             f.hash(&mut hasher);
             files::read_regular(f).hash(&mut hasher);
         }
         hasher.finish()
+    }
+}
+
+impl Sources {
+    /// gw.yaml, the policy files and the TLS files; a policy path that cannot
+    /// be listed goes to `failed`.
+    pub fn files(&self, mut failed: impl FnMut(&str)) -> Vec<PathBuf> {
+        let mut files = vec![self.path.clone()];
+        for spec in &self.policy_specs {
+            match files::policy_paths(&self.base_dir, spec) {
+                Ok(paths) => files.extend(paths),
+                Err(e) => failed(&e),
+            }
+        }
+        files.extend(self.tls_files.iter().cloned());
+        files
     }
 }
 

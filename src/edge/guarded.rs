@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -291,12 +292,11 @@ impl Guarded {
     fn answer_with(&mut self, bytes: Bytes, rejection: Rejection) {
         if !self.answered {
             if let Some(log) = &self.log {
-                let peer = self.inner.get_socket_digest().and_then(|d| {
-                    d.peer_addr()
-                        .and_then(|a| a.as_inet())
-                        .map(|a| a.ip().to_string())
-                });
-                log_rejection(log, &bytes, rejection, peer.as_deref().unwrap_or("-"));
+                let peer = self
+                    .inner
+                    .get_socket_digest()
+                    .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+                log_rejection(log, &bytes, rejection, peer);
             }
             self.answered = true;
             self.answer = Some((bytes, 0));
@@ -449,7 +449,7 @@ pass_through!(Guarded, inner);
 /// The access line of a head the connection layer refused (`answer`: the
 /// canned response, head and body): no request was parsed, so no method, path
 /// or id; the status and the reason say what happened.
-fn log_rejection(log: &LogPlan, answer: &[u8], rejection: Rejection, client: &str) {
+fn log_rejection(log: &LogPlan, answer: &[u8], rejection: Rejection, client: Option<IpAddr>) {
     let (status, reason) = match rejection {
         Rejection::HeaderTimeout => (408, "header_timeout"),
         _ => (400, "malformed_head"),

@@ -1,21 +1,22 @@
 //! A route's access-log settings, compiled: whether it logs, how, and the
 //! [`Sink`] its lines go to. A file is checked here, at load, without being
 //! created: its folder must exist and, if the file is there, it must be a
-//! regular file (a FIFO would block the writer, a device is no log).
+//! regular file (a FIFO would block the writer, a device is no log, a link
+//! could be swapped) and none of the configuration's own files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::access_log::line::{combined, json, Entry};
-use crate::access_log::sink::{sink, Sink, Target};
+use crate::access_log::line::{combined, field_mask, json, Entry};
+use crate::access_log::sink::{canonical, sink, Sink, Target};
 use crate::config::access_log::{AccessLogConfig, LogFormat, LogPath};
 use crate::config::KeyError;
 
 #[derive(Debug)]
 pub struct LogPlan {
     pub format: LogFormat,
-    /// JSON: the fields to write, in the documented order; empty: all of them.
-    pub fields: Vec<&'static str>,
+    /// JSON: the fields to write ([`field_mask`]); 0: all of them.
+    pub fields: u32,
     pub log_query: bool,
     pub sink: Arc<Sink>,
 }
@@ -24,7 +25,7 @@ impl LogPlan {
     /// `None` when the effective settings leave logging off.
     pub fn compile(
         cfg: &AccessLogConfig,
-        base_dir: &Path,
+        files: &ConfigFiles,
     ) -> Result<Option<Arc<LogPlan>>, KeyError> {
         if cfg.enabled != Some(true) {
             return Ok(None);
@@ -33,22 +34,20 @@ impl LogPlan {
             LogPath::Stderr => Target::Stderr,
             LogPath::Stdout => Target::Stdout,
             LogPath::File(path) => {
-                let path = std::path::absolute(base_dir.join(path))
-                    .map_err(|e| KeyError::new("access_log.path", e.to_string()))?;
-                check_file(&path).map_err(|e| KeyError::new("access_log.path", e))?;
+                let path = files.base_dir.join(path);
+                let refuse = |why| KeyError::new("access_log.path", why);
+                check_file(&path).map_err(refuse)?;
+                let path = canonical(&path).ok_or_else(|| refuse("its folder is gone".into()))?;
+                if files.config.contains(&path) {
+                    let why = format!("{} is one of the configuration's own files", path.display());
+                    return Err(refuse(why));
+                }
                 Target::File(path)
             }
         };
-        let mut fields: Vec<&'static str> = cfg.fields.iter().flatten().map(|f| f.name()).collect();
-        fields.sort_by_key(|name| {
-            crate::config::access_log::FIELDS
-                .iter()
-                .position(|f| f == name)
-        });
-        fields.dedup();
         Ok(Some(Arc::new(LogPlan {
             format: cfg.format.unwrap_or_default(),
-            fields,
+            fields: field_mask(cfg.fields.iter().flatten().map(|f| f.name())),
             log_query: cfg.log_query.unwrap_or(false),
             sink: sink(target),
         })))
@@ -58,13 +57,28 @@ impl LogPlan {
 impl LogPlan {
     /// Formats `entry` and hands the line to the sink's writer.
     pub fn write(&self, entry: &Entry) {
-        let mut line = match self.format {
-            LogFormat::Json => json(entry, &self.fields),
+        self.sink.send(match self.format {
+            LogFormat::Json => json(entry, self.fields),
             LogFormat::Combined => combined(entry),
+        });
+    }
+}
+
+/// What log paths are resolved against and may not be: gw.yaml's folder, and
+/// the configuration's own files (gw.yaml, policy files, certificates), with
+/// their folders resolved.
+#[derive(Debug, Default)]
+pub struct ConfigFiles {
+    pub base_dir: PathBuf,
+    pub config: Vec<PathBuf>,
+}
+
+impl ConfigFiles {
+    pub fn new(base_dir: &Path, config: &[PathBuf]) -> ConfigFiles {
+        ConfigFiles {
+            base_dir: base_dir.to_path_buf(),
+            config: config.iter().filter_map(|f| canonical(f)).collect(),
         }
-        .into_bytes();
-        line.push(b'\n');
-        self.sink.send(line);
     }
 }
 
@@ -77,8 +91,11 @@ fn check_file(path: &Path) -> Result<(), String> {
         Ok(_) => return Err(format!("{shown}: {} is not a folder", dir.display())),
         Err(e) => return Err(format!("{shown}: its folder {}: {e}", dir.display())),
     }
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) if meta.is_symlink() => Err(format!(
+            "{shown} is a link; name the file itself (the gateway does not follow links to its logs)"
+        )),
         Ok(_) => Err(format!(
             "{shown} is not a regular file (a FIFO, a folder or a device)"
         )),
@@ -92,7 +109,8 @@ mod tests {
     use super::*;
 
     fn compiled(yaml: &str, dir: &Path) -> Result<Option<Arc<LogPlan>>, KeyError> {
-        LogPlan::compile(&serde_yaml::from_str(yaml).unwrap(), dir)
+        let files = ConfigFiles::new(dir, &[dir.join("gw.yaml")]);
+        LogPlan::compile(&serde_yaml::from_str(yaml).unwrap(), &files)
     }
 
     #[test]
@@ -111,6 +129,18 @@ mod tests {
         let e = on("fifo").unwrap_err();
         assert!(e.reason.contains("not a regular file"), "{}", e.reason);
         assert!(on("/dev/null").is_err());
+        // The configuration's own file, however spelled; a link.
+        std::fs::write(dir.path().join("gw.yaml"), "").unwrap();
+        let name = dir.path().file_name().unwrap().to_str().unwrap();
+        let e = on(&format!("../{name}/./gw.yaml")).unwrap_err();
+        assert!(
+            e.reason.contains("configuration's own files"),
+            "{}",
+            e.reason
+        );
+        std::os::unix::fs::symlink("gw.log", dir.path().join("link.log")).unwrap();
+        let e = on("link.log").unwrap_err();
+        assert!(e.reason.contains("is a link"), "{}", e.reason);
         assert!(compiled("{path: missing/x.log}", dir.path())
             .unwrap()
             .is_none());
@@ -122,7 +152,7 @@ mod tests {
         let plan = compiled("{enabled: true, fields: [status, time, status]}", dir)
             .unwrap()
             .unwrap();
-        assert_eq!(plan.fields, ["time", "status"]);
+        assert_eq!(plan.fields, 0b1000001);
         assert_eq!(plan.format, LogFormat::Json);
         assert!(!plan.log_query);
     }

@@ -41,7 +41,7 @@ use crate::config::schema::LimitsConfig;
 use crate::config::{ConfigError, KeyError, LoadedConfig};
 use crate::metrics::{Metrics, RouteLabels, RouteMetrics, UNMATCHED, VHOST_ROUTE};
 use crate::routing::Router;
-use access_log::LogPlan;
+use access_log::{ConfigFiles, LogPlan};
 pub use canned::{Canned, CannedAnswers};
 use headers::ResponsePlan;
 pub use route::RoutePlan;
@@ -153,6 +153,8 @@ impl Plan {
             }
         }
 
+        // Log files are resolved against gw.yaml's folder, and may not be its own files.
+        let log_files = ConfigFiles::new(base_dir, &loaded.sources().files(|_| {}));
         let mut router = Router::default();
         let mut vhosts = Vec::with_capacity(loaded.gateway.vhosts.len());
         let mut names: HashMap<&str, usize> = HashMap::new();
@@ -186,7 +188,7 @@ impl Plan {
                         )
                     })?;
                 }
-                VhostPlan::compile(ev, base_dir, metrics)
+                VhostPlan::compile(ev, &log_files, metrics)
             })()
             .map_err(|e| e.under(&ev.key).in_file(file))?;
             vhosts.push(compiled);
@@ -215,7 +217,7 @@ impl Plan {
             vhosts,
             baseline,
             unmatched: metrics.route(unmatched),
-            unmatched_log: LogPlan::compile(&effective.access_log, base_dir)
+            unmatched_log: LogPlan::compile(&effective.access_log, &log_files)
                 .map_err(|e| e.in_file(file))?,
             trusted_proxies: loaded.gateway.trusted_proxies.iter().map(|t| t.0).collect(),
             underscores_in_headers: loaded.gateway.underscores_in_headers,

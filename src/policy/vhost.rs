@@ -2,12 +2,11 @@
 //! certificate.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
 
-use super::access_log::LogPlan;
+use super::access_log::{ConfigFiles, LogPlan};
 use super::csp::collect_path;
 use super::route::{RouteParts, RoutePlan};
 use super::rules::{Asked, Conditions, RedirectTo, Rewrite};
@@ -47,9 +46,10 @@ impl VhostPlan {
     /// Compiles one vhost's effective settings and its routes'.
     pub fn compile(
         ev: &EffectiveVhost,
-        base_dir: &Path,
+        log_files: &ConfigFiles,
         metrics: &Metrics,
     ) -> Result<VhostPlan, KeyError> {
+        let base_dir = log_files.base_dir.as_path();
         let v = ev.config;
         let layer = ev.layer.as_ref().map_err(Clone::clone)?;
         let name = v.name.0.as_str();
@@ -73,7 +73,7 @@ impl VhostPlan {
             when: None,
             redirect_to: None,
             catch_all,
-            access_log: LogPlan::compile(&ev.access_log, base_dir)?,
+            access_log: LogPlan::compile(&ev.access_log, log_files)?,
         };
         let mut routes = vec![RoutePlan::compile(layer, own, metrics)?];
         let mut collect_paths = vec![collect_path(&layer.security)];
@@ -170,7 +170,7 @@ impl VhostPlan {
                     when: rules.and_then(Conditions::of),
                     redirect_to,
                     catch_all,
-                    access_log: LogPlan::compile(&er.access_log, base_dir)?,
+                    access_log: LogPlan::compile(&er.access_log, log_files)?,
                 };
                 RoutePlan::compile(route_layer, parts, metrics)
             })()

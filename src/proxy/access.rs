@@ -25,11 +25,9 @@ pub(super) fn request_done(session: &Session, ctx: &RequestCtx, status: u16, ela
         return;
     };
     let req = session.req_header();
-    let path = logged_path(ctx, req, plan.log_query);
+    let (path, query) = logged_path(ctx, req, plan.log_query);
     let (vhost, route) = ctx.labels();
-    let client = forwarded::client_address(req, ctx.client_ip, &ctx.plan.trusted_proxies)
-        .map(|ip| ip.to_string());
-    let upstream_addr = ctx.upstream_addr.map(|a| a.to_string());
+    let client = forwarded::client_address(req, ctx.client_ip, &ctx.plan.trusted_proxies);
     let digest = session.digest();
     let tls = digest.and_then(|d| d.ssl_digest.as_ref());
     let header = |name| req.headers.get(name).map(|v| v.as_bytes());
@@ -42,7 +40,8 @@ pub(super) fn request_done(session: &Session, ctx: &RequestCtx, status: u16, ela
         vhost,
         route,
         method: req.method.as_str(),
-        path: &path,
+        path,
+        query,
         version: match req.version {
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_2 => "HTTP/2.0",
@@ -51,11 +50,11 @@ pub(super) fn request_done(session: &Session, ctx: &RequestCtx, status: u16, ela
         status,
         bytes_sent: downstream.body_bytes_sent() as u64,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
-        upstream_addr: upstream_addr.as_deref(),
+        upstream_addr: ctx.upstream_addr,
         upstream_duration_ms: upstream.map(|d| d.as_secs_f64() * 1000.0),
         protocol: if downstream.is_http2() { "h2" } else { "h1" },
         tls_version: tls.map(|t| tls_name(&t.version)),
-        client: client.as_deref().unwrap_or("-"),
+        client,
         user_agent: header(http::header::USER_AGENT),
         referer: header(http::header::REFERER),
         request_id: ctx.request_id.to_str().unwrap_or_default(),
@@ -64,19 +63,20 @@ pub(super) fn request_done(session: &Session, ctx: &RequestCtx, status: u16, ela
     plan.write(&entry);
 }
 
-/// The path as routed (normalized), with the query only when `log_query`;
-/// before routing normalized it, the request's own bytes.
-fn logged_path(ctx: &RequestCtx, req: &pingora_http::RequestHeader, log_query: bool) -> Vec<u8> {
+/// The path as routed (normalized; before routing normalized it, the
+/// request's own bytes), and `?query` when `log_query`.
+fn logged_path<'r>(
+    ctx: &'r RequestCtx,
+    req: &'r pingora_http::RequestHeader,
+    log_query: bool,
+) -> (&'r [u8], &'r [u8]) {
     let raw = req.raw_path();
-    let query_at = raw.iter().position(|&b| b == b'?');
-    let mut path = match &ctx.normalized_path {
-        Some(p) => p.as_bytes().to_vec(),
-        None => raw[..query_at.unwrap_or(raw.len())].to_vec(),
+    let query_at = raw.iter().position(|&b| b == b'?').unwrap_or(raw.len());
+    let path = match &ctx.normalized_path {
+        Some(p) => p.as_bytes(),
+        None => &raw[..query_at],
     };
-    if let (true, Some(at)) = (log_query, query_at) {
-        path.extend_from_slice(&raw[at..]);
-    }
-    path
+    (path, if log_query { &raw[query_at..] } else { b"" })
 }
 
 /// nginx's `$ssl_protocol` spelling (`TLSv1.3`) for rustls's (`TLSv1_3`).

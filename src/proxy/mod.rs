@@ -224,7 +224,28 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// The upstream's time ends with the last byte of its response.
+    /// The upstream's time ends with its head for a response without a body,
+    /// else with the body's last byte (or its trailers) below.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_end = Some(Instant::now());
+        Ok(())
+    }
+
+    fn upstream_response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_trailers: &mut http::HeaderMap,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_end = Some(Instant::now());
+        Ok(())
+    }
+
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
@@ -342,9 +363,11 @@ impl ProxyHttp for Gateway {
 
     /// Counts every request once, whichever way it ended, and logs it.
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        // A 1xx alone (the client left after `100 Continue`) is no response.
         let status = session
             .as_downstream()
             .response_written()
+            .filter(|r| !r.status.is_informational())
             .map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.start.elapsed();
         ctx.metrics().request_done(status, elapsed);
