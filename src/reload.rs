@@ -220,13 +220,19 @@ impl BackgroundService for Reloader {
                 Some(()) = events.recv() => {
                     // Quiet for DEBOUNCE, or DEBOUNCE_MAX at most: a file written
                     // without pause beside gw.yaml must not hold reloads back.
+                    // (The deadline is checked here: a timeout polls the
+                    // channel first, and a steady writer keeps it ready.)
                     let until = tokio::time::Instant::now() + DEBOUNCE_MAX;
-                    while let Ok(Some(())) = tokio::time::timeout_at(
-                        until.min(tokio::time::Instant::now() + DEBOUNCE),
-                        events.recv(),
-                    )
-                    .await
-                    {}
+                    loop {
+                        let now = tokio::time::Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        let quiet = tokio::time::timeout_at(until.min(now + DEBOUNCE), events.recv());
+                        if !matches!(quiet.await, Ok(Some(()))) {
+                            break;
+                        }
+                    }
                     false
                 }
                 Some(()) = async { hangup.as_mut()?.recv().await } => {
