@@ -45,30 +45,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# promtool checks the /metrics exposition in the tests. Only the binary is taken
-# from Debian's prometheus package, so no Prometheus server gets installed.
-if [ "${1:-}" = "test" ] && ! command -v promtool >/dev/null 2>&1 && [ ! -x target/tools/promtool ]; then
-  if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
-    echo "The tests need promtool (Prometheus). Put it on PATH or set PROMTOOL." >&2
-    exit 1
-  fi
-  echo "Fetching promtool from Debian's prometheus package into target/tools..." >&2
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1)
-  fi
-  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
-  mkdir -p target/tools
-  cp "$tmp/x/usr/bin/promtool" target/tools/promtool
-fi
-
-# h2spec, the HTTP/2 conformance suite, built from its Go module (tests/h2spec.rs),
-# and kube-apiserver and etcd for the Kubernetes tests (tests/kubernetes.rs), built
-# here because the tests run them in network namespaces without the module proxy.
+# Prometheus and promtool from Debian's package (the metrics, alert and dashboard
+# tests); helm (the chart's tests) and h2spec, the HTTP/2 conformance suite
+# (tests/h2spec.rs), built from their Go modules; and kube-apiserver and etcd for the
+# Kubernetes tests (tests/kubernetes.rs), built here because the tests run them in
+# network namespaces without the module proxy.
 if [ "${1:-}" = "test" ]; then
+  ./scripts/prometheus.sh
+  ./scripts/helm.sh
   ./scripts/h2spec.sh
   ./scripts/control-plane.sh build
 fi

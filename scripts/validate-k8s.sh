@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Validates every resource the kustomizations list with `kubernetes-validate --strict`.
+# Validates every resource the kustomizations list, and every object the Helm chart
+# renders (default values and deploy/helm/pingora-secgw/ci/*), with
+# `kubernetes-validate --strict`.
 # CRD kinds have no schema there (kubernetes-validate only warns, and passes, on a kind it
 # does not know), so they never reach it:
 #   - the Gateway API's (the GatewayClass of k8s/kubernetes-mode/) are validated against
@@ -18,7 +20,8 @@
 # The Kubernetes-mode overlay (k8s/kubernetes-mode/): its own resources, and those of
 # its patches that are whole objects, go through kubernetes-validate with the rest;
 # the patches are also checked with asserts (the Deployment patch is a partial object,
-# which no schema accepts). Its RBAC is checked to grant exactly what the gateway uses,
+# which no schema accepts). Most of these files are the Helm chart's rendering
+# (scripts/render-k8s.sh; tests/helm.rs keeps them equal). Its RBAC is checked to grant exactly what the gateway uses,
 # no more and no less. With kubectl on the PATH the overlay is also rendered (`kubectl
 # kustomize`, no cluster needed) and the result validated as a whole.
 set -euo pipefail
@@ -172,7 +175,10 @@ for name, field in [("POD_NAME", "metadata.name"), ("POD_IP", "status.podIP")]:
 print(f"{path}: token mounted, POD_NAME and POD_IP from the downward API (partial object: asserts only)")
 
 path, configmap = patches["ConfigMap"]
-assert set(configmap["data"]) == {"gw.yaml"}, f"{path}: only gw.yaml (the base's policy files are kept)"
+base_data = base_objects[("ConfigMap", "pingora-secgw-config", "pingora-secgw")]["data"]
+assert set(configmap["data"]) == set(base_data), f"{path}: the base's files"
+assert all(configmap["data"][k] == v for k, v in base_data.items() if k != "gw.yaml"), \
+    f"{path}: the policy files are the base's"
 gw = yaml.safe_load(configmap["data"]["gw.yaml"])
 kubernetes = gw.pop("kubernetes")
 assert kubernetes == {"enabled": True, "ingress_class": "secgw", "gateway_class": "secgw"}, f"{path}: {kubernetes}"
@@ -229,6 +235,34 @@ returncode = subprocess.run(["kubernetes-validate", "--strict", "--quiet", *core
 if returncode:
     sys.exit(returncode)
 print(f"{len(core)} manifest files valid (--strict), {gateway_api_objects} Gateway API object(s) valid against the CRDs")
+
+# The Helm chart, rendered with its default values and with each CI value file: every
+# object through the same checks (`helm lint --strict` runs in tests/helm.rs).
+CHART = "deploy/helm/pingora-secgw"
+if subprocess.run(["scripts/helm.sh"]).returncode:
+    sys.exit("scripts/helm.sh: helm could not be built")
+for values in [[], *[["-f", f"{CHART}/ci/{f}"] for f in sorted(os.listdir(f"{CHART}/ci"))]]:
+    where = f"helm template {' '.join(values) or '(default values)'}"
+    got = subprocess.run(["target/tools/helm", "template", "pingora-secgw", CHART, "--namespace", "pingora-secgw",
+                          "--kube-version", "v1.36.3", *values], capture_output=True, text=True)
+    if got.returncode:
+        sys.exit(f"{where}:\n{got.stderr.strip()}")
+    rendered_core = []
+    for doc in (d for d in yaml.safe_load_all(got.stdout) if d):
+        if doc["apiVersion"].startswith(f"{GATEWAY_API_GROUP}/"):
+            validate_gateway_api(where, doc)
+        elif doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            spec = doc["spec"]
+            assert spec["selector"]["matchLabels"], where
+            assert all(e["port"] and e["path"] == "/metrics" for e in spec["endpoints"]), where
+        else:
+            rendered_core.append(doc)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump_all(rendered_core, f)
+        f.flush()
+        if subprocess.run(["kubernetes-validate", "--strict", "--quiet", f.name]).returncode:
+            sys.exit(f"{where}: kubernetes-validate --strict failed")
+    print(f"{where}: {len(rendered_core)} objects valid (--strict), Gateway API and ServiceMonitor kinds checked")
 
 kubectl = shutil.which("kubectl")
 if not kubectl:

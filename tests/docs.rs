@@ -11,7 +11,8 @@
 //! - `# fragment: gw.yaml | vhost | route | policy`: top-level keys, one vhost's keys,
 //!   one route's keys, one named policy's keys; completed with the least around them
 //!   (a listener, a vhost, a match) and loaded.
-//! - `# prometheus rules`: a rule file (checked by promtool in tests/metrics.rs).
+//! - `# deploy/...`: a file the project ships (the alert rules), shown whole: the rest
+//!   of the block is that file, byte for byte (promtool checks the file in tests/alerts.rs).
 //! - `# not gw.yaml: WHAT`: another program's YAML, which must parse.
 
 mod common;
@@ -27,7 +28,7 @@ enum Kind {
     Complete,
     PolicyFile,
     Fragment,
-    Rules,
+    Shipped,
     Foreign,
 }
 
@@ -63,7 +64,7 @@ fn every_yaml_example_is_marked_and_loads() {
     assert!(count(Kind::Complete) >= 5, "{loaded:?}");
     assert!(count(Kind::PolicyFile) >= 1, "{loaded:?}");
     assert!(count(Kind::Fragment) >= 10, "{loaded:?}");
-    assert!(count(Kind::Rules) >= 1, "{loaded:?}");
+    assert!(count(Kind::Shipped) >= 1, "{loaded:?}");
 }
 
 /// The harness itself refuses what it must: an unmarked block, an unknown marker, and
@@ -85,6 +86,9 @@ fn a_broken_example_of_each_kind_fails() {
         "# fragment: header\nset: {}\n",
         "# not gw.yaml: broken\nkey: [unclosed\n",
         "# not gw.yaml: disguised\nvhosts: [{name: a, hosts: [\"*\"], colour: red}]\n",
+        "# deploy/prometheus/rules.yaml\ngroups: []\n",
+        "# deploy/prometheus/missing.yaml\ngroups: []\n",
+        "# prometheus rules\ngroups: []\n",
     ];
     for body in broken {
         let fence = Fence {
@@ -327,10 +331,16 @@ fn load(
         files.extend(written);
         return load_gw(&gw, &files, pki, false).map(|_| Kind::Fragment);
     }
-    if marker == "# prometheus rules" {
-        return match parsed()?.get("groups") {
-            Some(Value::Sequence(_)) => Ok(Kind::Rules),
-            _ => Err("a rule file has a `groups` list".into()),
+    if let Some(path) = marker.strip_prefix("# deploy/") {
+        let file = std::fs::read_to_string(docs::root().join("deploy").join(path))
+            .map_err(|e| format!("deploy/{path}: {e}"))?;
+        let shown = fence.body.split_once('\n').map_or("", |(_, rest)| rest);
+        return if shown == file {
+            Ok(Kind::Shipped)
+        } else {
+            Err(format!(
+                "not deploy/{path} as it is: show the file, not a copy of it"
+            ))
         };
     }
     if marker.starts_with("# not gw.yaml: ") {
@@ -345,7 +355,7 @@ fn load(
         return Ok(Kind::Foreign);
     }
     Err(format!(
-        "a yaml block opens with a marker (`# gw.yaml`, `# policies/NAME.yaml`, `# fragment: gw.yaml|vhost|route|policy`, `# prometheus rules`, `# not gw.yaml: WHAT`), not {marker:?}"
+        "a yaml block opens with a marker (`# gw.yaml`, `# policies/NAME.yaml`, `# fragment: gw.yaml|vhost|route|policy`, `# deploy/FILE`, `# not gw.yaml: WHAT`), not {marker:?}"
     ))
 }
 

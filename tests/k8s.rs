@@ -43,10 +43,7 @@ fn the_configmap_is_a_valid_configuration() {
 /// (`-t` without `--kubeconfig` does not reach for the cluster).
 #[test]
 fn the_kubernetes_mode_configmap_is_a_valid_configuration() {
-    let dir = mounted(&[
-        "base/configmap.yaml",
-        "kubernetes-mode/configmap-patch.yaml",
-    ]);
+    let dir = mounted(&["base/configmap.yaml", "kubernetes-mode/configmap.yaml"]);
     let gw = std::fs::read_to_string(dir.path().join("gw.yaml")).unwrap();
     let gw: serde_yaml::Value = serde_yaml::from_str(&gw).unwrap();
     assert_eq!(gw["kubernetes"]["enabled"], serde_yaml::Value::Bool(true));

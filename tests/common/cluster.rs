@@ -88,17 +88,15 @@ impl ControlPlane {
     }
 
     /// A kubeconfig for the gateway's own ServiceAccount, bound to the shipped
-    /// ClusterRole (k8s/kubernetes-mode), so the gateway runs with exactly the
+    /// ClusterRole (k8s/kubernetes-mode/rbac.yaml), so the gateway runs with exactly the
     /// permissions the manifests grant, not as an admin.
     pub fn gateway_kubeconfig(&self) -> PathBuf {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
         self.apply(&namespace("pingora-secgw"));
         self.apply(&read("k8s/base/serviceaccount.yaml"));
-        self.apply(&read("k8s/kubernetes-mode/clusterrole.yaml"));
-        self.apply(&read("k8s/kubernetes-mode/clusterrolebinding.yaml"));
-        self.apply(&read("k8s/kubernetes-mode/role.yaml"));
-        self.apply(&read("k8s/kubernetes-mode/rolebinding.yaml"));
+        // The ClusterRole, the Role and their bindings (the Helm chart's rendering).
+        self.apply(&read("k8s/kubernetes-mode/rbac.yaml"));
         let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(self.client.clone(), "pingora-secgw");
         let request = serde_json::json!({

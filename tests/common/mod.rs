@@ -7,6 +7,7 @@ pub mod docs;
 pub mod framings;
 pub mod lifecycle;
 pub mod pages;
+pub mod prometheus;
 pub mod strict;
 pub mod tls;
 

@@ -1,0 +1,357 @@
+//! The Grafana dashboard (deploy/grafana/pingora-secgw.json) against a real
+//! Prometheus: it scrapes a real gateway under a short, bounded load that moves every
+//! metric family, and every query of every panel, and of every variable, must return
+//! at least one series. No query may hide an empty result behind `or vector(0)`,
+//! `absent()` and the like, so a panel whose metric is renamed or dropped fails here.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::pages::{Page, PageServer};
+use common::prometheus::Prometheus;
+use common::*;
+
+const DASHBOARD: &str = "deploy/grafana/pingora-secgw.json";
+
+fn dashboard() -> serde_json::Value {
+    let path = format!("{}/{DASHBOARD}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every panel (rows' nested panels too) with its title and queries.
+fn panels(dashboard: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let nested = panel["panels"].as_array().cloned().unwrap_or_default();
+        for p in std::iter::once(panel).chain(nested.iter()) {
+            if p["type"] == "row" {
+                continue;
+            }
+            let exprs = p["targets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("panel {} has no targets", p["title"]))
+                .iter()
+                .map(|t| t["expr"].as_str().unwrap().to_string())
+                .collect();
+            out.push((p["title"].as_str().unwrap().to_string(), exprs));
+        }
+    }
+    out
+}
+
+/// What Grafana would send for an expression: the variables at "All" (their
+/// `allValue`), `$__rate_interval` at a minute (Grafana's value for a 15 s scrape
+/// interval; the load below lies within it). Panics on a variable left over.
+fn substitute(expr: &str) -> String {
+    let text = expr
+        .replace("$__rate_interval", "1m")
+        .replace("${vhost}", ".*")
+        .replace("$vhost", ".*")
+        .replace("${route}", ".*")
+        .replace("$route", ".*");
+    assert!(
+        !text.contains('$'),
+        "a variable this test does not know: {expr}"
+    );
+    text
+}
+
+/// The constructs that turn an empty result into a series, refused in any query.
+fn hides_an_empty_result(expr: &str) -> Option<&'static str> {
+    let words: Vec<&str> = expr
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    if words.contains(&"or") {
+        return Some("`or`");
+    }
+    ["vector", "absent", "absent_over_time", "scalar"]
+        .into_iter()
+        .find(|function| words.contains(function))
+}
+
+#[test]
+fn the_hiding_constructs_are_recognised() {
+    for expr in [
+        "sum(rate(x[1m])) or vector(0)",
+        "sum(rate(x[1m]))or on() vector(0)",
+        "absent(x)",
+        "absent_over_time(x[5m])",
+        "scalar(x) * 2",
+    ] {
+        assert!(hides_an_empty_result(expr).is_some(), "{expr}");
+    }
+    for expr in [
+        "sum by (vector_kind) (rate(secgw_or_total[1m]))",
+        "histogram_quantile(0.99, sum by (le) (rate(x_bucket[1m])))",
+    ] {
+        assert_eq!(hides_an_empty_result(expr), None, "{expr}");
+    }
+}
+
+/// Every metric family the monitoring page lists is on the dashboard.
+#[test]
+fn the_dashboard_shows_every_documented_metric_family() {
+    let page = common::docs::page("docs/operations/monitoring.md");
+    let table = page.split("## Metrics").nth(1).unwrap();
+    let table = table.trim_start().split("\n\n").next().unwrap();
+    let documented: BTreeSet<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `secgw_"))
+        .map(|l| &l[..l.find('`').unwrap()])
+        .collect();
+    assert!(documented.len() >= 20, "{documented:?}");
+    let queries: String = panels(&dashboard())
+        .into_iter()
+        .flat_map(|(_, exprs)| exprs)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let missing: Vec<&&str> = documented
+        .iter()
+        .filter(|m| !queries.contains(&format!("secgw_{m}")))
+        .collect();
+    assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+}
+
+#[test]
+fn the_dashboards_structure_is_what_grafana_imports() {
+    let d = dashboard();
+    assert_eq!(d["uid"], "pingora-secgw");
+    let mut ids = BTreeSet::new();
+    let all: Vec<&serde_json::Value> = d["panels"].as_array().unwrap().iter().collect();
+    for p in &all {
+        assert!(
+            ids.insert(p["id"].as_u64().unwrap()),
+            "duplicate id {}",
+            p["id"]
+        );
+        let grid = &p["gridPos"];
+        assert!(
+            grid["x"].as_u64().unwrap() + grid["w"].as_u64().unwrap() <= 24,
+            "{}",
+            p["title"]
+        );
+        if p["type"] != "row" {
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+            for t in p["targets"].as_array().unwrap() {
+                assert_eq!(t["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+            }
+        }
+    }
+    let variables: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["datasource", "vhost", "route"]);
+}
+
+/// A gateway whose traffic below moves every family: proxied and failing routes,
+/// headers injected, duplicated and stripped, a redirect, CORS preflights, CSP
+/// reports (accepted and refused), nonced and skipped pages, a refused TLS
+/// handshake, a connection over the per-address limit, a malformed head, reloads
+/// (good and bad), and access-log lines that cannot be written.
+fn busy_gateway(up: &Upstream, pages: &PageServer, dead: &str) -> Gateway {
+    common::tls::gateway_with_tls(
+        "app.test",
+        &format!(
+            r#"trusted_proxies: ["127.0.0.1"]
+limits: {{max_connections_per_ip: 1}}
+access_log: {{enabled: true, path: access.log}}
+vhosts:
+  - name: app
+    hosts: [app.test]
+    upstreams: ["{up}"]
+    security:
+      csp_report_collect: true
+    routes:
+      - name: pages
+        prefix: /pages/
+        upstreams: ["{pages}"]
+        security: {{csp_nonce: true}}
+  - name: secure
+    hosts: [secure.test]
+    upstreams: ["{up}"]
+    security: {{ssl_redirect: true}}
+  - name: down
+    hosts: [down.test]
+    upstreams: ["{dead}"]
+  - name: api
+    hosts: [api.test]
+    respond: {{status: 204}}
+    security: {{cors_enabled: true, allowed_origins: ["https://app.test"]}}
+"#,
+            up = up.addr,
+            pages = pages.addr
+        ),
+    )
+    .0
+}
+
+/// One round of that traffic.
+fn traffic(gw: &Gateway) {
+    let https = [("X-Forwarded-Proto", "https")];
+    assert_eq!(get(gw, "app.test", "/conflict", &https).status, 200);
+    assert_eq!(get(gw, "app.test", "/pages/index.html", &[]).status, 200);
+    assert_eq!(get(gw, "app.test", "/pages/raw.html", &[]).status, 200);
+    assert_eq!(get(gw, "secure.test", "/", &[]).status, 301);
+    assert_eq!(get(gw, "down.test", "/", &[]).status, 502);
+    let preflight = [
+        ("Origin", "https://app.test"),
+        ("Access-Control-Request-Method", "POST"),
+    ];
+    assert_eq!(
+        request(gw, "OPTIONS", "api.test", "/", &preflight).status,
+        204
+    );
+    let report = r#"{"csp-report":{"document-uri":"http://app.test/","violated-directive":"img-src","effective-directive":"img-src","original-policy":"img-src 'self'","disposition":"enforce","blocked-uri":"https://evil.test/x.gif"}}"#;
+    let posted = client()
+        .post(gw.url("/.well-known/csp-reports"))
+        .header("Host", "app.test")
+        .header("Content-Type", "application/csp-report")
+        .body(report)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 204);
+    assert_eq!(
+        get(gw, "app.test", "/.well-known/csp-reports", &[]).status,
+        405
+    );
+    // A malformed head, and plain HTTP on the TLS port.
+    assert!(raw_exchange(
+        gw.addr,
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n"
+    )
+    .starts_with("HTTP/1.1 400 "));
+    let mut plain = TcpStream::connect(gw.tls_addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = plain.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n");
+    let _ = read_until_closed(&mut plain);
+    // 127.0.0.2 holds its one connection; a second from it is refused at accept.
+    let held = connect_from("127.0.0.2", gw.addr);
+    eventually("the held connection counted", || {
+        gw.metric("secgw_connections_open").unwrap_or(0.0) >= 1.0
+    });
+    let mut refused = connect_from("127.0.0.2", gw.addr);
+    refused
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = refused.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n");
+    assert_eq!(read_until_closed(&mut refused), "");
+    drop(held);
+}
+
+fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let stream = runtime()
+        .block_on(socket.connect(to))
+        .unwrap()
+        .into_std()
+        .unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
+#[test]
+fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
+    let up = Upstream::start("a");
+    let html = "<!doctype html><html><head><script>start()</script></head><body>hi</body></html>";
+    let pages = PageServer::start(vec![
+        ("/pages/index.html", Page::html(html)),
+        (
+            "/pages/raw.html",
+            Page::html(html).header("Cache-Control", "no-transform"),
+        ),
+    ]);
+    let (_held, port) = dead_port();
+    let gw = busy_gateway(&up, &pages, &format!("127.0.0.1:{port}"));
+    let prometheus = Prometheus::scraping(gw.admin);
+    eventually("Prometheus scraping the gateway", || {
+        prometheus.query(r#"up{job="pingora-secgw"} == 1"#).len() == 1
+    });
+
+    // A good reload (the same file, SIGHUP), then a bad one, then a good one.
+    let conf = gw.dir.path().join("gw.yaml");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    gw.signal(libc::SIGHUP);
+    eventually("a successful reload", || {
+        gw.metric(r#"secgw_config_reloads_total{result="success"}"#) >= Some(1.0)
+    });
+    std::fs::write(&conf, good.replace("vhosts:", "vhosts: 7\nnot_a_key:")).unwrap();
+    eventually("a failed reload", || {
+        gw.metric(r#"secgw_config_reloads_total{result="failure"}"#) >= Some(1.0)
+    });
+    std::fs::write(&conf, &good).unwrap();
+    eventually("the good file back", || {
+        gw.metric("secgw_config_last_reload_successful") == Some(1.0)
+    });
+
+    // A folder where the access log's file would be created (after the reloads,
+    // which would refuse it): its lines cannot be written.
+    std::fs::create_dir(gw.dir.path().join("access.log")).unwrap();
+    // A bounded load: a round of traffic a second for 6 seconds, so that every
+    // counter moves across several scrapes.
+    let started = Instant::now();
+    for _ in 0..6 {
+        traffic(&gw);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // Two more scrapes after the last round.
+    let scrapes = |p: &Prometheus| {
+        p.query(r#"count_over_time(up{job="pingora-secgw"}[1h])"#)[0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let seen = scrapes(&prometheus);
+    eventually("two more scrapes", || scrapes(&prometheus) >= seen + 2.0);
+    assert!(gw.metric("secgw_access_log_dropped_total") > Some(0.0));
+
+    let d = dashboard();
+    let mut checked = 0;
+    for variable in d["templating"]["list"].as_array().unwrap() {
+        let Some(definition) = variable["definition"].as_str() else {
+            continue;
+        };
+        let (metric, label) = definition
+            .strip_prefix("label_values(")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|r| r.rsplit_once(", "))
+            .unwrap_or_else(|| panic!("a label_values() query: {definition}"));
+        let values = prometheus.api(
+            &format!("label/{label}/values"),
+            &[("match[]", &substitute(metric))],
+        );
+        let values = values.as_array().unwrap();
+        assert!(
+            !values.is_empty(),
+            "variable {}: {definition}",
+            variable["name"]
+        );
+        checked += 1;
+    }
+    for (title, exprs) in panels(&d) {
+        for expr in exprs {
+            if let Some(construct) = hides_an_empty_result(&expr) {
+                panic!("panel {title:?} hides an empty result with {construct}: {expr}");
+            }
+            let result = prometheus.query(&substitute(&expr));
+            assert!(
+                !result.is_empty(),
+                "panel {title:?}: no series for {expr}\nexposition:\n{}",
+                gw.admin_get("/metrics").1
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked} queries");
+}
