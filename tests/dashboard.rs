@@ -1,8 +1,10 @@
 //! The Grafana dashboard (deploy/grafana/pingora-secgw.json) against a real
 //! Prometheus: it scrapes a real gateway under a short, bounded load that moves every
-//! metric family, and every query of every panel, and of every variable, must return
-//! at least one series. No query may hide an empty result behind `or vector(0)`,
-//! `absent()` and the like, so a panel whose metric is renamed or dropped fails here.
+//! metric family, and every query of every panel must return at least one series
+//! whose value is above 0 (the counters exist at 0 from start-up, so a series alone
+//! proves nothing), every variable's query at least one value. No query may hide an
+//! empty result behind `or vector(0)`, `absent()` and the like, so a panel whose
+//! metric is renamed, dropped or no longer moved by what it shows fails here.
 
 mod common;
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::pages::{Page, PageServer};
 use common::prometheus::Prometheus;
+use common::tls::{client_config, tls_stream, TestPki};
 use common::*;
 
 const DASHBOARD: &str = "deploy/grafana/pingora-secgw.json";
@@ -44,11 +47,12 @@ fn panels(dashboard: &serde_json::Value) -> Vec<(String, Vec<String>)> {
 }
 
 /// What Grafana would send for an expression: the variables at "All" (their
-/// `allValue`), `$__rate_interval` at a minute (Grafana's value for a 15 s scrape
-/// interval; the load below lies within it). Panics on a variable left over.
+/// `allValue`), `$__rate_interval` at two minutes (Grafana's value for a 30 s scrape
+/// interval; the reloads and the load below lie within it). Panics on a variable
+/// left over.
 fn substitute(expr: &str) -> String {
     let text = expr
-        .replace("$__rate_interval", "1m")
+        .replace("$__rate_interval", "2m")
         .replace("${vhost}", ".*")
         .replace("$vhost", ".*")
         .replace("${route}", ".*")
@@ -152,10 +156,11 @@ fn the_dashboards_structure_is_what_grafana_imports() {
 
 /// A gateway whose traffic below moves every family: proxied and failing routes,
 /// headers injected, duplicated and stripped, a redirect, CORS preflights, CSP
-/// reports (accepted and refused), nonced and skipped pages, a refused TLS
-/// handshake, a connection over the per-address limit, a malformed head, reloads
-/// (good and bad), and access-log lines that cannot be written.
-fn busy_gateway(up: &Upstream, pages: &PageServer, dead: &str) -> Gateway {
+/// reports (accepted and refused), nonced, skipped and failed pages, a refused TLS
+/// handshake, a connection over the per-address limit, an HTTP/2 control-frame
+/// flood, a malformed head, reloads (good and bad), and access-log lines that cannot
+/// be written.
+fn busy_gateway(up: &Upstream, pages: &PageServer, dead: &str) -> (Gateway, TestPki) {
     common::tls::gateway_with_tls(
         "app.test",
         &format!(
@@ -189,15 +194,20 @@ vhosts:
             pages = pages.addr
         ),
     )
-    .0
 }
 
 /// One round of that traffic.
-fn traffic(gw: &Gateway) {
+fn traffic(gw: &Gateway, pki: &TestPki) {
     let https = [("X-Forwarded-Proto", "https")];
     assert_eq!(get(gw, "app.test", "/conflict", &https).status, 200);
     assert_eq!(get(gw, "app.test", "/pages/index.html", &[]).status, 200);
     assert_eq!(get(gw, "app.test", "/pages/raw.html", &[]).status, 200);
+    // gzip that is not: the nonced response is cut short, and counted.
+    let _ = client()
+        .get(gw.url("/pages/broken.html"))
+        .header("Host", "app.test")
+        .send()
+        .and_then(|r| r.bytes());
     assert_eq!(get(gw, "secure.test", "/", &[]).status, 301);
     assert_eq!(get(gw, "down.test", "/", &[]).status, 502);
     let preflight = [
@@ -245,6 +255,18 @@ fn traffic(gw: &Gateway) {
     let _ = refused.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n");
     assert_eq!(read_until_closed(&mut refused), "");
     drop(held);
+    // 5,000 WINDOW_UPDATE frames on one HTTP/2 connection: closed for abuse.
+    let mut tls = tls_stream(
+        gw.tls_addr,
+        "app.test",
+        client_config(&pki.ca_pem(), &[b"h2"]),
+    );
+    let mut flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    flood.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]);
+    flood.extend([0, 0, 4, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 1].repeat(5_000));
+    let _ = tls.write_all(&flood);
+    let _ = tls.flush();
+    let _ = std::io::Read::read_to_end(&mut tls, &mut Vec::new());
 }
 
 fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
@@ -269,9 +291,13 @@ fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
             "/pages/raw.html",
             Page::html(html).header("Cache-Control", "no-transform"),
         ),
+        (
+            "/pages/broken.html",
+            Page::html("this is not gzip").header("Content-Encoding", "gzip"),
+        ),
     ]);
     let (_held, port) = dead_port();
-    let gw = busy_gateway(&up, &pages, &format!("127.0.0.1:{port}"));
+    let (gw, pki) = busy_gateway(&up, &pages, &format!("127.0.0.1:{port}"));
     let prometheus = Prometheus::scraping(gw.admin);
     eventually("Prometheus scraping the gateway", || {
         prometheus.query(r#"up{job="pingora-secgw"} == 1"#).len() == 1
@@ -300,7 +326,7 @@ fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
     // counter moves across several scrapes.
     let started = Instant::now();
     for _ in 0..6 {
-        traffic(&gw);
+        traffic(&gw, &pki);
         std::thread::sleep(Duration::from_secs(1));
     }
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -312,6 +338,11 @@ fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
             .parse::<f64>()
             .unwrap()
     };
+    // A connection held open while Prometheus scrapes and the panels are read.
+    let _open = TcpStream::connect(gw.addr).unwrap();
+    eventually("the held connection counted", || {
+        gw.metric("secgw_connections_open") == Some(1.0)
+    });
     let seen = scrapes(&prometheus);
     eventually("two more scrapes", || scrapes(&prometheus) >= seen + 2.0);
     assert!(gw.metric("secgw_access_log_dropped_total") > Some(0.0));
@@ -344,10 +375,16 @@ fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
             if let Some(construct) = hides_an_empty_result(&expr) {
                 panic!("panel {title:?} hides an empty result with {construct}: {expr}");
             }
+            // Series of zeros (counters exist from start-up) or NaN (0/0) would pass
+            // on an idle gateway: some series must show the traffic.
             let result = prometheus.query(&substitute(&expr));
+            let values: Vec<f64> = result
+                .iter()
+                .map(|r| r["value"][1].as_str().unwrap().parse().unwrap())
+                .collect();
             assert!(
-                !result.is_empty(),
-                "panel {title:?}: no series for {expr}\nexposition:\n{}",
+                values.iter().any(|v| v.is_finite() && *v > 0.0),
+                "panel {title:?}: no series above 0 for {expr}: {values:?}\nexposition:\n{}",
                 gw.admin_get("/metrics").1
             );
             checked += 1;

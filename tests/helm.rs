@@ -276,16 +276,46 @@ fn hostile_values_are_refused_with_their_key() {
         ),
         (
             "config: {gwYaml: \"listeners: [{address: '0.0.0.0:8080'}]\\nvhosts: []\\n\"}",
-            "config.gwYaml: admin.address must listen on port 9100 (ports.admin)",
+            "config.gwYaml: admin.address must be 0.0.0.0:9100 or [::]:9100 (ports.admin)",
         ),
         (
             "ports: {admin: 9200}",
-            "config.gwYaml: admin.address must listen on port 9200 (ports.admin)",
+            "config.gwYaml: admin.address must be 0.0.0.0:9200 or [::]:9200 (ports.admin)",
         ),
         (
             "config: {gwYaml: \"admin: 9100\\n\"}",
             "admin must be a map",
         ),
+        (
+            "config: {gwYaml: \"admin: {address: '127.0.0.1:9100'}\\nvhosts: []\\n\"}",
+            "admin.address must be 0.0.0.0:9100",
+        ),
+        (
+            "config: {gwYaml: \"admin: {address: '0.0.0.0:9100'}\\nlisteners: [{address: '0.0.0.0:80'}]\\n\"}",
+            "listeners[0].address \"0.0.0.0:80\" must be 0.0.0.0 or [::] on ports.http (8080)",
+        ),
+        (
+            "config: {gwYaml: \"admin: {address: '0.0.0.0:9100'}\\n---\\nvhosts: []\\n\"}",
+            "config.gwYaml holds a YAML document marker",
+        ),
+        (
+            "config: {gwYaml: \"  admin: {address: '0.0.0.0:9100'}\\n  vhosts: []\\n\"}",
+            "config.gwYaml does not read back as itself",
+        ),
+        (
+            "config: {gwYaml: \"{admin: {address: '0.0.0.0:9100'}, vhosts: []}\\n\"}",
+            "config.gwYaml does not read back as itself",
+        ),
+        (
+            "autoscaling: {minReplicas: 10, maxReplicas: 2}",
+            "autoscaling.minReplicas (10) is above autoscaling.maxReplicas (2)",
+        ),
+        (
+            "autoscaling: {enabled: false}\nreplicas: 1",
+            "podDisruptionBudget.minAvailable (1) must be below the replica count (1)",
+        ),
+        ("podDisruptionBudget: {minAvailable: banana}", "minAvailable"),
+        ("config: {files: {\"..data\": \"x\"}}", "..data"),
         (
             "lifecycle: {shutdownDrainSeconds: -5}",
             "shutdownDrainSeconds",
@@ -324,4 +354,56 @@ fn helm_lint_passes_strictly_on_every_value_file() {
             "{text}"
         );
     }
+}
+
+/// A file of the ConfigMap reads back as exactly its text, whatever its shape:
+/// indented first lines, blank or missing last lines, tabs, carriage returns, YAML
+/// markers, quotes (a `|` block where that keeps the text, a JSON string where not).
+#[test]
+fn configmap_files_read_back_exactly() {
+    let lines = [
+        "policies: {}",
+        "  indented: 1",
+        "\tafter a tab",
+        "",
+        "---",
+        "# a comment",
+        "key: \"quoted\" 'and' \\ back",
+        "crlf\r",
+        "...",
+        "   ",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = serde_yaml::Mapping::new();
+    // Every line first, then every pair, each text with one, two or no final newline.
+    let mut texts = Vec::new();
+    for a in lines {
+        for b in lines {
+            for end in ["\n", "\n\n", ""] {
+                texts.push(format!("{a}\n{b}{end}"));
+            }
+        }
+    }
+    for (i, text) in texts.iter().enumerate() {
+        files.insert(format!("f{i}.yaml").into(), text.clone().into());
+    }
+    let mut values = serde_yaml::Mapping::new();
+    let mut config = serde_yaml::Mapping::new();
+    config.insert("files".into(), files.into());
+    values.insert("config".into(), config.into());
+    let path = dir.path().join("values.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&values).unwrap()).unwrap();
+    let objects = render(&["-f", path.to_str().unwrap()]).unwrap();
+    let data = &object(&objects, "ConfigMap")["data"];
+    for (i, text) in texts.iter().enumerate() {
+        assert_eq!(
+            data[format!("f{i}.yaml").as_str()].as_str(),
+            Some(text.as_str()),
+            "{text:?}"
+        );
+    }
+    assert!(data["gw.yaml"]
+        .as_str()
+        .unwrap()
+        .starts_with("version: 1\n"));
 }

@@ -1,12 +1,25 @@
 {{/* Names and labels shared by every object of the chart. */}}
 
-{{/* The objects' name: the release's, or release-chart when the release name does not hold the chart's. */}}
+{{/* The objects' name: the release's, or release-chart when the release name does not
+hold the chart's; a DNS label (a Service name cannot hold a dot) of at most 56
+characters, so that the -config and -admin suffixes stay within 63. */}}
 {{- define "pingora-secgw.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- $name := .Release.Name -}}
+{{- if not (contains .Chart.Name .Release.Name) -}}
+{{- $name = printf "%s-%s" .Release.Name .Chart.Name -}}
 {{- end -}}
+{{- $name | replace "." "-" | trunc 56 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The name of the cluster-scoped ClusterRole and its binding: the release's objects'
+name, with the namespace added when it differs, so that two releases of one name in
+two namespaces do not share them. */}}
+{{- define "pingora-secgw.clusterName" -}}
+{{- $name := include "pingora-secgw.fullname" . -}}
+{{- if ne $name .Release.Namespace -}}
+{{- $name = printf "%s-%s" $name .Release.Namespace -}}
+{{- end -}}
+{{- $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* What the Deployment, Services, PodDisruptionBudget and NetworkPolicy select pods by. */}}
@@ -29,24 +42,8 @@ app.kubernetes.io/part-of: pingora-secgw
 {{- add $l.shutdownDrainSeconds $l.gracePeriodSeconds $l.gracefulShutdownTimeoutSeconds $l.terminationSlackSeconds -}}
 {{- end -}}
 
-{{/* gw.yaml: the chart's keys, then config.gwYaml, then the Kubernetes mode's block. */}}
-{{- define "pingora-secgw.gwYaml" -}}
-{{- $user := fromYaml .Values.config.gwYaml -}}
-{{- if hasKey $user "Error" -}}
-{{- fail (printf "config.gwYaml is not YAML: %s" (get $user "Error")) -}}
-{{- end -}}
-{{- range list "version" "threads" "pid_file" "upgrade_sock" "shutdown_drain_seconds" "grace_period_seconds" "graceful_shutdown_timeout_seconds" "kubernetes" -}}
-{{- if hasKey $user . -}}
-{{- fail (printf "config.gwYaml sets %s, which the chart writes itself: set it through the chart's values (threads, lifecycle, kubernetes)" .) -}}
-{{- end -}}
-{{- end -}}
-{{- $admin := get $user "admin" | default dict -}}
-{{- if not (kindIs "map" $admin) -}}
-{{- fail "config.gwYaml: admin must be a map with an address" -}}
-{{- end -}}
-{{- if not (hasSuffix (printf ":%v" .Values.ports.admin) (toString (get $admin "address"))) -}}
-{{- fail (printf "config.gwYaml: admin.address must listen on port %v (ports.admin): the probes and the admin Service use it" .Values.ports.admin) -}}
-{{- end -}}
+{{/* The keys of gw.yaml the chart writes before config.gwYaml. */}}
+{{- define "pingora-secgw.chartKeys" -}}
 {{- $l := .Values.lifecycle -}}
 version: 1
 threads: {{ int .Values.threads }}
@@ -60,9 +57,11 @@ upgrade_sock: /tmp/pingora-secgw-upgrade.sock
 shutdown_drain_seconds: {{ int $l.shutdownDrainSeconds }}
 grace_period_seconds: {{ int $l.gracePeriodSeconds }}
 graceful_shutdown_timeout_seconds: {{ int $l.gracefulShutdownTimeoutSeconds }}
+{{- end -}}
 
-{{ .Values.config.gwYaml }}
-{{- if .Values.kubernetes.enabled }}
+{{/* The keys of gw.yaml the chart writes after config.gwYaml, in Kubernetes mode. */}}
+{{- define "pingora-secgw.kubernetesKeys" -}}
+{{- if .Values.kubernetes.enabled -}}
 # Kubernetes mode (docs/kubernetes.md): also serve the Ingresses of the IngressClass
 # {{ .Values.kubernetes.ingressClass }} and the Gateways of the GatewayClass {{ .Values.kubernetes.gatewayClass }} with their
 # HTTPRoutes, in every namespace, through the in-cluster service account. gw.yaml's
@@ -71,18 +70,88 @@ graceful_shutdown_timeout_seconds: {{ int $l.gracefulShutdownTimeoutSeconds }}
 # ($POD_IP) into the status of what it serves.
 kubernetes:
   enabled: true
-  ingress_class: {{ .Values.kubernetes.ingressClass }}
-  gateway_class: {{ .Values.kubernetes.gatewayClass }}
+  ingress_class: {{ .Values.kubernetes.ingressClass | quote }}
+  gateway_class: {{ .Values.kubernetes.gatewayClass | quote }}
 {{- with .Values.kubernetes.statusAddress }}
   status_address: {{ . | quote }}
 {{- end }}
-{{- end }}
+{{- end -}}
 {{- end -}}
 
-{{/* A file's text as the body of a `|` block of a ConfigMap's data: each line on a
-new line, four spaces in, blank lines left blank (nindent would pad them). */}}
-{{- define "pingora-secgw.dataBlock" -}}
+{{/* gw.yaml: the chart's keys, then config.gwYaml, then the Kubernetes mode's block;
+refused unless it reads back as exactly those keys (so a gwYaml that is indented, a
+flow map, or several documents cannot change its meaning by being pasted in), and
+unless its listeners and admin address are the container's ports on every address. */}}
+{{- define "pingora-secgw.gwYaml" -}}
+{{- $text := .Values.config.gwYaml -}}
+{{- if regexMatch "(?m)^(---|\\.\\.\\.)([ \t#]|$)" $text -}}
+{{- fail "config.gwYaml holds a YAML document marker (--- or ...): it must be one document, gw.yaml's keys" -}}
+{{- end -}}
+{{- $user := fromYaml $text -}}
+{{- if hasKey $user "Error" -}}
+{{- fail (printf "config.gwYaml is not YAML: %s" (get $user "Error")) -}}
+{{- end -}}
+{{- range list "version" "threads" "pid_file" "upgrade_sock" "shutdown_drain_seconds" "grace_period_seconds" "graceful_shutdown_timeout_seconds" "kubernetes" -}}
+{{- if hasKey $user . -}}
+{{- fail (printf "config.gwYaml sets %s, which the chart writes itself: set it through the chart's values (threads, lifecycle, kubernetes)" .) -}}
+{{- end -}}
+{{- end -}}
+{{- $p := .Values.ports -}}
+{{- $admin := get $user "admin" | default dict -}}
+{{- if not (kindIs "map" $admin) -}}
+{{- fail "config.gwYaml: admin must be a map with an address" -}}
+{{- end -}}
+{{- if not (regexMatch (printf "^(0\\.0\\.0\\.0|\\[::\\]):%v$" $p.admin) (toString (get $admin "address"))) -}}
+{{- fail (printf "config.gwYaml: admin.address must be 0.0.0.0:%v or [::]:%v (ports.admin): the probes reach the pod's IP on that port" $p.admin $p.admin) -}}
+{{- end -}}
+{{- $listeners := get $user "listeners" | default list -}}
+{{- if not (kindIs "slice" $listeners) -}}
+{{- fail "config.gwYaml: listeners must be a list" -}}
+{{- end -}}
+{{- range $i, $listener := $listeners -}}
+{{- $address := toString (get ($listener | default dict) "address") -}}
+{{- if not (regexMatch (printf "^(0\\.0\\.0\\.0|\\[::\\]):(%v|%v)$" $p.http $p.https) $address) -}}
+{{- fail (printf "config.gwYaml: listeners[%d].address %q must be 0.0.0.0 or [::] on ports.http (%v) or ports.https (%v): the Service and the NetworkPolicy reach those" $i $address $p.http $p.https) -}}
+{{- end -}}
+{{- end -}}
+{{- $gw := printf "%s\n\n%s" (include "pingora-secgw.chartKeys" .) (trimSuffix "\n" $text) -}}
+{{- with include "pingora-secgw.kubernetesKeys" . -}}
+{{- $gw = printf "%s\n%s" $gw . -}}
+{{- end -}}
+{{- $gw = printf "%s\n" $gw -}}
+{{- $expected := merge (fromYaml (include "pingora-secgw.chartKeys" .)) (fromYaml (include "pingora-secgw.kubernetesKeys" .)) $user -}}
+{{- if not (deepEqual (fromYaml $gw) $expected) -}}
+{{- fail "config.gwYaml does not read back as itself once placed after the chart's keys: write it as top-level block keys, not indented and not as a flow map" -}}
+{{- end -}}
+{{- $gw -}}
+{{- end -}}
+
+{{/* A file's text as a value of a ConfigMap's data: a `|` block, each line four
+spaces in and blank lines left blank (nindent would pad them), when such a block reads
+back as exactly the text (it starts with no blank or indented line and ends with one
+newline); otherwise a JSON string, which YAML reads as it is. */}}
+{{- define "pingora-secgw.dataValue" -}}
+{{- if and (regexMatch "^[^ \t\n]" .) (hasSuffix "\n" .) (not (hasSuffix "\n\n" .)) (not (contains "\r" .)) -}}
+|
 {{- range splitList "\n" (trimSuffix "\n" .) }}
 {{ if . }}    {{ . }}{{ end }}
 {{- end -}}
+{{- else -}}
+{{ toJson . }}
+{{- end -}}
+{{- end -}}
+
+{{/* A digest of what gw.yaml takes only at start (docs/operations/reload.md): the
+listeners, the admin listener and Pingora's server settings. The Deployment's pod
+template carries it, so that a helm upgrade changing one of them rolls the pods, while
+any other change reaches them by hot reload, without a restart. */}}
+{{- define "pingora-secgw.startOnlyDigest" -}}
+{{- $user := fromYaml .Values.config.gwYaml -}}
+{{- $keys := dict "threads" .Values.threads -}}
+{{- range list "listeners" "admin" "daemon" "error_log" "user" "group" "upstream_keepalive_pool_size" "work_stealing" "upstream_connect_offload_threadpools" "upstream_connect_offload_thread_per_pool" "upstream_debug_ssl_keylog" "ca_file" -}}
+{{- if hasKey $user . -}}
+{{- $_ := set $keys . (get $user .) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $keys | sha256sum | trunc 16 -}}
 {{- end -}}
