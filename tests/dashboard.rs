@@ -4,7 +4,9 @@
 //! whose value is above 0 (the counters exist at 0 from start-up, so a series alone
 //! proves nothing), every variable's query at least one value. No query may hide an
 //! empty result behind `or vector(0)`, `absent()` and the like, so a panel whose
-//! metric is renamed, dropped or no longer moved by what it shows fails here.
+//! metric is renamed, dropped or no longer moved by what it shows fails here. The
+//! same Prometheus loads the alert rules: each evaluates without error, and each of
+//! their series selectors finds the gateway's series.
 
 mod common;
 
@@ -227,6 +229,15 @@ fn traffic(gw: &Gateway, pki: &TestPki) {
         .send()
         .unwrap();
     assert_eq!(posted.status(), 204);
+    let report_only = report.replace("\"enforce\"", "\"report\"");
+    let posted = client()
+        .post(gw.url("/.well-known/csp-reports"))
+        .header("Host", "app.test")
+        .header("Content-Type", "application/csp-report")
+        .body(report_only)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status(), 204);
     assert_eq!(
         get(gw, "app.test", "/.well-known/csp-reports", &[]).status,
         405
@@ -282,7 +293,7 @@ fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
 }
 
 #[test]
-fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
+fn every_panel_variable_and_alert_selector_finds_the_gateways_series() {
     let up = Upstream::start("a");
     let html = "<!doctype html><html><head><script>start()</script></head><body>hi</body></html>";
     let pages = PageServer::start(vec![
@@ -298,7 +309,9 @@ fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
     ]);
     let (_held, port) = dead_port();
     let (gw, pki) = busy_gateway(&up, &pages, &format!("127.0.0.1:{port}"));
-    let prometheus = Prometheus::scraping(gw.admin);
+    let rules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules.yaml");
+    let prometheus = Prometheus::scraping(gw.admin, &[&rules]);
     eventually("Prometheus scraping the gateway", || {
         prometheus.query(r#"up{job="pingora-secgw"} == 1"#).len() == 1
     });
@@ -391,4 +404,40 @@ fn every_panel_and_variable_query_returns_series_from_a_real_prometheus() {
         }
     }
     assert!(checked >= 30, "{checked} queries");
+
+    // The alert rules, loaded into the same Prometheus: every rule evaluates without
+    // error, and every series selector in them finds the gateway's series (a misspelt
+    // metric or label value evaluates fine, and never fires).
+    eventually("every rule evaluated", || {
+        let groups = prometheus.api("rules", &[]);
+        let rules: Vec<serde_json::Value> = groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .collect();
+        rules.len() == 12 && rules.iter().all(|r| r["health"] == "ok")
+    });
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let mut selectors = BTreeSet::new();
+    for (at, _) in text.match_indices("secgw_") {
+        let rest = &text[at..];
+        let name_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let end = if rest[name_end..].starts_with('{') {
+            name_end + rest[name_end..].find('}').unwrap() + 1
+        } else {
+            name_end
+        };
+        selectors.insert(&rest[..end]);
+    }
+    assert!(selectors.len() >= 12, "{selectors:?}");
+    for selector in selectors {
+        let series = prometheus.api("series", &[("match[]", selector)]);
+        assert!(
+            !series.as_array().unwrap().is_empty(),
+            "the rules' selector {selector} finds no series of the gateway"
+        );
+    }
 }

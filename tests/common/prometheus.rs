@@ -25,7 +25,7 @@ pub fn promtool() -> String {
 }
 
 /// A Prometheus server on a loopback port, scraping `target` (an admin listener)
-/// every second; killed on drop.
+/// every second and evaluating `rule_files` every second; killed on drop.
 pub struct Prometheus {
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
@@ -33,14 +33,16 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    pub fn scraping(target: SocketAddr) -> Prometheus {
+    pub fn scraping(target: SocketAddr, rule_files: &[&Path]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
-                "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
-                 scrape_configs:\n  - job_name: pingora-secgw\n    static_configs: [{{targets: [\"{target}\"]}}]\n"
+                "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}}\n\
+                 rule_files: {}\n\
+                 scrape_configs:\n  - job_name: pingora-secgw\n    static_configs: [{{targets: [\"{target}\"]}}]\n",
+                serde_json::to_string(&rule_files).unwrap()
             ),
         )
         .unwrap();
