@@ -89,11 +89,16 @@ fn a_rule_changed_under_the_tests_fails_them() {
         (") > 0.05", ") > 0.5"),
         ("> 1 / 60", "> 2"),
         (
-            "<= 5 * sum by (job, reason)",
-            "<= 50 * sum by (job, reason)",
+            "<= 5 * avg_over_time((sum by (job, reason)",
+            "<= 50 * avg_over_time((sum by (job, reason)",
         ),
         // A baseline that takes in the spike itself resolves it within the hour.
-        ("[1d] offset 1h", "[6h] offset 10m"),
+        ("[1d:5m] offset 1h", "[1h:5m] offset 10m"),
+        // A day's rate divides a young series by a day of zeros: it fires on a steady rate.
+        (
+            "5 * avg_over_time((sum by (job, reason) (rate(secgw_tls_handshake_failures_total[5m])))[1d:5m] offset 1h)",
+            "5 * sum by (job, reason) (rate(secgw_tls_handshake_failures_total[1d] offset 1h))",
+        ),
         (
             "{reason=\"max_connections\"}",
             "{reason=~\"max_connections.*\"}",

@@ -253,6 +253,27 @@ fn the_grace_period_follows_the_lifecycle_values() {
     }
 }
 
+/// A gw.yaml key whose value is null reads back as itself: it is not refused.
+#[test]
+fn null_values_in_gw_yaml_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.yaml");
+    std::fs::write(
+        &path,
+        "config: {gwYaml: \"admin: {address: '0.0.0.0:9100'}\\npolicy_files: ~\\nerror_log:\\n\"}",
+    )
+    .unwrap();
+    let objects = render(&["-f", path.to_str().unwrap()]).unwrap();
+    let gw: Value = serde_yaml::from_str(
+        object(&objects, "ConfigMap")["data"]["gw.yaml"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(gw["policy_files"], Value::Null);
+    assert!(gw.as_mapping().unwrap().contains_key("error_log"));
+}
+
 /// Values that would break the gateway or the pod are refused by helm, naming the key.
 #[test]
 fn hostile_values_are_refused_with_their_key() {
@@ -307,12 +328,24 @@ fn hostile_values_are_refused_with_their_key() {
             "config.gwYaml does not read back as itself",
         ),
         (
+            "config: {gwYaml: \"admin: {address: '0.0.0.0:9100'}\\r\\n---\\r\\nvhosts: []\\n\"}",
+            "config.gwYaml holds a line break other than \\n",
+        ),
+        (
+            "config: {gwYaml: \"admin: {address: '0.0.0.0:9100'}\\nlisteners: ['0.0.0.0:8080']\\n\"}",
+            "config.gwYaml: listeners[0] must be a map with an address",
+        ),
+        (
+            "autoscaling: {minReplicas: 3}\npodDisruptionBudget: {minAvailable: \"70%\"}",
+            "podDisruptionBudget.minAvailable (70%) must keep fewer pods than the replica count (3)",
+        ),
+        (
             "autoscaling: {minReplicas: 10, maxReplicas: 2}",
             "autoscaling.minReplicas (10) is above autoscaling.maxReplicas (2)",
         ),
         (
             "autoscaling: {enabled: false}\nreplicas: 1",
-            "podDisruptionBudget.minAvailable (1) must be below the replica count (1)",
+            "podDisruptionBudget.minAvailable (1) must keep fewer pods than the replica count (1)",
         ),
         ("podDisruptionBudget: {minAvailable: banana}", "minAvailable"),
         ("config: {files: {\"..data\": \"x\"}}", "..data"),
@@ -358,7 +391,8 @@ fn helm_lint_passes_strictly_on_every_value_file() {
 
 /// A file of the ConfigMap reads back as exactly its text, whatever its shape:
 /// indented first lines, blank or missing last lines, tabs, carriage returns, YAML
-/// markers, quotes (a `|` block where that keeps the text, a JSON string where not).
+/// markers, quotes, the line breaks only YAML knows (NEL, U+2028, U+2029), control
+/// characters (a `|` block where that keeps the text, a JSON string where not).
 #[test]
 fn configmap_files_read_back_exactly() {
     let lines = [
@@ -372,6 +406,17 @@ fn configmap_files_read_back_exactly() {
         "crlf\r",
         "...",
         "   ",
+        // Line breaks to YAML, which would let a file write other keys.
+        "x\u{2029}  gw.yaml: hijack",
+        "\u{2028}---\u{2028}",
+        "nel\u{85}next",
+        // Characters YAML refuses raw, even in a quoted string.
+        "del\u{7f} c1\u{9f} \u{fffe}\u{ffff}",
+        "nul\0",
+        "- item",
+        "? key",
+        "| > % @ `",
+        "unicode \u{e9}\u{1f600}",
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut files = serde_yaml::Mapping::new();

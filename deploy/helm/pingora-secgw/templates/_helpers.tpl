@@ -84,6 +84,9 @@ flow map, or several documents cannot change its meaning by being pasted in), an
 unless its listeners and admin address are the container's ports on every address. */}}
 {{- define "pingora-secgw.gwYaml" -}}
 {{- $text := .Values.config.gwYaml -}}
+{{- if regexMatch "[\r\\x{85}\\x{2028}\\x{2029}]" $text -}}
+{{- fail "config.gwYaml holds a line break other than \\n (CR, NEL, U+2028 or U+2029): YAML readers disagree on those" -}}
+{{- end -}}
 {{- if regexMatch "(?m)^(---|\\.\\.\\.)([ \t#]|$)" $text -}}
 {{- fail "config.gwYaml holds a YAML document marker (--- or ...): it must be one document, gw.yaml's keys" -}}
 {{- end -}}
@@ -109,7 +112,10 @@ unless its listeners and admin address are the container's ports on every addres
 {{- fail "config.gwYaml: listeners must be a list" -}}
 {{- end -}}
 {{- range $i, $listener := $listeners -}}
-{{- $address := toString (get ($listener | default dict) "address") -}}
+{{- if not (kindIs "map" $listener) -}}
+{{- fail (printf "config.gwYaml: listeners[%d] must be a map with an address" $i) -}}
+{{- end -}}
+{{- $address := toString (get $listener "address") -}}
 {{- if not (regexMatch (printf "^(0\\.0\\.0\\.0|\\[::\\]):(%v|%v)$" $p.http $p.https) $address) -}}
 {{- fail (printf "config.gwYaml: listeners[%d].address %q must be 0.0.0.0 or [::] on ports.http (%v) or ports.https (%v): the Service and the NetworkPolicy reach those" $i $address $p.http $p.https) -}}
 {{- end -}}
@@ -119,7 +125,14 @@ unless its listeners and admin address are the container's ports on every addres
 {{- $gw = printf "%s\n%s" $gw . -}}
 {{- end -}}
 {{- $gw = printf "%s\n" $gw -}}
-{{- $expected := merge (fromYaml (include "pingora-secgw.chartKeys" .)) (fromYaml (include "pingora-secgw.kubernetesKeys" .)) $user -}}
+{{- /* Built key by key: sprig's merge drops keys whose value is null. */ -}}
+{{- $expected := fromYaml (include "pingora-secgw.chartKeys" .) -}}
+{{- range $k, $v := fromYaml (include "pingora-secgw.kubernetesKeys" .) -}}
+{{- $_ := set $expected $k $v -}}
+{{- end -}}
+{{- range $k, $v := $user -}}
+{{- $_ := set $expected $k $v -}}
+{{- end -}}
 {{- if not (deepEqual (fromYaml $gw) $expected) -}}
 {{- fail "config.gwYaml does not read back as itself once placed after the chart's keys: write it as top-level block keys, not indented and not as a flow map" -}}
 {{- end -}}
@@ -128,30 +141,48 @@ unless its listeners and admin address are the container's ports on every addres
 
 {{/* A file's text as a value of a ConfigMap's data: a `|` block, each line four
 spaces in and blank lines left blank (nindent would pad them), when such a block reads
-back as exactly the text (it starts with no blank or indented line and ends with one
-newline); otherwise a JSON string, which YAML reads as it is. */}}
+back as exactly the text: it starts with a visible character, ends with one newline, and
+holds no control character nor a line break other than \n (NEL, U+2028 and U+2029 break
+lines in YAML, and would let a file write other keys). Otherwise a JSON string, which
+YAML reads as it is once the characters YAML refuses raw in a quoted string (DEL, the C1
+controls, NEL, U+FFFE and U+FFFF, which JSON leaves raw) are escaped. */}}
 {{- define "pingora-secgw.dataValue" -}}
-{{- if and (regexMatch "^[^ \t\n]" .) (hasSuffix "\n" .) (not (hasSuffix "\n\n" .)) (not (contains "\r" .)) -}}
+{{- if regexMatch "^[!-~\\x{a0}-\\x{2027}\\x{202a}-\\x{d7ff}\\x{e000}-\\x{fffd}\\x{10000}-\\x{10ffff}][\t\n\x20-\x7e\\x{a0}-\\x{2027}\\x{202a}-\\x{d7ff}\\x{e000}-\\x{fffd}\\x{10000}-\\x{10ffff}]*\n$" . -}}
+{{- if hasSuffix "\n\n" . -}}
+{{ include "pingora-secgw.jsonValue" . }}
+{{- else -}}
 |
 {{- range splitList "\n" (trimSuffix "\n" .) }}
 {{ if . }}    {{ . }}{{ end }}
 {{- end -}}
+{{- end -}}
 {{- else -}}
-{{ toJson . }}
+{{ include "pingora-secgw.jsonValue" . }}
 {{- end -}}
 {{- end -}}
 
-{{/* A digest of what gw.yaml takes only at start (docs/operations/reload.md): the
-listeners, the admin listener and Pingora's server settings. The Deployment's pod
-template carries it, so that a helm upgrade changing one of them rolls the pods, while
-any other change reaches them by hot reload, without a restart. */}}
+{{/* A JSON string YAML reads back exactly (see dataValue). */}}
+{{- define "pingora-secgw.jsonValue" -}}
+{{- $json := toJson . -}}
+{{- range $code := concat (untilStep 127 160 1) (list 65534 65535) -}}
+{{- $json = replace (printf "%c" $code) (printf "\\u%04x" $code) $json -}}
+{{- end -}}
+{{- $json -}}
+{{- end -}}
+
+{{/* A digest of what gw.yaml takes only at start (docs/operations/reload.md):
+everything but the keys that hot-reload, plus HTTP/2's idle timeout
+(limits.keepalive_timeout_ms, set at start) and the chart's threads and lifecycle. The
+Deployment's pod template carries it, so that a helm upgrade changing one of them rolls
+the pods, while any other change reaches them by hot reload, without a restart. */}}
 {{- define "pingora-secgw.startOnlyDigest" -}}
 {{- $user := fromYaml .Values.config.gwYaml -}}
-{{- $keys := dict "threads" .Values.threads -}}
-{{- range list "listeners" "admin" "daemon" "error_log" "user" "group" "upstream_keepalive_pool_size" "work_stealing" "upstream_connect_offload_threadpools" "upstream_connect_offload_thread_per_pool" "upstream_debug_ssl_keylog" "ca_file" -}}
-{{- if hasKey $user . -}}
-{{- $_ := set $keys . (get $user .) -}}
+{{- $keys := omit $user "vhosts" "trusted_proxies" "policy_files" "limits" "access_log" -}}
+{{- $limits := get $user "limits" | default dict -}}
+{{- if kindIs "map" $limits -}}
+{{- $_ := set $keys "keepalive_timeout_ms" (get $limits "keepalive_timeout_ms") -}}
 {{- end -}}
-{{- end -}}
+{{- $_ := set $keys "threads" .Values.threads -}}
+{{- $_ := set $keys "lifecycle" .Values.lifecycle -}}
 {{- toJson $keys | sha256sum | trunc 16 -}}
 {{- end -}}
