@@ -452,3 +452,60 @@ fn configmap_files_read_back_exactly() {
         .unwrap()
         .starts_with("version: 1\n"));
 }
+
+/// The chart installs into a real kube-apiserver (scripts/control-plane.sh, with the
+/// Gateway API CRDs): the API server's own validation accepts every object of the
+/// default values and of both CI value files (the ServiceMonitor aside: the
+/// Prometheus Operator's CRDs are not installed there), and two releases of one name in
+/// two namespaces do not share their cluster-scoped RBAC.
+#[test]
+fn the_chart_installs_into_a_real_kube_apiserver() {
+    let cp = common::cluster::ControlPlane::start();
+    let install = |release: &str, namespace: &str, args: &[&str]| {
+        let (code, text) = run(helm()
+            .args(["install", release, CHART, "--namespace", namespace])
+            .args(["--create-namespace", "--kubeconfig"])
+            .arg(&cp.kubeconfig)
+            .args(args));
+        assert_eq!(code, 0, "{release}: {text}");
+        assert!(text.contains("STATUS: deployed"), "{text}");
+    };
+    install("pingora-secgw", "pingora-secgw", &[]);
+    install(
+        "shop",
+        "shop",
+        &["-f", &values_file("file-only-values.yaml")],
+    );
+    let kubernetes = values_file("kubernetes-values.yaml");
+    let no_monitor = ["-f", &kubernetes, "--set", "serviceMonitor.enabled=false"];
+    install("pingora-secgw", "edge", &no_monitor);
+    // The same release name in another namespace, with classes of its own.
+    let mut second = no_monitor.to_vec();
+    second.extend([
+        "--set",
+        "kubernetes.ingressClass=secgw-two,kubernetes.gatewayClass=secgw-two,kubernetes.ingressClassIsDefault=false",
+    ]);
+    install("pingora-secgw", "edge-two", &second);
+    let deployment = cp.get("apps/v1", "Deployment", "edge", "pingora-secgw");
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(pod["spec"]["automountServiceAccountToken"], true);
+    assert!(pod["metadata"]["annotations"]["secgw.io/start-settings"].is_string());
+    for (name, subject_namespace) in [
+        ("pingora-secgw-edge", "edge"),
+        ("pingora-secgw-edge-two", "edge-two"),
+    ] {
+        let binding = cp.get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            "",
+            name,
+        );
+        assert_eq!(binding["roleRef"]["name"], name);
+        assert_eq!(binding["subjects"][0]["namespace"], subject_namespace);
+    }
+    let class = cp.get("networking.k8s.io/v1", "IngressClass", "", "secgw-edge");
+    assert_eq!(
+        class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+}

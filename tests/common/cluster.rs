@@ -190,7 +190,7 @@ impl ControlPlane {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
         let name = value["metadata"]["name"].as_str().unwrap().to_string();
         let api = match value["metadata"]["namespace"].as_str() {
-            Some(ns) if kind != "Namespace" && kind != "IngressClass" => {
+            Some(ns) if !ns.is_empty() && kind != "Namespace" && kind != "IngressClass" => {
                 Api::namespaced_with(self.client.clone(), ns, &resource)
             }
             _ => Api::all_with(self.client.clone(), &resource),
