@@ -13,6 +13,9 @@
 #   scripts/control-plane.sh gateway-api-crds
 #                                        fetches the Gateway API CRDs into the cache, if
 #                                        missing, and prints their directory on stdout
+#   scripts/control-plane.sh kube-version
+#                                        prints the Kubernetes version pinned in go.mod
+#                                        (the Helm chart is rendered against it)
 #
 # `start` on a DIR that already holds state (ports, certificates, etcd data) reuses
 # it and only starts what is not running: a test can kill kube-apiserver through
@@ -610,10 +613,11 @@ stop() {
 case "${1:-}" in
 build) build ;;
 gateway-api-crds) fetch_gateway_api && echo "$gateway_api_dir" ;;
+kube-version) echo "$k8s_version" ;;
 start) [ -n "${2:-}" ] || { echo "usage: $0 start DIR" >&2; exit 2; }; start "$2" ;;
 stop) [ -n "${2:-}" ] || { echo "usage: $0 stop DIR" >&2; exit 2; }; stop "$2" ;;
 *)
-  echo "usage: $0 build | start DIR | stop DIR | gateway-api-crds" >&2
+  echo "usage: $0 build | start DIR | stop DIR | gateway-api-crds | kube-version" >&2
   exit 2
   ;;
 esac

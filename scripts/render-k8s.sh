@@ -22,7 +22,7 @@ helm=target/tools/helm
 chart=deploy/helm/pingora-secgw
 # The control plane's version (scripts/control-plane/go.mod): the chart needs a
 # kubeVersion, and a helm built from its module, without a cluster, assumes v1.20.
-kube=v1.36.3
+kube=$(scripts/control-plane.sh kube-version)
 render() {
   "$helm" template pingora-secgw "$chart" --namespace pingora-secgw --kube-version "$kube" "$@"
 }

@@ -106,6 +106,32 @@ def validate_gateway_api(where, doc):
         sys.exit("\n".join(f"{where}: {doc['kind']} {meta['name']}: "
                            f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors))
 
+def check_service_monitor(where, doc):
+    """The Prometheus Operator's ServiceMonitor: no schema here, so the fields the
+    operator needs."""
+    spec = doc["spec"]
+    assert spec["selector"]["matchLabels"], where
+    assert all(e["port"] and e["path"] == "/metrics" for e in spec["endpoints"]), where
+
+def validate_objects(where, objects):
+    """Rendered objects: the Gateway API's kinds against their CRDs, ServiceMonitors
+    by their fields, the rest through `kubernetes-validate --strict`; how many went
+    the last way."""
+    core_objects = []
+    for doc in objects:
+        if doc["apiVersion"].startswith(f"{GATEWAY_API_GROUP}/"):
+            validate_gateway_api(where, doc)
+        elif doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            check_service_monitor(where, doc)
+        else:
+            core_objects.append(doc)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump_all(core_objects, f)
+        f.flush()
+        if subprocess.run(["kubernetes-validate", "--strict", "--quiet", f.name]).returncode:
+            sys.exit(f"{where}: kubernetes-validate --strict failed")
+    return len(core_objects)
+
 core = []
 gateway_api_objects = 0
 for kustomization in KUSTOMIZATIONS:
@@ -122,9 +148,7 @@ for kustomization in KUSTOMIZATIONS:
         assert not crd_kinds or len(crd_kinds) == len(file_docs), f"{path}: CRD kinds mixed with others"
         for doc in file_docs:
             if doc["apiVersion"].startswith("monitoring.coreos.com/"):
-                spec = doc["spec"]
-                assert spec["selector"]["matchLabels"], path
-                assert all(e["port"] and e["path"] == "/metrics" for e in spec["endpoints"]), path
+                check_service_monitor(path, doc)
                 print(f"{path}: {doc['kind']} (CRD) has a selector and /metrics endpoints")
             elif doc["apiVersion"].startswith(f"{GATEWAY_API_GROUP}/"):
                 validate_gateway_api(path, doc)
@@ -239,30 +263,19 @@ print(f"{len(core)} manifest files valid (--strict), {gateway_api_objects} Gatew
 # The Helm chart, rendered with its default values and with each CI value file: every
 # object through the same checks (`helm lint --strict` runs in tests/helm.rs).
 CHART = "deploy/helm/pingora-secgw"
+# The control plane's version: a helm built without a cluster assumes v1.20.
+KUBE_VERSION = subprocess.run(["scripts/control-plane.sh", "kube-version"], capture_output=True,
+                              text=True, check=True).stdout.strip()
 if subprocess.run(["scripts/helm.sh"]).returncode:
     sys.exit("scripts/helm.sh: helm could not be built")
 for values in [[], *[["-f", f"{CHART}/ci/{f}"] for f in sorted(os.listdir(f"{CHART}/ci"))]]:
     where = f"helm template {' '.join(values) or '(default values)'}"
     got = subprocess.run(["target/tools/helm", "template", "pingora-secgw", CHART, "--namespace", "pingora-secgw",
-                          "--kube-version", "v1.36.3", *values], capture_output=True, text=True)
+                          "--kube-version", KUBE_VERSION, *values], capture_output=True, text=True)
     if got.returncode:
         sys.exit(f"{where}:\n{got.stderr.strip()}")
-    rendered_core = []
-    for doc in (d for d in yaml.safe_load_all(got.stdout) if d):
-        if doc["apiVersion"].startswith(f"{GATEWAY_API_GROUP}/"):
-            validate_gateway_api(where, doc)
-        elif doc["apiVersion"].startswith("monitoring.coreos.com/"):
-            spec = doc["spec"]
-            assert spec["selector"]["matchLabels"], where
-            assert all(e["port"] and e["path"] == "/metrics" for e in spec["endpoints"]), where
-        else:
-            rendered_core.append(doc)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-        yaml.safe_dump_all(rendered_core, f)
-        f.flush()
-        if subprocess.run(["kubernetes-validate", "--strict", "--quiet", f.name]).returncode:
-            sys.exit(f"{where}: kubernetes-validate --strict failed")
-    print(f"{where}: {len(rendered_core)} objects valid (--strict), Gateway API and ServiceMonitor kinds checked")
+    count = validate_objects(where, [d for d in yaml.safe_load_all(got.stdout) if d])
+    print(f"{where}: {count} objects valid (--strict), Gateway API and ServiceMonitor kinds checked")
 
 kubectl = shutil.which("kubectl")
 if not kubectl:
@@ -293,18 +306,6 @@ data = objects[("ConfigMap", "pingora-secgw-config", "pingora-secgw")]["data"]
 assert data["gw.yaml"] == configmap["data"]["gw.yaml"] and set(data) == set(
     base_objects[("ConfigMap", "pingora-secgw-config", "pingora-secgw")]["data"])
 assert set(overlay_objects) <= set(objects)
-# The Gateway API's kinds against their CRDs, the rest through kubernetes-validate.
-rendered_core = []
-for doc in rendered_docs:
-    if doc["apiVersion"].startswith(f"{GATEWAY_API_GROUP}/"):
-        validate_gateway_api(f"kubectl kustomize {OVERLAY_DIR}", doc)
-    else:
-        rendered_core.append(doc)
-with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-    yaml.safe_dump_all(rendered_core, f)
-    f.flush()
-    returncode = subprocess.run(["kubernetes-validate", "--strict", "--quiet", f.name]).returncode
-if returncode:
-    sys.exit(returncode)
+validate_objects(f"kubectl kustomize {OVERLAY_DIR}", rendered_docs)
 print(f"kubectl kustomize {OVERLAY_DIR}: {len(objects)} objects valid (--strict), patches applied")
 PY

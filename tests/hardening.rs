@@ -628,16 +628,6 @@ fn the_head_deadline_runs_from_the_accept_through_the_tls_handshake() {
     assert_eq!(up.hits(), 0);
 }
 
-/// A connection to `to` from `source`, an address of the loopback range.
-fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
-    let rt = runtime();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-    let stream = rt.block_on(socket.connect(to)).unwrap().into_std().unwrap();
-    stream.set_nonblocking(false).unwrap();
-    stream
-}
-
 /// What a request on `s` gets, until the gateway closes it (empty: refused).
 fn answer_on(mut s: TcpStream) -> String {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -17,8 +17,18 @@ fn root() -> PathBuf {
 }
 
 const CHART: &str = "deploy/helm/pingora-secgw";
-/// What scripts/render-k8s.sh renders against (helm built without a cluster assumes v1.20).
-const KUBE: &str = "v1.36.3";
+
+/// The control plane's Kubernetes version, which scripts/render-k8s.sh renders
+/// against too (helm built without a cluster assumes v1.20).
+fn kube_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let (code, text) =
+            run(Command::new(root().join("scripts/control-plane.sh")).arg("kube-version"));
+        assert_eq!(code, 0, "{text}");
+        text.trim().to_string()
+    })
+}
 
 fn helm() -> Command {
     let mut command = Command::new(root().join("target/tools/helm"));
@@ -36,7 +46,7 @@ fn render(args: &[&str]) -> Result<Vec<Value>, String> {
             "--namespace",
             "pingora-secgw",
         ])
-        .args(["--kube-version", KUBE])
+        .args(["--kube-version", kube_version()])
         .args(args)
         .output()
         .expect("helm is needed: run scripts/deps.sh test");
@@ -379,7 +389,7 @@ fn helm_lint_passes_strictly_on_every_value_file() {
         vec!["-f".to_string(), values_file("kubernetes-values.yaml")],
     ] {
         let (code, text) = run(helm()
-            .args(["lint", "--strict", CHART, "--kube-version", KUBE])
+            .args(["lint", "--strict", CHART, "--kube-version", kube_version()])
             .args(&args));
         assert_eq!(code, 0, "{args:?}: {text}");
         assert!(

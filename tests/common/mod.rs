@@ -625,6 +625,20 @@ pub fn reply(resp: reqwest::blocking::Response) -> Reply {
     }
 }
 
+/// A TCP connection to `to` from the loopback address `source` (127.0.0.2 ...), as a
+/// client of its own would come.
+pub fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let stream = runtime()
+        .block_on(socket.connect(to))
+        .unwrap()
+        .into_std()
+        .unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+}
+
 /// GET `path` on the gateway with the given Host and extra headers.
 pub fn get(gw: &Gateway, host: &str, path: &str, extra: &[(&str, &str)]) -> Reply {
     request(gw, "GET", host, path, extra)
