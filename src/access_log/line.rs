@@ -98,12 +98,9 @@ pub fn json(e: &Entry, mask: u32) -> Vec<u8> {
             // duration_ms
             8 => push_ms(&mut out, e.duration_ms),
             // upstream_addr
-            9 => e.upstream_addr.is_some_and(|a| {
-                out.push(b'"');
-                push_socket_addr(&mut out, a);
-                out.push(b'"');
-                true
-            }),
+            9 => e
+                .upstream_addr
+                .is_some_and(|a| push_in_quotes(&mut out, |out| push_socket_addr(out, a))),
             // upstream_duration_ms
             10 => e.upstream_duration_ms.is_some_and(|d| push_ms(&mut out, d)),
             // tls_version
@@ -111,12 +108,9 @@ pub fn json(e: &Entry, mask: u32) -> Vec<u8> {
                 .tls_version
                 .is_some_and(|t| push_quoted(&mut out, t.as_bytes())),
             // client
-            12 => e.client.is_some_and(|ip| {
-                out.push(b'"');
-                push_ip(&mut out, ip);
-                out.push(b'"');
-                true
-            }),
+            12 => e
+                .client
+                .is_some_and(|ip| push_in_quotes(&mut out, |out| push_ip(out, ip))),
             // user_agent
             13 => e.user_agent.is_some_and(|v| push_json_text(&mut out, v)),
             // referer
@@ -204,8 +198,14 @@ const KEYS: [&[u8]; 17] = [
 /// A value that holds nothing to escape (a method, an id, a fixed word), quoted.
 fn push_quoted(out: &mut Vec<u8>, text: &[u8]) -> bool {
     debug_assert!(text.iter().all(|&b| is_plain(b)), "{text:?}");
+    push_in_quotes(out, |out| out.extend_from_slice(text))
+}
+
+/// A JSON string of what `write` puts out, which needs no escaping (digits, dots,
+/// colons, hex: addresses, or plain text checked by the caller).
+fn push_in_quotes(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) -> bool {
     out.push(b'"');
-    out.extend_from_slice(text);
+    write(out);
     out.push(b'"');
     true
 }

@@ -6,3 +6,13 @@ pub mod line;
 pub mod reopen;
 pub mod request_id;
 pub mod sink;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The wall clock as time since the Unix epoch (zero for a clock set before it): the
+/// time of an access line, and the first bits of a request id.
+pub fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}

@@ -37,9 +37,7 @@ fn is_token(id: &[u8]) -> bool {
 /// A UUIDv7: milliseconds since the epoch, then 74 random bits from a
 /// per-thread generator (ids need to be unique, not secret).
 fn generate() -> HeaderValue {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let ms = super::unix_now().as_millis() as u64;
     let random = fastrand::u128(..).to_le_bytes();
     let mut bytes = [0u8; 10];
     bytes.copy_from_slice(&random[..10]);

@@ -458,11 +458,8 @@ fn log_rejection(log: &LogPlan, answer: &[u8], rejection: Rejection, client: Opt
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(answer.len(), |at| at + 4);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
     log.write(&Entry {
-        time_ms: i64::try_from(now.as_millis()).unwrap_or(0),
+        time_ms: i64::try_from(crate::access_log::unix_now().as_millis()).unwrap_or(0),
         vhost: UNMATCHED,
         route: VHOST_ROUTE,
         status,

@@ -2,7 +2,7 @@
 //! and its access line, when its route logs. The line is formatted here, on
 //! the request's thread, and handed to the sink's writer; nothing waits for it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::Version;
 use pingora_proxy::Session;
@@ -31,9 +31,7 @@ pub(super) fn request_done(session: &Session, ctx: &RequestCtx, status: u16, ela
     let digest = session.digest();
     let tls = digest.and_then(|d| d.ssl_digest.as_ref());
     let header = |name| req.headers.get(name).map(|v| v.as_bytes());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = crate::access_log::unix_now();
     let downstream = session.as_downstream();
     let entry = Entry {
         time_ms: i64::try_from(now.saturating_sub(elapsed).as_millis()).unwrap_or(0),
