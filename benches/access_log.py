@@ -26,35 +26,11 @@ def main():
         up_port = load.upstream(workdir, procs)
         targets = {}
 
-        def gateway(name, extra):
-            port = load.free_port()
-            p = load.start_gateway(workdir, load.slug(name), port, up_port, "production", extra=extra)
-            procs.append(p)
-            load.wait_port(port, p, name)
-            targets[name] = (port, p.pid)
-
-        def nginx(name, log):
-            port = load.free_port()
-            proxy = load.start_nginx(workdir, load.slug(name), f"""
-  upstream backend {{ server 127.0.0.1:{up_port}; keepalive 128; }}
-  server {{
-    listen 127.0.0.1:{port};
-    {log}
-    location / {{
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-    }}
-  }}""")
-            procs.append(proxy)
-            load.wait_port(port, proxy, name)
-            targets[name] = (port, load.worker_pid(proxy))
-
-        gateway(OFF, "")
-        gateway(JSON, f"access_log: {{enabled: true, format: json, path: {workdir}/secgw-access.log}}")
-        nginx(NGINX_OFF, "access_log off;")
-        nginx(NGINX_ON, f"access_log {workdir}/nginx-access.log combined;")
+        targets[OFF] = load.gateway(workdir, procs, OFF, up_port, "production")
+        targets[JSON] = load.gateway(workdir, procs, JSON, up_port, "production",
+                                     extra=f"access_log: {{enabled: true, format: json, path: {workdir}/secgw-access.log}}")
+        for name, log in [(NGINX_OFF, "access_log off;"), (NGINX_ON, f"access_log {workdir}/nginx-access.log combined;")]:
+            targets[name] = load.nginx_proxy(workdir, procs, name, up_port, server=f"    {log}")
         print(f"{os.cpu_count()} cores; wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} alternating rounds\n")
         results = load.alternating_rounds(targets, args, width=22)
         med = load.print_medians(results, width=24)

@@ -174,6 +174,39 @@ def upstream(workdir, procs, name="upstream", headers=""):
     return port
 
 
+def gateway(workdir, procs, name, upstream_port, policy, extra=""):
+    """pingora-secgw (start_gateway) on a free port, added to `procs` once it listens;
+    returns its port and pid."""
+    port = free_port()
+    proc = start_gateway(workdir, slug(name), port, upstream_port, policy, extra=extra)
+    procs.append(proc)
+    wait_port(port, proc, name)
+    return port, proc.pid
+
+
+def nginx_proxy(workdir, procs, name, upstream_port, server="", location=""):
+    """nginx as a reverse proxy to the upstream on `upstream_port` (kept-alive
+    connections), with more directives in its `server` and its `location /`, added to
+    `procs`; returns its port and its worker's pid."""
+    port = free_port()
+    proc = start_nginx(workdir, slug(name), f"""
+  upstream backend {{ server 127.0.0.1:{upstream_port}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port};
+{server}
+    location / {{
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+{location}
+    }}
+  }}""")
+    procs.append(proc)
+    wait_port(port, proc, name)
+    return port, worker_pid(proc)
+
+
 def start_bare(workdir, port, upstream_port, wrapper=()):
     """Bare Pingora (examples/bare-pingora.rs) on `port` in front of the upstream."""
     return subprocess.Popen([*wrapper, BARE_BIN, f"127.0.0.1:{port}", f"127.0.0.1:{upstream_port}"],
@@ -187,11 +220,14 @@ def fetch_headers(port):
         return [(k, v) for k, v in r.getheaders()]
 
 
-HOP = {"date", "content-length", "connection", "content-type", "server", "keep-alive", "transfer-encoding"}
+# Headers that are not the policy's: framing and the like, and X-Request-Id, which the
+# gateway writes on every response with a value of its own (docs/operations/access-logs.md).
+NOT_POLICY = {"date", "content-length", "connection", "content-type", "server", "keep-alive", "transfer-encoding",
+              "x-request-id"}
 
 
 def security_headers(headers):
-    return sorted((k.lower(), v) for k, v in headers if k.lower() not in HOP)
+    return sorted((k.lower(), v) for k, v in headers if k.lower() not in NOT_POLICY)
 
 
 def cpu_ticks(pid):
@@ -302,15 +338,8 @@ def main():
 
         targets = {}
 
-        def gateway(name, policy, upstream_port):
-            port = free_port()
-            p = start_gateway(workdir, slug(name), port, upstream_port, policy)
-            procs.append(p)
-            wait_port(port, p, name)
-            targets[name] = (port, p.pid)
-
-        gateway("pingora-secgw", "production", up_port)
-        gateway("pingora-secgw empty", "empty", up_port)
+        for name, policy in [("pingora-secgw", "production"), ("pingora-secgw empty", "empty")]:
+            targets[name] = gateway(workdir, procs, name, up_port, policy)
 
         bare_port = free_port()
         bare = start_bare(workdir, bare_port, up_port)
@@ -326,34 +355,15 @@ def main():
         # The control: the empty policy in front of an upstream that sends those headers
         # itself, so the gateway relays the same response without applying any policy:
         # what the headers cost Pingora when no policy is involved.
-        gateway(CARRIED, "empty", nginx_upstream("upstream with headers", add))
+        targets[CARRIED] = gateway(workdir, procs, CARRIED, nginx_upstream("upstream with headers", add), "empty")
         if security_headers(fetch_headers(targets[CARRIED][0])) != wanted:
             sys.exit("the control does not carry the production policy's headers")
 
-        def nginx_proxy(name, headers):
-            port = free_port()
-            proxy = start_nginx(workdir, slug(name), f"""
-  upstream backend {{ server 127.0.0.1:{up_port}; keepalive 128; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-{headers}
-    }}
-  }}""")
-            procs.append(proxy)
-            wait_port(port, proxy, name)
-            targets[name] = (port, worker_pid(proxy))
-            return port
-
-        nginx_port = nginx_proxy("nginx", f"{hide}\n{add}")
+        targets["nginx"] = nginx_proxy(workdir, procs, "nginx", up_port, location=f"{hide}\n{add}")
         # What nginx itself pays for the same headers: the scale for the policy's cost.
-        nginx_proxy(NGINX_BARE, "")
+        targets[NGINX_BARE] = nginx_proxy(workdir, procs, NGINX_BARE, up_port)
 
-        got = security_headers(fetch_headers(nginx_port))
+        got = security_headers(fetch_headers(targets["nginx"][0]))
         if got != wanted:
             sys.exit(f"nginx and pingora-secgw differ:\n nginx: {got}\n secgw: {wanted}")
         print(f"same {len(wanted)} security headers from both proxies: {', '.join(k for k, _ in wanted)}")

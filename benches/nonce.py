@@ -96,11 +96,7 @@ def main():
 
         targets = {}
         for name, policy in [(PLAIN, "production"), (NONCE, "production-nonce")]:
-            port = load.free_port()
-            p = load.start_gateway(workdir, load.slug(name), port, up, policy)
-            procs.append(p)
-            load.wait_port(port, p, name)
-            targets[name] = (port, p.pid)
+            targets[name] = load.gateway(workdir, procs, name, up, policy)
 
         # The page arrives whole, and nonced only where the nonce version says.
         _, _, raw = fetch(targets[PLAIN][0])

@@ -52,14 +52,11 @@ def main():
     procs = []
     try:
         up = load.upstream(workdir, procs)
-        port = load.free_port()
-        gw = load.start_gateway(workdir, "reports", port, up, "production-reports")
-        procs.append(gw)
-        load.wait_port(port, gw, "gateway")
+        port, pid = load.gateway(workdir, procs, "reports", up, "production-reports")
         if post_once(port) != 204:
             sys.exit("the collector did not take the report")
 
-        targets = {GET: (port, gw.pid), REPORT: (port, gw.pid, wrk_script(workdir))}
+        targets = {GET: (port, pid), REPORT: (port, pid, wrk_script(workdir))}
         print(f"{os.cpu_count()} cores; wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} alternating rounds\n")
         results = load.alternating_rounds(targets, args, width=16)
         med = load.print_medians(results, width=18)
