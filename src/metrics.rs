@@ -55,6 +55,9 @@ pub struct Metrics {
     csp_nonced: IntCounterVec,
     csp_nonce_skipped: IntCounterVec,
     csp_nonce_failed: IntCounterVec,
+    csp_nonce_cache: IntCounterVec,
+    nonce_cache_bytes: IntGauge,
+    nonce_cache_templates: IntGauge,
     csp_reports: IntCounterVec,
     csp_reports_rejected: IntCounterVec,
 }
@@ -243,6 +246,30 @@ impl Metrics {
                 "Nonced responses cut short because their body could not be rewritten.",
                 &["vhost", "route"],
             ),
+            csp_nonce_cache: counter_vec(
+                &r,
+                "secgw_csp_nonce_cache_total",
+                "Nonced responses on routes with csp_nonce_cache, by what the template cache \
+                 did: hit (sent from a template), miss (no template), divergence (the body \
+                 left its template and was rewritten).",
+                &["vhost", "route", "result"],
+            ),
+            nonce_cache_bytes: register(
+                &r,
+                IntGauge::new(
+                    "secgw_nonce_cache_bytes",
+                    "Bytes held by the nonce template cache (pages, offsets and keys).",
+                )
+                .expect("valid metric"),
+            ),
+            nonce_cache_templates: register(
+                &r,
+                IntGauge::new(
+                    "secgw_nonce_cache_templates",
+                    "Pages held by the nonce template cache.",
+                )
+                .expect("valid metric"),
+            ),
             csp_reports: counter_vec(
                 &r,
                 "secgw_csp_reports_total",
@@ -370,6 +397,18 @@ impl Metrics {
 
     pub fn csp_nonce_skipped(&self, at: RouteLabels) -> [IntCounter; NonceSkip::COUNT] {
         labelled::<NonceSkip, _>(&self.csp_nonce_skipped, &[at.vhost, at.route])
+    }
+
+    pub fn csp_nonce_cache(&self, at: RouteLabels) -> [IntCounter; CacheResult::COUNT] {
+        labelled::<CacheResult, _>(&self.csp_nonce_cache, &[at.vhost, at.route])
+    }
+
+    /// The nonce template cache's (bytes, templates) gauges.
+    pub fn nonce_cache(&self) -> (IntGauge, IntGauge) {
+        (
+            self.nonce_cache_bytes.clone(),
+            self.nonce_cache_templates.clone(),
+        )
     }
 
     /// The counter of one kind of report; created on first use, so the
@@ -538,6 +577,18 @@ pub enum NonceSkip {
     /// A tag larger than the parser's memory limit: the rest of the page passed
     /// as it came, without nonces.
     ParserLimit,
+}
+
+/// What the nonce template cache did for one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumCount, VariantArray, IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum CacheResult {
+    /// The body was its template's page, byte for byte.
+    Hit,
+    /// No template for its key.
+    Miss,
+    /// The body left its template's page, and the rest went through the rewriter.
+    Divergence,
 }
 
 /// The effective directive of a CSP violation report: the CSP3 directives that

@@ -24,9 +24,11 @@ use crate::config::LoadedConfig;
 use crate::controller::Controller;
 use crate::edge::EdgeApp;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::metrics;
 use crate::policy::Plan;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
+use crate::rewrite::cache::NonceCache;
 use crate::tls::SniResolver;
 
 /// Pingora reads ahead into a 64 KiB buffer per connection by default: most of
@@ -57,7 +59,9 @@ pub fn build(mut opt: Opt, mut loaded: LoadedConfig, plan: Plan) -> (Server, Run
     server.bootstrap();
     exit_when_a_listener_cannot_bind();
 
-    let mut proxy = http_proxy(&server.configuration, Gateway::new(plan.clone()));
+    let nonce_cache = Arc::new(NonceCache::new(metrics()));
+    let gateway = Gateway::new(plan.clone(), nonce_cache);
+    let mut proxy = http_proxy(&server.configuration, gateway);
     // CONNECT is refused by the gateway itself, so the 405 carries the policy;
     // Pingora's built-in refusal would bypass every filter.
     let mut options = HttpServerOptions::default();

@@ -104,16 +104,25 @@ fn chromium_runs_nonced_scripts_and_blocks_handlers_and_foreign_scripts() {
     // every script to https on the same port.
     let plain = "csp_policy: {upgrade-insecure-requests: null}";
     let yaml = format!(
-        "listeners: [{{address: \"{{listen}}\"}}]\nvhosts:\n{}{}{}",
+        "listeners: [{{address: \"{{listen}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nvhosts:\n{}{}{}{}",
         vhost(
             "strict",
             &format!("{{csp_nonce: true, csp_strict_dynamic: true, {plain}}}")
         ),
-        vhost("nonce", &format!("{{csp_nonce: true, {plain}}}")),
+        vhost(
+            "nonce",
+            &format!("{{csp_nonce: true, csp_nonce_cache: false, {plain}}}")
+        ),
+        vhost("cached", &format!("{{csp_nonce: true, {plain}}}")),
         vhost("open", "{csp_enabled: false}"),
     );
     let gw = Gateway::start(&yaml);
     let url = |host: &str| format!("http://{host}.test:{}/", gw.addr.port());
+    let hits = |vhost: &str| {
+        gw.metric(&format!(
+            "secgw_csp_nonce_cache_total{{result=\"hit\",route=\"_vhost\",vhost=\"{vhost}\"}}"
+        ))
+    };
 
     // Without a CSP everything runs: the page and both servers work.
     assert_eq!(
@@ -123,6 +132,11 @@ fn chromium_runs_nonced_scripts_and_blocks_handlers_and_foreign_scripts() {
     // Nonces: the inline and same-origin scripts run; the handler and the script
     // from an origin the policy does not list do not, though both are in the HTML.
     assert_eq!(ran(&url("nonce")), ["inline", "self"]);
+    assert_eq!(hits("nonce"), Some(0.0));
+    // The same from the template cache: the second page is its template's.
+    assert_eq!(ran(&url("cached")), ["inline", "self"]);
+    assert_eq!(ran(&url("cached")), ["inline", "self"]);
+    assert_eq!(hits("cached"), Some(1.0));
     // With 'strict-dynamic', what a nonced script adds runs too.
     assert_eq!(ran(&url("strict")), ["dynamic", "inline", "self"]);
 }
@@ -311,7 +325,9 @@ fn chromium_never_sees_the_nonce_on_an_attackers_element() {
     );
     let gw = Gateway::start(&yaml);
     let url = |path: &str| format!("http://nonce.test:{}{path}", gw.addr.port());
-    // The probe sees a nonce where the gateway put one.
+    // The probe sees a nonce where the gateway put one, from the rewriter and
+    // then from the template it recorded.
+    assert_eq!(ran(&url("/control")), ["nonced-script", "probe"]);
     assert_eq!(ran(&url("/control")), ["nonced-script", "probe"]);
     for (i, attack) in attacks.iter().enumerate() {
         assert_eq!(ran(&url(&format!("/attack{i}"))), ["probe"], "{attack}");

@@ -207,6 +207,34 @@ fn bad_option_values_are_refused() {
 #[test]
 fn cross_key_rules_are_refused() {
     refused(
+        &format!("{HEAD}nonce_cache: {{max_bytes: 1000, max_page_bytes: 2000}}\nvhosts: []\n"),
+        &[],
+        "gw.yaml",
+        "nonce_cache.max_page_bytes",
+        "2000 is larger than max_bytes (1000)",
+    );
+    refused(
+        &format!("{HEAD}nonce_cache: {{max_page_bytes: 2097153}}\nvhosts: []\n"),
+        &[],
+        "gw.yaml",
+        "nonce_cache.max_page_bytes",
+        "2097153 is over 2097152, half the HTML parser's 4 MiB memory limit",
+    );
+    refused(
+        &format!("{HEAD}nonce_cache: {{max_bytes: -1}}\nvhosts: []\n"),
+        &[],
+        "gw.yaml",
+        "nonce_cache.max_bytes",
+        "invalid value",
+    );
+    refused(
+        &vhost("    security: {csp_nonce_cache: maybe}\n"),
+        &[],
+        "gw.yaml",
+        "vhosts[0].security.csp_nonce_cache",
+        "invalid type",
+    );
+    refused(
         &vhost("    security: {cors_enabled: true, allowed_origins: [\"*\"], allow_credentials: true}\n"),
         &[],
         "gw.yaml",

@@ -158,7 +158,8 @@ fn the_dashboards_structure_is_what_grafana_imports() {
 
 /// A gateway whose traffic below moves every family: proxied and failing routes,
 /// headers injected, duplicated and stripped, a redirect, CORS preflights, CSP
-/// reports (accepted and refused), nonced, skipped and failed pages, a refused TLS
+/// reports (accepted and refused), nonced, skipped and failed pages (from the
+/// template cache too, and a page that leaves its template), a refused TLS
 /// handshake, a connection over the per-address limit, an HTTP/2 control-frame
 /// flood, a malformed head, reloads (good and bad), and access-log lines that cannot
 /// be written.
@@ -203,6 +204,7 @@ fn traffic(gw: &Gateway, pki: &TestPki) {
     let https = [("X-Forwarded-Proto", "https")];
     assert_eq!(get(gw, "app.test", "/conflict", &https).status, 200);
     assert_eq!(get(gw, "app.test", "/pages/index.html", &[]).status, 200);
+    assert_eq!(get(gw, "app.test", "/pages/changing.html", &[]).status, 200);
     assert_eq!(get(gw, "app.test", "/pages/raw.html", &[]).status, 200);
     // gzip that is not: the nonced response is cut short, and counted.
     let _ = client()
@@ -280,17 +282,23 @@ fn traffic(gw: &Gateway, pki: &TestPki) {
 fn every_panel_variable_and_alert_selector_finds_the_gateways_series() {
     let up = Upstream::start("a");
     let html = "<!doctype html><html><head><script>start()</script></head><body>hi</body></html>";
-    let pages = PageServer::start(vec![
-        ("/pages/index.html", Page::html(html)),
-        (
-            "/pages/raw.html",
-            Page::html(html).header("Cache-Control", "no-transform"),
-        ),
-        (
-            "/pages/broken.html",
-            Page::html("this is not gzip").header("Content-Encoding", "gzip"),
-        ),
-    ]);
+    // A page that changes on every response: its templates diverge.
+    let changing = ["<script>1</script>", "<p>2</p><script>2</script>"].map(Page::html);
+    let pages = PageServer::start_rotating(
+        vec![
+            ("/pages/index.html", vec![Page::html(html)]),
+            ("/pages/changing.html", changing.to_vec()),
+            (
+                "/pages/raw.html",
+                vec![Page::html(html).header("Cache-Control", "no-transform")],
+            ),
+            (
+                "/pages/broken.html",
+                vec![Page::html("this is not gzip").header("Content-Encoding", "gzip")],
+            ),
+        ],
+        "127.0.0.1",
+    );
     let (_held, port) = dead_port();
     let (gw, pki) = busy_gateway(&up, &pages, &format!("127.0.0.1:{port}"));
     let rules =

@@ -33,7 +33,8 @@ fn csp(n: Option<&str>) -> String {
     )
 }
 
-fn gw_yaml(upstream: std::net::SocketAddr, listeners: &str) -> String {
+/// gw.yaml with the nonce template cache on or off.
+fn gw_yaml(upstream: std::net::SocketAddr, listeners: &str, cache: bool) -> String {
     format!(
         r#"
 listeners: {listeners}
@@ -48,14 +49,34 @@ vhosts:
       csp_nonce: true
       csp_nonce_styles: true
       csp_strict_dynamic: true
+      csp_nonce_cache: {cache}
 "#
     )
 }
 
 fn start(pages: Vec<(&str, Page)>) -> (PageServer, Gateway) {
+    start_with(pages, true)
+}
+
+fn start_with(pages: Vec<(&str, Page)>, cache: bool) -> (PageServer, Gateway) {
     let server = PageServer::start(pages);
-    let gw = Gateway::start(&gw_yaml(server.addr, r#"[{address: "{listen}"}]"#));
+    let gw = Gateway::start(&gw_yaml(server.addr, r#"[{address: "{listen}"}]"#, cache));
     (server, gw)
+}
+
+/// The nonce template cache off, then on; with it on, a page is fetched twice:
+/// the second response comes from the template the first one made.
+const CACHE_MODES: [(bool, usize); 2] = [(false, 1), (true, 2)];
+
+/// The template cache's results on the vhost: (hits, misses).
+fn cache_results(gw: &Gateway) -> (f64, f64) {
+    let one = |result: &str| {
+        gw.metric(&format!(
+            "secgw_csp_nonce_cache_total{{result=\"{result}\",route=\"_vhost\",vhost=\"shop\"}}"
+        ))
+        .unwrap_or(0.0)
+    };
+    (one("hit"), one("miss"))
 }
 
 /// The nonce out of the CSP header, checked to be 16 random bytes in base64.
@@ -117,36 +138,46 @@ fn kinds() -> Template {
 #[test]
 fn every_kind_of_script_and_style_the_policy_allows_gets_the_headers_nonce() {
     let page = kinds();
-    let (_server, gw) = start(vec![("/", Page::html(page.upstream()))]);
-    let r = get(&gw, "shop.test", "/", &[]);
-    assert_eq!(r.status, 200);
-    let n = nonce_of(&r);
-    // Only the marked places changed; the gateway's nonce comes first, and a
-    // browser keeps the first of two attributes of one name.
-    assert_eq!(r.body, page.expected(&n));
-    assert_eq!(r.body.matches(&n).count(), 9);
-    assert_eq!(r.one("transfer-encoding"), "chunked");
-    assert!(!r.has("content-length"));
-    assert_eq!(r.one("cache-control"), "private");
-    assert_eq!(r.one("x-frame-options"), "DENY");
-    assert_eq!(
-        gw.metric("secgw_csp_nonce_responses_total{route=\"_vhost\",vhost=\"shop\"}"),
-        Some(1.0)
-    );
+    for (cache, times) in CACHE_MODES {
+        let (_server, gw) = start_with(vec![("/", Page::html(page.upstream()))], cache);
+        for _ in 0..times {
+            let r = get(&gw, "shop.test", "/", &[]);
+            assert_eq!(r.status, 200);
+            let n = nonce_of(&r);
+            // Only the marked places changed; the gateway's nonce comes first, and a
+            // browser keeps the first of two attributes of one name.
+            assert_eq!(r.body, page.expected(&n));
+            assert_eq!(r.body.matches(&n).count(), 9);
+            assert_eq!(r.one("transfer-encoding"), "chunked");
+            assert!(!r.has("content-length"));
+            assert_eq!(r.one("cache-control"), "private");
+            assert_eq!(r.one("x-frame-options"), "DENY");
+        }
+        assert_eq!(
+            gw.metric("secgw_csp_nonce_responses_total{route=\"_vhost\",vhost=\"shop\"}"),
+            Some(times as f64)
+        );
+        let expected = if cache { (1.0, 1.0) } else { (0.0, 0.0) };
+        assert_eq!(cache_results(&gw), expected);
+    }
 }
 
 #[test]
 fn each_response_gets_its_own_nonce() {
-    let (_server, gw) = start(vec![("/", Page::html("<script>1</script>"))]);
-    let nonces: std::collections::HashSet<String> = (0..20)
-        .map(|_| {
-            let r = get(&gw, "shop.test", "/", &[]);
-            let n = nonce_of(&r);
-            assert_eq!(r.body, format!("<script nonce=\"{n}\">1</script>"));
-            n
-        })
-        .collect();
-    assert_eq!(nonces.len(), 20);
+    for (cache, _) in CACHE_MODES {
+        let (_server, gw) = start_with(vec![("/", Page::html("<script>1</script>"))], cache);
+        let nonces: std::collections::HashSet<String> = (0..20)
+            .map(|_| {
+                let r = get(&gw, "shop.test", "/", &[]);
+                let n = nonce_of(&r);
+                assert_eq!(r.body, format!("<script nonce=\"{n}\">1</script>"));
+                n
+            })
+            .collect();
+        assert_eq!(nonces.len(), 20);
+        let expected = if cache { (19.0, 1.0) } else { (0.0, 0.0) };
+        assert_eq!(cache_results(&gw), expected);
+    }
 }
 
 /// A 60 KB page of the kind a CMS serves, cut into 997-byte chunks so tags,
@@ -172,16 +203,23 @@ fn large_page() -> Template {
 fn a_large_chunked_page_is_byte_identical_apart_from_the_nonces() {
     let page = large_page();
     assert!(page.upstream().len() > 50_000);
-    let (_server, gw) = start(vec![
-        ("/chunked", Page::html(page.upstream()).in_chunks(997)),
-        ("/length", Page::html(page.upstream())),
-    ]);
-    for path in ["/chunked", "/length"] {
-        let r = get(&gw, "shop.test", path, &[]);
-        let n = nonce_of(&r);
-        assert_eq!(r.body.len(), page.expected(&n).len(), "{path}");
-        assert!(r.body == page.expected(&n), "{path}: bodies differ");
-        assert_eq!(r.body.matches(&n).count(), 240);
+    for (cache, times) in CACHE_MODES {
+        let (_server, gw) = start_with(
+            vec![
+                ("/chunked", Page::html(page.upstream()).in_chunks(997)),
+                ("/length", Page::html(page.upstream())),
+            ],
+            cache,
+        );
+        for path in ["/chunked", "/length"].repeat(times) {
+            let r = get(&gw, "shop.test", path, &[]);
+            let n = nonce_of(&r);
+            assert_eq!(r.body.len(), page.expected(&n).len(), "{path}");
+            assert!(r.body == page.expected(&n), "{path}: bodies differ");
+            assert_eq!(r.body.matches(&n).count(), 240);
+        }
+        let expected = if cache { (2.0, 2.0) } else { (0.0, 0.0) };
+        assert_eq!(cache_results(&gw), expected);
     }
 }
 
@@ -215,22 +253,29 @@ fn gzip_br_and_deflate_upstreams_are_decoded_then_nonced() {
             .header("Vary", "Accept-Encoding")
             .in_chunks(1500)
     };
-    let (_server, gw) = start(vec![
-        ("/gzip", encoded("gzip", gzip(&html))),
-        ("/br", encoded("br", brotli(&html))),
-        ("/deflate", encoded("deflate", deflate(&html))),
-    ]);
-    for path in ["/gzip", "/br", "/deflate"] {
-        let r = get(
-            &gw,
-            "shop.test",
-            path,
-            &[("Accept-Encoding", "gzip, br, deflate")],
+    for (cache, times) in CACHE_MODES {
+        let (_server, gw) = start_with(
+            vec![
+                ("/gzip", encoded("gzip", gzip(&html))),
+                ("/br", encoded("br", brotli(&html))),
+                ("/deflate", encoded("deflate", deflate(&html))),
+            ],
+            cache,
         );
-        let n = nonce_of(&r);
-        assert!(!r.has("content-encoding"), "{path}");
-        assert_eq!(r.one("vary"), "Accept-Encoding");
-        assert!(r.body == page.expected(&n), "{path}: bodies differ");
+        for path in ["/gzip", "/br", "/deflate"].repeat(times) {
+            let r = get(
+                &gw,
+                "shop.test",
+                path,
+                &[("Accept-Encoding", "gzip, br, deflate")],
+            );
+            let n = nonce_of(&r);
+            assert!(!r.has("content-encoding"), "{path}");
+            assert_eq!(r.one("vary"), "Accept-Encoding");
+            assert!(r.body == page.expected(&n), "{path}: bodies differ");
+        }
+        let expected = if cache { (3.0, 3.0) } else { (0.0, 0.0) };
+        assert_eq!(cache_results(&gw), expected);
     }
 }
 
@@ -292,24 +337,29 @@ fn the_client_gets_the_first_half_before_the_upstream_sends_the_rest() {
     page.pieces = vec![first.into(), second.into()];
     page.chunked = true;
     page.hold_before = Some(1);
-    let (server, gw) = start(vec![("/stream", page)]);
-
-    // The upstream holds the second half until the test releases it: the first
-    // half must arrive on its own, rewritten, or this read times out.
-    let (mut s, text) = get_raw_until(&gw, "/stream", "end-of-first-half\"></div>");
-    let n = text
-        .split("'nonce-")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .unwrap()
-        .to_string();
-    assert!(text.contains(&format!("<script nonce=\"{n}\">var a = 1;</script>")));
-    assert!(!text.contains("second half"));
-    server.release();
-    let rest = read_until_closed_or(&mut s, "0\r\n\r\n");
-    assert!(rest.contains(&format!(
-        "<script nonce=\"{n}\">var b = 2;</script><p>second half</p>"
-    )));
+    for (cache, times) in CACHE_MODES {
+        let (server, gw) = start_with(vec![("/stream", page.clone())], cache);
+        for _ in 0..times {
+            // The upstream holds the second half until the test releases it: the
+            // first half must arrive on its own, rewritten, or this read times out.
+            let (mut s, text) = get_raw_until(&gw, "/stream", "end-of-first-half\"></div>");
+            let n = text
+                .split("'nonce-")
+                .nth(1)
+                .and_then(|r| r.split('\'').next())
+                .unwrap()
+                .to_string();
+            assert!(text.contains(&format!("<script nonce=\"{n}\">var a = 1;</script>")));
+            assert!(!text.contains("second half"));
+            server.release();
+            let rest = read_until_closed_or(&mut s, "0\r\n\r\n");
+            assert!(rest.contains(&format!(
+                "<script nonce=\"{n}\">var b = 2;</script><p>second half</p>"
+            )));
+        }
+        let expected = if cache { (1.0, 1.0) } else { (0.0, 0.0) };
+        assert_eq!(cache_results(&gw), expected);
+    }
 }
 
 /// Sends a raw GET for `path` on shop.test and reads until `marker` arrives
@@ -351,26 +401,34 @@ fn http2_clients_get_the_nonce_in_data_frames() {
     let leaf = pki.leaf(&["shop.test"]);
     let page = large_page();
     let server = PageServer::start(vec![("/", Page::html(page.upstream()).in_chunks(4000))]);
-    let yaml = gw_yaml(
-        server.addr,
-        r#"[{address: "{tls}", tls: {cert: certs/shop.pem, key: certs/shop.key}}]"#,
-    );
     let files = [
         ("certs/shop.pem", leaf.cert_pem.as_str()),
         ("certs/shop.key", leaf.key_pem.as_str()),
     ];
-    let mut gw = Gateway::launch(&yaml, &files, free_port());
-    gw.wait_for(gw.tls_addr);
-    let resp = https_client(&pki.ca_pem(), true, &[("shop.test", gw.tls_addr)])
-        .get(format!("https://shop.test:{}/", gw.tls_addr.port()))
-        .send()
-        .unwrap();
-    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
-    let r = reply(resp);
-    let n = nonce_of(&r);
-    assert!(r.body == page.expected(&n), "bodies differ");
-    assert!(!r.has("transfer-encoding"));
-    assert!(!r.has("content-length"));
+    for (cache, times) in CACHE_MODES {
+        let yaml = gw_yaml(
+            server.addr,
+            r#"[{address: "{tls}", tls: {cert: certs/shop.pem, key: certs/shop.key}}]"#,
+            cache,
+        );
+        let mut gw = Gateway::launch(&yaml, &files, free_port());
+        gw.wait_for(gw.tls_addr);
+        let client = https_client(&pki.ca_pem(), true, &[("shop.test", gw.tls_addr)]);
+        for _ in 0..times {
+            let resp = client
+                .get(format!("https://shop.test:{}/", gw.tls_addr.port()))
+                .send()
+                .unwrap();
+            assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+            let r = reply(resp);
+            let n = nonce_of(&r);
+            assert!(r.body == page.expected(&n), "bodies differ");
+            assert!(!r.has("transfer-encoding"));
+            assert!(!r.has("content-length"));
+        }
+        let expected = if cache { (1.0, 1.0) } else { (0.0, 0.0) };
+        assert_eq!(cache_results(&gw), expected);
+    }
 }
 
 #[test]

@@ -4,8 +4,11 @@
 //! builder). In that tree, every element carrying the response's nonce must be a
 //! script, style or script/style link whose URL the policy allows; nothing else.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::html;
 use html5ever::tendril::TendrilSink;
 use markup5ever_rcdom::{Handle, NodeData, RcDom};
 use pingora_secgw::policy::csp_sources::{DocumentOrigin, SourceList};
@@ -153,13 +156,10 @@ fn check(page: &[u8], chunk: usize) -> Result<(), String> {
     }
 }
 
-/// The corpus kept in the tree: one hostile page per line.
-const CORPUS: &str = include_str!("corpus/nonce-hostile.html.lines");
-
 #[test]
 fn the_hostile_corpus_never_puts_the_nonce_on_a_foreign_element() {
     let mut failures = Vec::new();
-    for page in CORPUS.lines().filter(|l| !l.trim().is_empty()) {
+    for page in html::hostile_corpus() {
         for chunk in [1, 2, 3, 7, 64, 4096] {
             if let Err(e) = check(page.as_bytes(), chunk) {
                 failures.push(e);
@@ -186,102 +186,12 @@ fn the_oracle_catches_a_nonce_on_an_evil_script() {
     );
 }
 
-/// Pieces whose order decides which parser state the next tag is read in. No
-/// `<base>`: a browser resolves a script's URL when the script is inserted, and
-/// a tree does not keep insertion order (a `<base>` foster-parented out of a
-/// table lands before a script inserted earlier); the corpus has its cases.
-const PIECES: &[&str] = &[
-    "<svg>",
-    "<svg/>",
-    "</svg>",
-    "<math>",
-    "<math/>",
-    "</math>",
-    "<mi>",
-    "<mtext>",
-    "<annotation-xml encoding=\"text/html\">",
-    "<foreignObject>",
-    "</foreignObject>",
-    "<desc>",
-    "</desc>",
-    "<g>",
-    "</g>",
-    "<![CDATA[",
-    "]]>",
-    "<!--",
-    "-->",
-    "--!>",
-    "<!-->",
-    "<!",
-    "<?x ",
-    "<template>",
-    "</template>",
-    "<noscript>",
-    "</noscript>",
-    "<select>",
-    "</select>",
-    "<option>",
-    "<textarea>",
-    "</textarea>",
-    "<title>",
-    "</title>",
-    "<xmp>",
-    "</xmp>",
-    "<iframe>",
-    "</iframe>",
-    "<noembed>",
-    "</noembed>",
-    "<noframes>",
-    "</noframes>",
-    "<style>",
-    "</style>",
-    "<script>",
-    "</script>",
-    "<table>",
-    "<tr>",
-    "<p>",
-    "</p>",
-    "<div>",
-    "</div>",
-    "<b>",
-    "<br>",
-    "</br>",
-    "<font color=red>",
-    "<mglyph>",
-    "<image>",
-    "<body>",
-    "</body>",
-    "<frameset>",
-    "<plaintext>",
-    "\u{1b}$B",
-    "<a title='",
-    "<x q=\"",
-    "'",
-    "\"",
-    ">",
-    "/>",
-    "<script src=/ok.js>",
-    "<script src=//evil.example/x.js>",
-    "<script src=//evil.example/y.js q='",
-    "<link rel=modulepreload href=//evil.example/a.js>",
-    "<link rel=modulepreload href=//evil.example/b.js q=\"",
-    "<link rel=stylesheet href=//evil.example/s.css>",
-    "<link rel=modulepreload href=/a.js>",
-    "<script src=rel.js>",
-];
-
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(2000),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(html::proptest_config())]
 
     #[test]
     fn generated_pages_never_put_the_nonce_on_a_foreign_element(
-        pieces in proptest::collection::vec(proptest::sample::select(PIECES), 1..24),
+        pieces in proptest::collection::vec(proptest::sample::select(html::PIECES), 1..24),
         chunk in 1usize..40,
     ) {
         let page = pieces.concat();

@@ -4,7 +4,7 @@
 //! through `Default` impls, so this module uses `schema.rs` and not the other way
 //! round (its doc comments only link here).
 
-use super::schema::{LimitsConfig, PolicyLayer, RespondConfig};
+use super::schema::{LimitsConfig, NonceCacheConfig, PolicyLayer, RespondConfig};
 use super::values::{DrainSeconds, HeaderValueText, Positive};
 
 const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
@@ -43,6 +43,25 @@ pub const LIMITS: LimitsConfig = LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LIMITS
+    }
+}
+
+/// `nonce_cache:`: 64 MiB in all, enough for a thousand 60 KB pages, and pages
+/// up to 2 MiB (far above an application shell or a documentation page).
+pub const NONCE_CACHE: NonceCacheConfig = NonceCacheConfig {
+    max_bytes: 64 << 20,
+    max_page_bytes: 2 << 20,
+};
+
+/// The largest `nonce_cache.max_page_bytes`: half the HTML parser's memory
+/// limit (`rewrite/html.rs`), so that no way of cutting a recorded page into
+/// chunks can take the parser to its limit, and a template's decisions are the
+/// rewriter's in every chunking.
+pub const MAX_RECORDED_PAGE: u64 = 2 << 20;
+
+impl Default for NonceCacheConfig {
+    fn default() -> Self {
+        NONCE_CACHE
     }
 }
 

@@ -57,6 +57,19 @@ pub struct GatewayConfig {
     /// A line per request; a vhost or a route may override each key.
     #[serde(default)]
     pub access_log: super::access_log::AccessLogConfig,
+    /// The process's cache of nonce rewrite templates (`csp_nonce_cache`).
+    #[serde(default)]
+    pub nonce_cache: NonceCacheConfig,
+}
+
+/// `nonce_cache:` in gw.yaml; defaults in [`super::defaults::NONCE_CACHE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NonceCacheConfig {
+    /// The templates' bytes held at most, all routes together; 0 turns the cache off.
+    pub max_bytes: u64,
+    /// A page larger than this is never recorded.
+    pub max_page_bytes: u64,
 }
 
 /// `limits:` in gw.yaml; defaults in [`super::defaults::LIMITS`].
@@ -417,6 +430,9 @@ pub struct SecurityOptions {
     pub csp_report_only: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
     /// A fresh nonce per response, written into HTML and the CSP.
     pub csp_nonce: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
+    /// Public static pages seen before are nonced from a template of their
+    /// first rewrite (`nonce_cache`); on by default.
+    pub csp_nonce_cache: Option<bool> => [],
     /// Nonces on `<style>` and stylesheets too, and in `style-src`.
     pub csp_nonce_styles: Option<bool> => [csp::CSP, csp::CSP_REPORT_ONLY],
     /// `'strict-dynamic'` beside the nonce in `script-src`.

@@ -30,14 +30,16 @@ pub mod vhost;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use rustls::sign::CertifiedKey;
 
+use crate::config::defaults::MAX_RECORDED_PAGE;
 use crate::config::resolve::{resolve, Effective};
-use crate::config::schema::LimitsConfig;
+use crate::config::schema::{LimitsConfig, NonceCacheConfig};
 use crate::config::{ConfigError, KeyError, LoadedConfig};
 use crate::metrics::{Metrics, RouteLabels, RouteMetrics, UNMATCHED, VHOST_ROUTE};
 use crate::routing::Router;
@@ -69,7 +71,15 @@ pub struct Plan {
     pub canned: CannedAnswers,
     /// The default certificate of each TLS listener.
     pub listener_certs: HashMap<SocketAddr, Arc<CertifiedKey>>,
+    /// Tells this plan from every other compiled in the process: the nonce
+    /// template cache empties when a newer one serves.
+    pub generation: u64,
+    /// The bounds of the nonce template cache.
+    pub nonce_cache: NonceCacheConfig,
 }
+
+/// The next [`Plan::generation`].
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// `limits:` of gw.yaml, ready for the connection layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +153,7 @@ impl Plan {
     ) -> Result<Plan, ConfigError> {
         let file = loaded.path.as_path();
         let base_dir = file.parent().unwrap_or(Path::new("."));
+        check_nonce_cache(&loaded.gateway.nonce_cache).map_err(|e| e.in_file(file))?;
 
         let mut listener_certs = HashMap::new();
         for (i, l) in loaded.gateway.listeners.iter().enumerate() {
@@ -224,8 +235,34 @@ impl Plan {
             shutdown_drain: Duration::from_secs(loaded.gateway.shutdown_drain_seconds.0),
             limits: ConnectionLimits::from(&loaded.gateway.limits),
             listener_certs,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            nonce_cache: loaded.gateway.nonce_cache,
         })
     }
+}
+
+/// A page larger than the whole cache could be recorded and never kept; one
+/// over [`MAX_RECORDED_PAGE`] could reach the HTML parser's memory limit.
+fn check_nonce_cache(bounds: &NonceCacheConfig) -> Result<(), KeyError> {
+    if bounds.max_page_bytes > MAX_RECORDED_PAGE {
+        return Err(KeyError::new(
+            "nonce_cache.max_page_bytes",
+            format!(
+                "{} is over {MAX_RECORDED_PAGE}, half the HTML parser's 4 MiB memory limit",
+                bounds.max_page_bytes
+            ),
+        ));
+    }
+    if bounds.max_bytes != 0 && bounds.max_page_bytes > bounds.max_bytes {
+        return Err(KeyError::new(
+            "nonce_cache.max_page_bytes",
+            format!(
+                "{} is larger than max_bytes ({}): a page that large could never be kept",
+                bounds.max_page_bytes, bounds.max_bytes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! compiled once: each CSP the route sends, with holes for the nonce, and the
 //! source lists that decide which scripts and styles get it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
@@ -12,7 +13,7 @@ use super::csp::{report_url, Csp};
 use super::csp_sources::SourceList;
 use crate::config::schema::{ConflictMode, PolicyLayer, SecurityOptions};
 use crate::config::KeyError;
-use crate::metrics::{Metrics, NonceSkip, RouteLabels};
+use crate::metrics::{CacheResult, Metrics, NonceSkip, RouteLabels};
 
 /// Everything a route does to give its HTML responses a nonce.
 #[derive(Debug)]
@@ -22,7 +23,14 @@ pub struct NoncePlan {
     csps: Vec<NoncedCsp>,
     pub filter: Arc<NonceFilter>,
     pub counters: NonceCounters,
+    /// `csp_nonce_cache`: its public static pages are nonced from templates.
+    pub cache: bool,
+    /// Tells this route's templates from every other's, across reloads too.
+    pub id: u64,
 }
+
+/// The next [`NoncePlan::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// One CSP header, its value in pieces: the nonce goes between each two.
 #[derive(Debug)]
@@ -48,11 +56,16 @@ pub struct NonceCounters {
     pub nonced: IntCounter,
     pub failed: IntCounter,
     skipped: [IntCounter; NonceSkip::COUNT],
+    cache: [IntCounter; CacheResult::COUNT],
 }
 
 impl NonceCounters {
     pub fn skipped(&self, reason: NonceSkip) {
         self.skipped[reason as usize].inc();
+    }
+
+    pub fn cache(&self, result: CacheResult) {
+        self.cache[result as usize].inc();
     }
 }
 
@@ -174,7 +187,10 @@ impl NoncePlan {
                 nonced: metrics.csp_nonced(at),
                 failed: metrics.csp_nonce_failed(at),
                 skipped: metrics.csp_nonce_skipped(at),
+                cache: metrics.csp_nonce_cache(at),
             },
+            cache: sec.csp_nonce_cache != Some(false),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }))
     }
 

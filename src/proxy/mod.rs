@@ -36,6 +36,8 @@ use crate::forwarded;
 use crate::metrics::{metrics, Rejection};
 use crate::policy::{Plan, Target};
 use crate::rewrite;
+use crate::rewrite::cache::{NonceCache, Scope};
+use crate::rewrite::{Cache, Upstream};
 use crate::routing::HostMatch;
 
 use errors::{error_status, failure_reason, is_send_timeout, upstream_error_kind};
@@ -43,11 +45,13 @@ use request::{refuse_bad_framing, refuse_method};
 
 pub struct Gateway {
     plan: Arc<ArcSwap<Plan>>,
+    /// Nonce templates, for whichever plan serves.
+    nonce_cache: Arc<NonceCache>,
 }
 
 impl Gateway {
-    pub fn new(plan: Arc<ArcSwap<Plan>>) -> Gateway {
-        Gateway { plan }
+    pub fn new(plan: Arc<ArcSwap<Plan>>, nonce_cache: Arc<NonceCache>) -> Gateway {
+        Gateway { plan, nonce_cache }
     }
 }
 
@@ -267,9 +271,29 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // What the upstream said about sharing its page, read before the policy
+        // rewrites Cache-Control or strips Set-Cookie.
+        let nonce = ctx.route().and_then(|r| r.nonce.as_ref());
+        let upstream = nonce
+            .filter(|p| p.cache)
+            .map(|_| Upstream::of(upstream_response));
         ctx.finish_response(upstream_response);
-        let stream = ctx.route().and_then(|r| r.nonce.as_ref()).and_then(|plan| {
-            rewrite::begin(plan, upstream_response, session.req_header(), ctx.https)
+        let stream = nonce.and_then(|plan| {
+            let cache = upstream.map(|upstream| Cache {
+                cache: &self.nonce_cache,
+                scope: Scope {
+                    generation: ctx.plan.generation,
+                    bounds: ctx.plan.nonce_cache,
+                },
+                upstream,
+            });
+            rewrite::begin(
+                plan,
+                cache,
+                upstream_response,
+                session.req_header(),
+                ctx.https,
+            )
         });
         ctx.nonce_stream = stream.map(Box::new);
         Ok(())

@@ -429,7 +429,10 @@ mod tests {
         let gw = format!("listeners: [{{address: \"127.0.0.1:1\"}}]\n{vhosts}");
         std::fs::write(&path, gw).unwrap();
         let (_, plan) = crate::policy::load(&path, crate::metrics::metrics()).unwrap();
-        Gateway::new(Arc::new(ArcSwap::from_pointee(plan))).new_ctx()
+        let cache = Arc::new(crate::rewrite::cache::NonceCache::new(
+            &crate::metrics::Metrics::new(),
+        ));
+        Gateway::new(Arc::new(ArcSwap::from_pointee(plan)), cache).new_ctx()
     }
 
     const SHOP: &str = r#"

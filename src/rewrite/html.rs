@@ -9,6 +9,7 @@
 //! the rest of the page is sent as the upstream sent it.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
@@ -53,6 +54,7 @@ static SELECTORS: LazyLock<[Selector; 7]> = LazyLock::new(|| {
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 
 /// The document the elements belong to: where their URLs resolve, and the nonce.
+#[derive(Clone)]
 pub struct Document {
     pub nonce: String,
     pub filter: Arc<NonceFilter>,
@@ -83,6 +85,9 @@ struct Noncer {
     /// (`'self'` does): a path-absolute URL needs no parsing until a `<base>`.
     scripts_allow_origin: bool,
     styles_allow_origin: bool,
+    /// When recording a template: the input range of every start tag a handler
+    /// saw, in order.
+    tags: Option<Vec<Range<usize>>>,
 }
 
 /// The attributes of one element that the decision needs, read in one pass.
@@ -141,6 +146,7 @@ impl Noncer {
             svg_open: Arc::default(),
             scripts_allow_origin,
             styles_allow_origin,
+            tags: None,
         }
     }
 
@@ -336,20 +342,88 @@ pub struct HtmlNoncer {
     tail: Vec<u8>,
     /// Why nonces stopped before the end of the page.
     stop: Option<NonceSkip>,
+    /// When recording a template: the page so far and where its nonces went;
+    /// `None` once the page outgrew the limit.
+    recording: Option<Recording>,
+}
+
+/// What a recording noncer saw of a page: everything a template needs.
+#[derive(Debug)]
+pub struct Recording {
+    /// The input, whole.
+    pub page: Vec<u8>,
+    /// Where a nonce went, as input offsets, in order.
+    pub nonces: Vec<usize>,
+    /// The start tags the handlers saw (each a decision, or markup that shapes
+    /// later ones), as input ranges, in order.
+    pub tags: Vec<Range<usize>>,
+    /// How far lol_html had passed the page on before its end: the bytes after
+    /// this were an unfinished token it held.
+    pub settled: usize,
+    /// The largest page it records, and the memory it holds meanwhile.
+    record: Record,
+}
+
+/// What a recording may hold: a page of at most `limit` bytes, and its
+/// memory within a budget shared by every recording of the process.
+#[derive(Debug)]
+pub struct Record {
+    limit: usize,
+    budget: Arc<RecordingBudget>,
+    /// The budget's bound.
+    max: usize,
+    /// What this recording holds of it, given back when it ends.
+    held: usize,
+}
+
+/// The bytes that pages being recorded hold, across the process.
+#[derive(Debug, Default)]
+pub struct RecordingBudget(AtomicUsize);
+
+impl Record {
+    pub fn new(limit: usize, budget: &Arc<RecordingBudget>, max: usize) -> Record {
+        Record {
+            limit,
+            budget: budget.clone(),
+            max,
+            held: 0,
+        }
+    }
+
+    /// Holds `bytes` in all; `false` when the budget has no room for them.
+    fn hold(&mut self, bytes: usize) -> bool {
+        let Some(more) = bytes.checked_sub(self.held).filter(|&m| m > 0) else {
+            return true;
+        };
+        let before = self.budget.0.fetch_add(more, Ordering::Relaxed);
+        if before.saturating_add(more) > self.max {
+            self.budget.0.fetch_sub(more, Ordering::Relaxed);
+            return false;
+        }
+        self.held = bytes;
+        true
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        self.budget.0.fetch_sub(self.held, Ordering::Relaxed);
+    }
 }
 
 impl HtmlNoncer {
     /// `encoding` from the response's charset; `None` lets a `<meta charset>` decide.
     pub fn new(doc: Document, encoding: Option<AsciiCompatibleEncoding>) -> HtmlNoncer {
-        let attribute = format!(" nonce=\"{}\"", doc.nonce).into_bytes();
+        let attribute = nonce_attribute(&doc.nonce);
         let noncer = Arc::new(Mutex::new(Noncer::new(doc)));
         let handler = |on: fn(&mut Noncer, &mut Element<'_, '_>) -> HandlerResult| {
             let noncer = noncer.clone();
             let handler: ElementHandler<'static> = Box::new(move |el| {
-                on(
-                    &mut noncer.lock().unwrap_or_else(PoisonError::into_inner),
-                    el,
-                )
+                let mut noncer = noncer.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(tags) = &mut noncer.tags {
+                    tags.push(el.source_location().bytes());
+                }
+                on(&mut noncer, el)
             });
             ElementContentHandlers::default().element(handler)
         };
@@ -390,6 +464,48 @@ impl HtmlNoncer {
             limit: usize::MAX,
             tail: Vec::new(),
             stop: None,
+            recording: None,
+        }
+    }
+
+    /// Keeps what a template of this page needs, within `record`'s bounds;
+    /// call before the first `write`.
+    pub fn record(&mut self, record: Record) {
+        self.recording = Some(Recording {
+            page: Vec::new(),
+            nonces: Vec::new(),
+            tags: Vec::new(),
+            settled: 0,
+            record,
+        });
+        self.noncer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tags = Some(Vec::new());
+    }
+
+    /// Adds `chunk` to the recording, if there is one and the page still
+    /// makes a template: not past a point where nonces stopped, and within
+    /// its size and the process's budget. Otherwise the recording ends.
+    fn keep_recording(&mut self, chunk: &[u8]) {
+        let Some(r) = &mut self.recording else {
+            return;
+        };
+        let mut noncer = self.noncer.lock().unwrap_or_else(PoisonError::into_inner);
+        let stopped = self.stop.is_some()
+            || self.limit != usize::MAX
+            || noncer.ambiguous.load(Ordering::Relaxed);
+        let fits = !stopped && r.page.len() + chunk.len() <= r.record.limit;
+        if fits {
+            r.page.extend_from_slice(chunk);
+        }
+        let tags = noncer.tags.as_ref().map_or(0, Vec::capacity);
+        let bytes = r.page.capacity()
+            + tags * std::mem::size_of::<Range<usize>>()
+            + r.nonces.capacity() * std::mem::size_of::<usize>();
+        if !fits || !r.record.hold(bytes) {
+            self.recording = None;
+            noncer.tags = None;
         }
     }
 
@@ -398,6 +514,7 @@ impl HtmlNoncer {
     pub fn write(&mut self, chunk: &[u8]) -> Vec<u8> {
         let start = self.sent + self.held.len();
         self.held.extend_from_slice(chunk);
+        self.keep_recording(chunk);
         // A UTF-16 byte order mark makes a browser read the page as UTF-16,
         // whatever the headers say: tags an ASCII parser finds mean nothing there.
         // One byte of it fed to lol_html is text, and nothing was sent yet.
@@ -431,17 +548,34 @@ impl HtmlNoncer {
     }
 
     /// The last bytes, and why nonces stopped early, if they did.
-    pub fn end(mut self) -> (Vec<u8>, Option<NonceSkip>) {
+    pub fn end(self) -> (Vec<u8>, Option<NonceSkip>) {
+        let (last, stop, _) = self.end_recorded();
+        (last, stop)
+    }
+
+    /// [`HtmlNoncer::end`], and the recording of a page that was read whole,
+    /// every nonce decided (none stopped early), within the recording's limit.
+    pub fn end_recorded(mut self) -> (Vec<u8>, Option<NonceSkip>, Option<Recording>) {
+        let settled = self.passed.0.load(Ordering::Relaxed);
         if let Some(rewriter) = self.rewriter.take() {
             if let Err(e) = rewriter.end() {
                 self.stop = Some(stop_reason(&e));
             }
         }
         let last = self.send_held();
-        let noncer = self.noncer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut noncer = self.noncer.lock().unwrap_or_else(PoisonError::into_inner);
         let early = noncer.ambiguous.load(Ordering::Relaxed) || self.limit != usize::MAX;
         let stop = self.stop.or(early.then_some(NonceSkip::AmbiguousMarkup));
-        (last, stop)
+        let recording = self
+            .recording
+            .take()
+            .filter(|_| stop.is_none())
+            .map(|r| Recording {
+                tags: noncer.tags.take().unwrap_or_default(),
+                settled,
+                ..r
+            });
+        (last, stop, recording)
     }
 
     /// From here on, the page passes as it came, with the nonces noted so far.
@@ -472,18 +606,46 @@ impl HtmlNoncer {
         let n = end - self.sent;
         let mut noncer = self.noncer.lock().unwrap_or_else(PoisonError::into_inner);
         let due = noncer.at.partition_point(|&at| at <= end);
-        let mut out = Vec::with_capacity(n + due * self.attribute.len());
-        let mut from = 0;
-        for at in noncer.at.drain(..due).filter(|&at| at < self.limit) {
-            out.extend_from_slice(&self.held[from..at - self.sent]);
-            out.extend_from_slice(&self.attribute);
-            from = at - self.sent;
-        }
-        out.extend_from_slice(&self.held[from..n]);
+        let (limit, recording) = (self.limit, &mut self.recording);
+        let at = noncer
+            .at
+            .drain(..due)
+            .filter(|&at| at < limit)
+            .inspect(|&at| {
+                if let Some(r) = recording {
+                    r.nonces.push(at);
+                }
+            });
+        let out = splice(&self.held[..n], self.sent, at, due, &self.attribute);
         self.held.drain(..n);
         self.sent = end;
         out
     }
+}
+
+/// `input` (which starts at input offset `start`) with `attribute` before each
+/// offset of `at`, in order and within the input; `nonces`: how many at most.
+pub(super) fn splice(
+    input: &[u8],
+    start: usize,
+    at: impl Iterator<Item = usize>,
+    nonces: usize,
+    attribute: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + nonces * attribute.len());
+    let mut from = 0;
+    for at in at {
+        out.extend_from_slice(&input[from..at - start]);
+        out.extend_from_slice(attribute);
+        from = at - start;
+    }
+    out.extend_from_slice(&input[from..]);
+    out
+}
+
+/// ` nonce="…"`, as spliced in just after a tag's name.
+pub fn nonce_attribute(nonce: &str) -> Vec<u8> {
+    format!(" nonce=\"{nonce}\"").into_bytes()
 }
 
 /// Why lol_html stopped: it could not tell how a browser reads the markup, or
@@ -787,6 +949,34 @@ mod tests {
                 (page.as_slice(), Some(NonceSkip::Charset))
             );
         }
+    }
+
+    #[test]
+    fn a_recording_that_ends_early_keeps_nothing_and_gives_its_budget_back() {
+        let budget = Arc::new(RecordingBudget::default());
+        let mut r = HtmlNoncer::new(doc(&["'self'"], None), None);
+        r.record(Record::new(64, &budget, usize::MAX));
+        r.write(b"<script>1</script><link rel=x>");
+        assert!(budget.0.load(Ordering::Relaxed) >= 30);
+        // Past its size: the page, the tags and the budget go.
+        r.write(&b"<link rel=x>".repeat(10));
+        assert!(r.recording.is_none());
+        assert!(r.noncer.lock().unwrap().tags.is_none());
+        assert_eq!(budget.0.load(Ordering::Relaxed), 0);
+        // Nonces that stopped early: no template either.
+        let mut r = HtmlNoncer::new(doc(&["'self'"], None), None);
+        r.record(Record::new(1 << 20, &budget, usize::MAX));
+        r.write(b"<svg/><script>1</script>");
+        r.write(b"<p>");
+        assert!(r.recording.is_none());
+        assert!(r.end_recorded().2.is_none());
+        assert_eq!(budget.0.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_recorded_page_cannot_reach_the_parsers_limit() {
+        let most = usize::try_from(crate::config::defaults::MAX_RECORDED_PAGE).unwrap();
+        assert!(2 * most <= PARSER_MEMORY_LIMIT);
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //!
 //! `begin` looks at a response's headers and, when the route's nonce plan applies
 //! to it, sets the nonced CSP and the framing a rewritten body needs; the stream
-//! it returns then decodes (gzip, deflate, br) and rewrites each chunk as it comes.
+//! it returns then decodes (gzip, deflate, br) and rewrites each chunk as it
+//! comes, from the page's template when the cache has one.
 
+pub mod cache;
 pub mod decode;
 pub mod html;
+pub mod template;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -15,9 +18,11 @@ use http::{header, HeaderValue, Method, StatusCode, Version};
 use lol_html::AsciiCompatibleEncoding;
 use pingora_http::{RequestHeader, ResponseHeader};
 
+use self::cache::{Lookup, NonceCache, Scope, TemplateKey};
 use self::decode::{Coding, Decoder};
-use self::html::{Document, HtmlNoncer};
-use crate::metrics::NonceSkip;
+use self::html::Document;
+use self::template::{Outcome, PageNoncer, Template};
+use crate::metrics::{CacheResult, NonceSkip};
 use crate::policy::csp_sources::DocumentOrigin;
 use crate::policy::nonce::{NonceCounters, NoncePlan};
 use crate::routing::request_host;
@@ -37,9 +42,20 @@ pub struct NonceStream(Mutex<Option<Stages>>);
 
 struct Stages {
     decoder: Option<Decoder>,
-    html: HtmlNoncer,
+    html: PageNoncer,
     /// The route's counts, for a page whose nonces stopped early.
     counters: NonceCounters,
+    /// On a route with `csp_nonce_cache`: where the page's template goes.
+    cached: Option<Cached>,
+}
+
+/// A response the template cache was asked about.
+struct Cached {
+    cache: Arc<NonceCache>,
+    scope: Scope,
+    key: TemplateKey,
+    /// The template it follows, if the cache had one.
+    followed: Option<Arc<Template>>,
 }
 
 /// Why a body could not be rewritten.
@@ -79,16 +95,33 @@ impl NonceStream {
                 decoder,
                 mut html,
                 counters,
+                cached,
             } = guard.take().ok_or(RewriteError::Ended)?;
             if let Some(d) = decoder {
                 let rest = d.finish().map_err(RewriteError::Decode)?;
                 out.extend(html.write(&rest));
             }
-            let (last, stopped) = html.end();
-            if let Some(reason) = stopped {
+            let ended = html.end();
+            if let Some(reason) = ended.stop {
                 counters.skipped(reason);
             }
-            out.extend(last);
+            out.extend(ended.last);
+            if let Some(c) = cached {
+                let result = match (ended.outcome, &c.followed) {
+                    (Outcome::Hit, _) => CacheResult::Hit,
+                    (Outcome::Diverged, Some(left)) => {
+                        c.cache.diverged(c.scope, c.key, left, ended.recording);
+                        CacheResult::Divergence
+                    }
+                    _ => {
+                        if let Some(recording) = ended.recording {
+                            c.cache.insert(c.scope, c.key, recording);
+                        }
+                        CacheResult::Miss
+                    }
+                };
+                counters.cache(result);
+            }
         }
         *body = (!out.is_empty()).then(|| Bytes::from(out));
         Ok(())
@@ -99,8 +132,10 @@ impl NonceStream {
 /// returns the stream its body goes through. Responses without a body to rewrite
 /// (HEAD, 1xx, 204, 206, 304) and non-HTML are left alone; HTML that cannot be
 /// rewritten is counted and passes unmodified, with the CSP the plan already set.
+/// `cache` is given on a route with `csp_nonce_cache`.
 pub fn begin(
     plan: &NoncePlan,
+    cache: Option<Cache<'_>>,
     resp: &mut ResponseHeader,
     req: &RequestHeader,
     https: bool,
@@ -141,6 +176,7 @@ pub fn begin(
     let origin = DocumentOrigin::new(https, &host)?;
     let url = origin.url(req.uri.path_and_query().map_or("/", |pq| pq.as_str()))?;
     let nonce = fresh_nonce()?;
+    let cached = cache.and_then(|c| ask_cache(plan, c, &url, resp, req));
     for (name, value) in plan.csp_headers(&nonce, https) {
         let _ = resp.insert_header(name, value);
     }
@@ -152,11 +188,96 @@ pub fn begin(
         origin,
         url,
     };
+    let (followed, record) = match &cached {
+        Some((c, record)) => (c.followed.clone(), record.then(|| c.cache.record(c.scope))),
+        None => (None, None),
+    };
     Some(NonceStream(Mutex::new(Some(Stages {
         decoder: coding.map(Decoder::new),
-        html: HtmlNoncer::new(doc, encoding),
+        html: PageNoncer::new(doc, encoding, followed, record),
         counters: plan.counters.clone(),
+        cached: cached.map(|(c, _)| c),
     }))))
+}
+
+/// What a response needs to ask the template cache: the cache, the plan's
+/// scope, and the upstream's own head.
+pub struct Cache<'a> {
+    pub cache: &'a Arc<NonceCache>,
+    pub scope: Scope,
+    pub upstream: Upstream,
+}
+
+/// What the upstream's head says about its page, read before the route's
+/// policy changes it (a policy may strip `Set-Cookie` or set `Cache-Control`).
+pub struct Upstream {
+    /// No `Set-Cookie`, and no `private` or `no-store`: a page any client may get.
+    shared: bool,
+    /// ETag, Last-Modified and Content-Length; `None` when one is repeated.
+    validators: Option<[Option<HeaderValue>; 3]>,
+}
+
+impl Upstream {
+    pub fn of(resp: &ResponseHeader) -> Upstream {
+        let one = |name| single_value(resp, name).ok().map(|v| v.cloned());
+        let shared = !resp.headers.contains_key(header::SET_COOKIE)
+            && !directives(resp).map(directive_name).any(|name| {
+                name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store")
+            });
+        Upstream {
+            shared,
+            validators: (|| {
+                Some([
+                    one(header::ETAG)?,
+                    one(header::LAST_MODIFIED)?,
+                    one(header::CONTENT_LENGTH)?,
+                ])
+            })(),
+        }
+    }
+}
+
+/// The cache's answer for a `GET` whose `200` is HTML on a route with
+/// `csp_nonce_cache`, and whether the page may make a template: only a shared
+/// one, asked for without credentials, may.
+fn ask_cache(
+    plan: &NoncePlan,
+    Cache {
+        cache,
+        scope,
+        upstream,
+    }: Cache<'_>,
+    url: &url::Url,
+    resp: &ResponseHeader,
+    req: &RequestHeader,
+) -> Option<(Cached, bool)> {
+    if scope.max_page_bytes() == 0 || req.method != Method::GET || resp.status != StatusCode::OK {
+        return None;
+    }
+    let key = TemplateKey {
+        route: plan.id,
+        url: url.as_str().to_string(),
+        content_type: single_value(resp, header::CONTENT_TYPE).ok()??.clone(),
+        validators: upstream.validators?,
+    };
+    let (followed, recordable) = match cache.get(scope, &key) {
+        Lookup::Template(t) => (Some(t), true),
+        Lookup::Miss => (None, true),
+        Lookup::Skip => (None, false),
+    };
+    let credentials = [
+        header::COOKIE,
+        header::AUTHORIZATION,
+        header::PROXY_AUTHORIZATION,
+    ];
+    let anonymous = !credentials.iter().any(|h| req.headers.contains_key(h));
+    let cached = Cached {
+        cache: cache.clone(),
+        scope,
+        key,
+        followed,
+    };
+    Some((cached, recordable && anonymous && upstream.shared))
 }
 
 /// The framing and caching a rewritten, per-response body needs.
@@ -190,7 +311,7 @@ fn make_private(resp: &mut ResponseHeader) {
     }
     let mut directives: Vec<String> = directives(resp)
         .filter(|d| {
-            let name = d.split('=').next().unwrap_or("").trim();
+            let name = directive_name(d);
             !name.eq_ignore_ascii_case("public") && !name.eq_ignore_ascii_case("s-maxage")
         })
         .map(str::to_string)
@@ -210,6 +331,11 @@ fn directives(resp: &ResponseHeader) -> impl Iterator<Item = &str> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|d| !d.is_empty())
+}
+
+/// A directive's name, without its value (`private` of `private="x"`).
+fn directive_name(directive: &str) -> &str {
+    directive.split('=').next().unwrap_or("").trim()
 }
 
 /// A bare directive (`private="x"` is not `private`).

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod docs;
 pub mod framings;
+pub mod html;
 pub mod lifecycle;
 pub mod pages;
 pub mod prometheus;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,12 +72,19 @@ impl PageServer {
 
     /// A page server listening on `ip` (such as `cluster::TEST_HOST`).
     pub fn start_on(pages: Vec<(&str, Page)>, ip: &str) -> PageServer {
+        let pages = pages.into_iter().map(|(p, page)| (p, vec![page])).collect();
+        PageServer::start_rotating(pages, ip)
+    }
+
+    /// Each path answers its pages in turn, request after request, and then
+    /// from the first again.
+    pub fn start_rotating(pages: Vec<(&str, Vec<Page>)>, ip: &str) -> PageServer {
         let listener = TcpListener::bind((ip, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
-        let pages: Arc<HashMap<String, Page>> = Arc::new(
+        let pages: Arc<HashMap<String, Rotation>> = Arc::new(
             pages
                 .into_iter()
-                .map(|(p, page)| (p.to_string(), page))
+                .map(|(p, pages)| (p.to_string(), (pages, AtomicUsize::new(0))))
                 .collect(),
         );
         let (tx, rx) = channel::<()>();
@@ -102,9 +110,12 @@ impl PageServer {
     }
 }
 
+/// A path's pages, and how many requests it answered.
+type Rotation = (Vec<Page>, AtomicUsize);
+
 fn serve(
     mut stream: TcpStream,
-    pages: &HashMap<String, Page>,
+    pages: &HashMap<String, Rotation>,
     rx: &Mutex<Receiver<()>>,
     seen: &Mutex<Vec<String>>,
 ) {
@@ -124,7 +135,7 @@ fn serve(
         let path = words.next().unwrap_or("/").to_string();
         let page = pages
             .get(&path)
-            .cloned()
+            .map(|(pages, next)| pages[next.fetch_add(1, Ordering::SeqCst) % pages.len()].clone())
             .unwrap_or_else(|| Page::new("text/plain", "no such page\n").status(404));
         if write_page(&mut stream, &page, method == "HEAD", rx).is_err() {
             return;

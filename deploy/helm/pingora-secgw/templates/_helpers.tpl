@@ -177,7 +177,7 @@ Deployment's pod template carries it, so that a helm upgrade changing one of the
 the pods, while any other change reaches them by hot reload, without a restart. */}}
 {{- define "pingora-secgw.startOnlyDigest" -}}
 {{- $user := fromYaml .Values.config.gwYaml -}}
-{{- $keys := omit $user "vhosts" "trusted_proxies" "policy_files" "limits" "access_log" -}}
+{{- $keys := omit $user "vhosts" "trusted_proxies" "policy_files" "limits" "access_log" "nonce_cache" -}}
 {{- $limits := get $user "limits" | default dict -}}
 {{- if kindIs "map" $limits -}}
 {{- $_ := set $keys "keepalive_timeout_ms" (get $limits "keepalive_timeout_ms") -}}
