@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Where a proxy's CPU goes: one target of benches/load.py under wrk, sampled by perf.
 
-`benches/profile.py TARGET` with TARGET one of `production` and `empty` (pingora-secgw
-with that policy) or `bare` (bare Pingora, examples/bare-pingora.rs). It starts the
-nginx upstream and the target as load.py does, drives it with wrk for `--seconds`
+`benches/profile.py TARGET` with TARGET one of `production`, `empty`,
+`production-nonce` and `production-nonce-uncached` (pingora-secgw with that policy) or
+`bare` (bare Pingora, examples/bare-pingora.rs). It starts the nginx upstream (with
+`--page`, serving benches/nonce.py's 55.8 KB page) and the target as load.py does, drives it with wrk for `--seconds`
 while `perf record -e cpu-clock` samples the target's process (hardware counters are
 not available here), and prints the hottest symbols by self time. `--callgraph` adds
 DWARF call graphs. Build first: `cargo build --release --bin pingora-secgw --example
@@ -17,7 +18,9 @@ import load  # noqa: E402  (the same set-up as the load benchmark)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("target", choices=["production", "empty", "bare"])
+    ap.add_argument("target", choices=["production", "empty", "production-nonce",
+                                       "production-nonce-uncached", "bare"])
+    ap.add_argument("--page", action="store_true", help="the upstream serves the nonce benchmark's page")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--callgraph", action="store_true")
@@ -27,7 +30,25 @@ def main():
     workdir = tempfile.mkdtemp(prefix="secgw-profile-")
     procs = []
     try:
-        up_port = load.upstream(workdir, procs)
+        if args.page:
+            import nonce  # noqa: E402  (its page)
+            site = os.path.join(workdir, "site")
+            os.makedirs(site)
+            for d in (workdir, site):
+                os.chmod(d, 0o755)
+            with open(os.path.join(site, "index.html"), "wb") as f:
+                f.write(nonce.page())
+            os.chmod(os.path.join(site, "index.html"), 0o644)
+            up_port = load.free_port()
+            up = load.start_nginx(workdir, "upstream", f"""
+  server {{
+    listen 127.0.0.1:{up_port};
+    location / {{ root {site}; }}
+  }}""")
+            procs.append(up)
+            load.wait_port(up_port, up, "upstream")
+        else:
+            up_port = load.upstream(workdir, procs)
         port = load.free_port()
         if args.target == "bare":
             target = load.start_bare(workdir, port, up_port)

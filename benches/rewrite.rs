@@ -1,7 +1,9 @@
 //! The CSP nonce rewriter on the page `benches/nonce.py` serves (about 55 KB, 222
 //! elements to nonce), without the network: what the HTML stage costs per page,
 //! next to lol_html's own floors on the same page: no handler at all, an empty
-//! handler on the elements the nonce goes on, and a nonce set on every one.
+//! handler on the elements the nonce goes on, and a nonce set on every one;
+//! and the template cache: the same page from its template, and a page that
+//! leaves its template at a random place (the prefix read again).
 //! `cargo bench --bench rewrite`.
 
 use std::hint::black_box;
@@ -13,7 +15,8 @@ use std::borrow::Cow;
 use lol_html::{element, ElementContentHandlers, HtmlRewriter, Selector, Settings};
 use pingora_secgw::policy::csp_sources::{DocumentOrigin, SourceList};
 use pingora_secgw::policy::nonce::NonceFilter;
-use pingora_secgw::rewrite::html::{Document, HtmlNoncer};
+use pingora_secgw::rewrite::html::{Document, HtmlNoncer, Record};
+use pingora_secgw::rewrite::template::{PageNoncer, Template};
 
 // The gateway's allocator: the rewriter allocates per element and per chunk.
 #[global_allocator]
@@ -74,6 +77,24 @@ fn lol_html(
 
 const ELEMENTS: &str = "script, link, style, base";
 
+/// The page through the gateway's rewriter alone.
+fn uncached(page: &[u8]) -> Vec<u8> {
+    let mut r = HtmlNoncer::new(document(), None);
+    let mut out = Vec::with_capacity(page.len() + (8 << 10));
+    for piece in page.chunks(CHUNK) {
+        out.extend(r.write(black_box(piece)));
+    }
+    out.extend(r.end().0);
+    out
+}
+
+/// The page with its byte at `at` changed.
+fn changed(page: &[u8], at: usize) -> Vec<u8> {
+    let mut changed = page.to_vec();
+    changed[at] = if changed[at] == b'#' { b'%' } else { b'#' };
+    changed
+}
+
 fn rewrite(c: &mut Criterion) {
     let page = page();
     let mut group = c.benchmark_group("rewrite");
@@ -92,17 +113,45 @@ fn rewrite(c: &mut Criterion) {
             )
         })
     });
-    group.bench_function("gateway nonce rewriter", |b| {
+    group.bench_function("gateway nonce rewriter", |b| b.iter(|| uncached(&page)));
+    let recorded = {
+        let record = Record::new(page.len(), &Arc::default(), usize::MAX);
+        let mut r = PageNoncer::new(document(), None, None, Some(record));
+        for piece in page.chunks(CHUNK) {
+            r.write(piece);
+        }
+        let recording = r.end().recording.expect("the page is recorded");
+        Arc::new(Template::new(recording, 0).expect("a page under 4 GiB"))
+    };
+    // Through the template: the whole page (a hit), or the page with one byte
+    // changed at a different place each time (the rest read again by lol_html).
+    let through = |page: &[u8]| {
+        let mut r = PageNoncer::new(document(), None, Some(recorded.clone()), None);
+        let mut out = Vec::with_capacity(page.len() + (8 << 10));
+        for piece in page.chunks(CHUNK) {
+            out.extend(r.write(black_box(piece)));
+        }
+        out.extend(r.end().last);
+        out
+    };
+    group.bench_function("template, the same page", |b| b.iter(|| through(&page)));
+    let mut at = 0;
+    group.bench_function("template, the page changed at a varying place", |b| {
         b.iter(|| {
-            let mut r = HtmlNoncer::new(document(), None);
-            let mut out = Vec::with_capacity(page.len() + (8 << 10));
-            for piece in page.chunks(CHUNK) {
-                out.extend(r.write(black_box(piece)));
-            }
-            out.extend(r.end().0);
-            out
+            // A prime stride: every place of the page, in turn.
+            at = (at + 7919) % page.len();
+            through(&changed(&page, at))
         })
     });
+    group.bench_function(
+        "gateway nonce rewriter, the page changed the same way",
+        |b| {
+            b.iter(|| {
+                at = (at + 7919) % page.len();
+                uncached(&changed(&page, at))
+            })
+        },
+    );
     group.finish();
 }
 
