@@ -357,7 +357,7 @@ fn unescape(text: &str, double_backslash: bool) -> Vec<u8> {
 #[test]
 fn request_ids_are_taken_from_trusted_peers_else_generated_and_travel_both_ways() {
     let up = Upstream::start("a");
-    let (_hold, dead) = dead_port();
+    let dead = free_port();
     let yaml = |trusted: &str| {
         format!(
             "listeners: [{{address: \"{{listen}}\"}}]\ntrusted_proxies: {trusted}\n\

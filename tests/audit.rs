@@ -516,7 +516,7 @@ fn min_grade_exit_codes_text_output_and_errors() {
     );
 
     // Nothing listening: the site is down, exit 2.
-    let (_held, dead) = dead_port();
+    let dead = free_port();
     let out = Command::new(BIN)
         .args([
             "audit",
@@ -671,7 +671,7 @@ fn hostile_sites_are_bounded() {
             .status(301)
             .header("Location", "file:///etc/passwd"),
     )]);
-    let (_held, dead) = dead_port();
+    let dead = free_port();
     let out = Command::new(BIN)
         .args(["audit", "http://127.0.0.1/", "--timeout", "5"])
         .args([

@@ -299,7 +299,7 @@ fn every_panel_variable_and_alert_selector_finds_the_gateways_series() {
         ],
         "127.0.0.1",
     );
-    let (_held, port) = dead_port();
+    let port = free_port();
     let (gw, pki) = busy_gateway(&up, &pages, &format!("127.0.0.1:{port}"));
     let rules =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/rules.yaml");

@@ -251,7 +251,7 @@ fn the_documented_audit_run_is_the_real_one() {
     let command = "$ pingora-secgw audit http://localhost:8080/ --https-port 8443\n";
     let shown = docs::shown("docs/check-and-audit.md", command, "```");
     let gw = common::shipped_demo();
-    let (_socket, https_port) = common::dead_port();
+    let https_port = common::free_port();
     let port = gw.addr.port();
     let (code, text) = common::run(std::process::Command::new(common::BIN).args([
         "audit",

@@ -54,7 +54,7 @@ fn value(s: &HashMap<String, f64>, key: &str) -> f64 {
 #[test]
 fn counters_match_the_traffic_and_promtool_accepts_the_exposition() {
     let up = Upstream::start("a");
-    let (_held, port) = dead_port();
+    let port = free_port();
     let dead = format!("127.0.0.1:{port}");
     let gw = Gateway::start(&format!(
         r#"

@@ -226,7 +226,7 @@ vhosts:
 #[test]
 fn the_gateways_own_answers_carry_the_routes_policy() {
     let web = Upstream::start("web");
-    let (_held, dead) = dead_port();
+    let dead = free_port();
     let gw_yaml = format!(
         r#"
 listeners: [{{address: "{{listen}}"}}]

@@ -39,23 +39,24 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// Ports handed out by [`free_port`], each held for the life of the test
+/// process by a socket bound with SO_REUSEADDR that never listens.
+static HELD_PORTS: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
 
-/// A loopback port that refuses connections and that no other test can take
-/// while the returned socket lives (bound, never listening): a `free_port()`
-/// given up can be handed out again, to another test's listener.
-pub fn dead_port() -> (tokio::net::TcpSocket, u16) {
+/// A loopback port no other test can take, for a gateway (or nginx, Prometheus)
+/// to listen on. A port merely found free and given up could be handed out again
+/// by the kernel to another test's `bind` to port 0 before the gateway binds it,
+/// and the test would talk to the wrong server. Held as above, the kernel never
+/// picks it for a `bind` to port 0, any listener that sets SO_REUSEADDR (Pingora,
+/// std, Go and nginx all do) still binds and listens on it, and while nothing
+/// listens on it, it refuses connections.
+pub fn free_port() -> u16 {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = socket.local_addr().unwrap().port();
-    (socket, port)
+    HELD_PORTS.lock().unwrap().push(socket);
+    port
 }
 
 /// What the upstream saw of one request.
